@@ -1,0 +1,93 @@
+/* kaffe — configuration.
+ *
+ * A kaffe_conf_t holds string properties, like librdkafka's, checked against
+ * one property table (see docs/CONFIGURATION.md). Kaffe's option names are
+ * accepted (endpoints, topics, consumer_group, async_message_ack,
+ * start_with_earliest_message, heroku_kafka_env, partition_strategy, ...),
+ * plus kaffe's own (workers, ordering, ...). A name of the form
+ * "rdkafka.<property>" is handed to librdkafka unchanged.
+ *
+ * Thread safety: a conf object is not thread-safe; build it on one thread,
+ * then hand it to kaffe_consumer_new() or kaffe_producer_new(). */
+#ifndef KAFFE_CONF_H
+#define KAFFE_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kaffe/error.h>
+#include <kaffe/export.h>
+#include <kaffe/message.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kaffe_conf_s kaffe_conf_t;
+
+/* The message handler, called on a worker thread for each message.
+ * Sync mode: m is valid until the handler returns; returning KAFFE_OK acks it.
+ * Async mode (async_message_ack=true): returning KAFFE_OK accepts m; the
+ * application must call kaffe_consumer_ack() on it exactly once, from any
+ * thread, and m stays valid until then.
+ * Any other return value is a handler failure, handled by the consumer's
+ * failure policy (by default the consumer stops with that error and commits
+ * nothing at or past m). */
+typedef int (*kaffe_message_handler_t)(kaffe_message_t *m, void *opaque);
+
+/* Told about errors that do not belong to one call: broker down,
+ * authentication failure, unknown topic, a handler failure that stopped the
+ * consumer. status is a kaffe_status_t or librdkafka code; reason is a
+ * readable, secret-free sentence valid only during the call. Called from a
+ * kaffe internal thread; must not call kaffe_consumer_stop/destroy. */
+typedef void (*kaffe_error_cb_t)(int status, const char *reason, void *opaque);
+
+/* A user partitioner: returns a partition in [0, partition_count), or -1 to
+ * fail the produce call with KAFFE_ERR_PARTITIONER. key is NULL for a null
+ * key. May be called from several threads at once. */
+typedef int32_t (*kaffe_partitioner_t)(const char *topic, int32_t partition_count,
+                                       const void *key, size_t key_len, const void *value,
+                                       size_t value_len, void *opaque);
+
+/* A new configuration with every property at its default. NULL on OOM. */
+KAFFE_API kaffe_conf_t *kaffe_conf_new(void);
+
+/* A deep copy (callbacks included). NULL on OOM. */
+KAFFE_API kaffe_conf_t *kaffe_conf_dup(const kaffe_conf_t *conf);
+
+/* Frees conf. NULL is allowed. */
+KAFFE_API void kaffe_conf_destroy(kaffe_conf_t *conf);
+
+/* Sets a property. Returns KAFFE_OK, KAFFE_ERR_UNKNOWN_CONF (no such name; the
+ * message suggests the closest known one) or KAFFE_ERR_INVALID_CONF (bad
+ * value; the message names the property and what it accepts). On failure a
+ * NUL-terminated message is written to errstr (which may be NULL) and conf is
+ * unchanged. Secrets (passwords, keys) never appear in the message. */
+KAFFE_API kaffe_status_t kaffe_conf_set(kaffe_conf_t *conf, const char *name, const char *value,
+                                        char *errstr, size_t errstr_size);
+
+/* Copies the current value of name (its default if never set) into dest.
+ * If dest is NULL or too small, *dest_size is set to the size needed
+ * (including the NUL) and KAFFE_ERR_INVALID_ARG is returned for a short buffer.
+ * Returns KAFFE_ERR_UNKNOWN_CONF for an unknown name. */
+KAFFE_API kaffe_status_t kaffe_conf_get(const kaffe_conf_t *conf, const char *name, char *dest,
+                                        size_t *dest_size);
+
+/* Reads "name = value" lines from a file; '#' starts a comment, blank lines
+ * are ignored. Stops at the first bad line; errstr then reads "path:line: ...".
+ * Properties set before the failing line stay set. */
+KAFFE_API kaffe_status_t kaffe_conf_load(kaffe_conf_t *conf, const char *path, char *errstr,
+                                         size_t errstr_size);
+
+/* Callbacks. They are copied into the conf (opaque is borrowed, not owned). */
+KAFFE_API void kaffe_conf_set_message_handler(kaffe_conf_t *conf, kaffe_message_handler_t handler,
+                                              void *opaque);
+KAFFE_API void kaffe_conf_set_error_cb(kaffe_conf_t *conf, kaffe_error_cb_t cb, void *opaque);
+KAFFE_API void kaffe_conf_set_partitioner(kaffe_conf_t *conf, kaffe_partitioner_t fn,
+                                          void *opaque);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KAFFE_CONF_H */

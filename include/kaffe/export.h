@@ -1,0 +1,14 @@
+/* kaffe — export macro for the public API.
+ *
+ * The library is built with hidden symbol visibility; only declarations marked
+ * KAFFE_API are exported from the shared library. */
+#ifndef KAFFE_EXPORT_H
+#define KAFFE_EXPORT_H
+
+#if defined(KAFFE_BUILDING) && defined(__GNUC__)
+#define KAFFE_API __attribute__((visibility("default")))
+#else
+#define KAFFE_API
+#endif
+
+#endif /* KAFFE_EXPORT_H */

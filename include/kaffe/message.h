@@ -1,0 +1,60 @@
+/* kaffe — a consumed message, as the handler sees it.
+ *
+ * A kaffe_message_t is owned by the consumer. In sync mode it is valid only
+ * while the handler runs; in async mode until kaffe_consumer_ack() is called
+ * for it. All accessors are read-only and may be called from any thread while
+ * the message is valid. */
+#ifndef KAFFE_MESSAGE_H
+#define KAFFE_MESSAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kaffe/error.h>
+#include <kaffe/export.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kaffe_message_s kaffe_message_t;
+
+typedef enum kaffe_timestamp_type {
+    KAFFE_TIMESTAMP_NONE = 0,
+    KAFFE_TIMESTAMP_CREATE_TIME = 1,
+    KAFFE_TIMESTAMP_LOG_APPEND_TIME = 2,
+} kaffe_timestamp_type_t;
+
+KAFFE_API const char *kaffe_message_topic(const kaffe_message_t *m);
+KAFFE_API int32_t kaffe_message_partition(const kaffe_message_t *m);
+KAFFE_API int64_t kaffe_message_offset(const kaffe_message_t *m);
+
+/* The key; NULL for a null key (an empty key is a non-NULL pointer with
+ * *len == 0). len may be NULL. */
+KAFFE_API const void *kaffe_message_key(const kaffe_message_t *m, size_t *len);
+
+/* The value; NULL for a null value (a tombstone). len may be NULL. */
+KAFFE_API const void *kaffe_message_value(const kaffe_message_t *m, size_t *len);
+
+/* Milliseconds since the epoch; type (may be NULL) says which clock. -1 when
+ * the message has no timestamp. */
+KAFFE_API int64_t kaffe_message_timestamp(const kaffe_message_t *m, kaffe_timestamp_type_t *type);
+
+/* Number of headers. */
+KAFFE_API size_t kaffe_message_header_count(const kaffe_message_t *m);
+
+/* The idx'th header (in wire order). *value is NULL for a null header value.
+ * Returns KAFFE_ERR_INVALID_ARG when idx is out of range. */
+KAFFE_API kaffe_status_t kaffe_message_header(const kaffe_message_t *m, size_t idx,
+                                              const char **name, const void **value,
+                                              size_t *size);
+
+/* The last header named name, or KAFFE_ERR_INVALID_ARG when there is none. */
+KAFFE_API kaffe_status_t kaffe_message_header_last(const kaffe_message_t *m, const char *name,
+                                                   const void **value, size_t *size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KAFFE_MESSAGE_H */

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what kaffe needs to build, test and benchmark on Debian 12.
+# Idempotent: quiet when everything is already there.
+set -euo pipefail
+
+packages=(build-essential cmake ninja-build pkg-config
+          librdkafka-dev liburcu-dev libcriterion-dev
+          clang clang-format gnuplot-nox openssl kcat python3)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}" >&2
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

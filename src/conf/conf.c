@@ -1,0 +1,377 @@
+/* The kaffe_conf_t object: storage, set/get/load, and typed reads. */
+#include "conf/conf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/errstr.h"
+#include "conf/internal.h"
+#include "conf/properties.h"
+
+#define RDKAFKA_PREFIX "rdkafka."
+
+typedef struct passthrough {
+    char *name; /* librdkafka property name, without the "rdkafka." prefix */
+    char *value;
+} passthrough_t;
+
+struct kaffe_conf_s {
+    char **values; /* per property_at(i); NULL means "default" */
+    passthrough_t *passthrough;
+    size_t passthrough_count;
+
+    kaffe_message_handler_t handler;
+    void *handler_opaque;
+    kaffe_error_cb_t error_cb;
+    void *error_opaque;
+    kaffe_partitioner_t partitioner;
+    void *partitioner_opaque;
+};
+
+KAFFE_API kaffe_conf_t *kaffe_conf_new(void) {
+    kaffe_conf_t *conf = calloc(1, sizeof *conf);
+    if (!conf)
+        return NULL;
+    conf->values = calloc(property_count(), sizeof *conf->values);
+    if (!conf->values) {
+        free(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+KAFFE_API void kaffe_conf_destroy(kaffe_conf_t *conf) {
+    if (!conf)
+        return;
+    for (size_t i = 0; i < property_count(); i++)
+        free(conf->values[i]);
+    free(conf->values);
+    for (size_t i = 0; i < conf->passthrough_count; i++) {
+        free(conf->passthrough[i].name);
+        free(conf->passthrough[i].value);
+    }
+    free(conf->passthrough);
+    free(conf);
+}
+
+static kaffe_status_t passthrough_put(kaffe_conf_t *conf, const char *name, const char *value) {
+    for (size_t i = 0; i < conf->passthrough_count; i++) {
+        if (strcmp(conf->passthrough[i].name, name) == 0) {
+            char *copy = strdup(value);
+            if (!copy)
+                return KAFFE_ERR_NOMEM;
+            free(conf->passthrough[i].value);
+            conf->passthrough[i].value = copy;
+            return KAFFE_OK;
+        }
+    }
+    passthrough_t *grown =
+        realloc(conf->passthrough, (conf->passthrough_count + 1) * sizeof *conf->passthrough);
+    if (!grown)
+        return KAFFE_ERR_NOMEM;
+    conf->passthrough = grown;
+    passthrough_t *slot = &conf->passthrough[conf->passthrough_count];
+    slot->name = strdup(name);
+    slot->value = strdup(value);
+    if (!slot->name || !slot->value) {
+        free(slot->name);
+        free(slot->value);
+        return KAFFE_ERR_NOMEM;
+    }
+    conf->passthrough_count++;
+    return KAFFE_OK;
+}
+
+KAFFE_API kaffe_conf_t *kaffe_conf_dup(const kaffe_conf_t *conf) {
+    kaffe_conf_t *copy = kaffe_conf_new();
+    if (!copy)
+        return NULL;
+    for (size_t i = 0; i < property_count(); i++) {
+        if (conf->values[i] && !(copy->values[i] = strdup(conf->values[i])))
+            goto oom;
+    }
+    for (size_t i = 0; i < conf->passthrough_count; i++)
+        if (passthrough_put(copy, conf->passthrough[i].name, conf->passthrough[i].value))
+            goto oom;
+    copy->handler = conf->handler;
+    copy->handler_opaque = conf->handler_opaque;
+    copy->error_cb = conf->error_cb;
+    copy->error_opaque = conf->error_opaque;
+    copy->partitioner = conf->partitioner;
+    copy->partitioner_opaque = conf->partitioner_opaque;
+    return copy;
+oom:
+    kaffe_conf_destroy(copy);
+    return NULL;
+}
+
+/* Edit distance, for "did you mean" suggestions. Names are short. */
+static size_t edit_distance(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63)
+        return (size_t)-1;
+    size_t row[64];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+static const char *closest_name(const char *name) {
+    const char *best = NULL;
+    size_t best_distance = (size_t)-1;
+    for (size_t i = 0; i < property_count(); i++) {
+        size_t d = edit_distance(name, property_at(i)->name);
+        if (d < best_distance) {
+            best_distance = d;
+            best = property_at(i)->name;
+        }
+    }
+    /* Only suggest names that are plausibly what was meant. */
+    return best_distance <= 3 || (best && strstr(best, name)) ? best : NULL;
+}
+
+static kaffe_status_t set_rdkafka(kaffe_conf_t *conf, const char *name, const char *value,
+                                  char *errstr, size_t errstr_size) {
+    if (!*name) {
+        errstr_printf(errstr, errstr_size, "rdkafka.: a librdkafka property name must follow");
+        return KAFFE_ERR_UNKNOWN_CONF;
+    }
+    /* Let librdkafka validate now, so the error names the property at set time. */
+    rd_kafka_conf_t *scratch = rd_kafka_conf_new();
+    char rderr[256];
+    rd_kafka_conf_res_t res = rd_kafka_conf_set(scratch, name, value, rderr, sizeof rderr);
+    rd_kafka_conf_destroy(scratch);
+    if (res == RD_KAFKA_CONF_UNKNOWN) {
+        errstr_printf(errstr, errstr_size, "rdkafka.%s: unknown librdkafka property", name);
+        return KAFFE_ERR_UNKNOWN_CONF;
+    }
+    if (res != RD_KAFKA_CONF_OK) {
+        errstr_printf(errstr, errstr_size, "rdkafka.%s: %s", name, rderr);
+        return KAFFE_ERR_INVALID_CONF;
+    }
+    return passthrough_put(conf, name, value);
+}
+
+KAFFE_API kaffe_status_t kaffe_conf_set(kaffe_conf_t *conf, const char *name, const char *value,
+                                        char *errstr, size_t errstr_size) {
+    if (!conf || !name || !value) {
+        errstr_printf(errstr, errstr_size, "kaffe_conf_set: conf, name and value must not be NULL");
+        return KAFFE_ERR_INVALID_ARG;
+    }
+    if (strncmp(name, RDKAFKA_PREFIX, strlen(RDKAFKA_PREFIX)) == 0)
+        return set_rdkafka(conf, name + strlen(RDKAFKA_PREFIX), value, errstr, errstr_size);
+
+    const property_t *p = property_find(name);
+    if (!p) {
+        const char *hint = closest_name(name);
+        if (hint)
+            errstr_printf(errstr, errstr_size, "%s: unknown property (did you mean %s?)", name,
+                          hint);
+        else
+            errstr_printf(errstr, errstr_size, "%s: unknown property", name);
+        return KAFFE_ERR_UNKNOWN_CONF;
+    }
+    kaffe_status_t st = property_validate(p, value, errstr, errstr_size);
+    if (st != KAFFE_OK)
+        return st;
+    char *copy = strdup(value);
+    if (!copy)
+        return KAFFE_ERR_NOMEM;
+    size_t index = (size_t)(p - property_at(0));
+    free(conf->values[index]);
+    conf->values[index] = copy;
+    return KAFFE_OK;
+}
+
+static const char *value_of(const kaffe_conf_t *conf, const char *name, bool *known) {
+    if (strncmp(name, RDKAFKA_PREFIX, strlen(RDKAFKA_PREFIX)) == 0) {
+        const char *rdname = name + strlen(RDKAFKA_PREFIX);
+        for (size_t i = 0; i < conf->passthrough_count; i++)
+            if (strcmp(conf->passthrough[i].name, rdname) == 0) {
+                *known = true;
+                return conf->passthrough[i].value;
+            }
+        *known = false;
+        return NULL;
+    }
+    const property_t *p = property_find(name);
+    *known = p != NULL;
+    if (!p)
+        return NULL;
+    const char *v = conf->values[p - property_at(0)];
+    return v ? v : p->default_value;
+}
+
+KAFFE_API kaffe_status_t kaffe_conf_get(const kaffe_conf_t *conf, const char *name, char *dest,
+                                        size_t *dest_size) {
+    if (!conf || !name || !dest_size)
+        return KAFFE_ERR_INVALID_ARG;
+    bool known;
+    const char *v = value_of(conf, name, &known);
+    if (!known)
+        return KAFFE_ERR_UNKNOWN_CONF;
+    size_t need = strlen(v) + 1;
+    if (!dest || *dest_size < need) {
+        bool short_buffer = dest != NULL;
+        *dest_size = need;
+        return short_buffer ? KAFFE_ERR_INVALID_ARG : KAFFE_OK;
+    }
+    memcpy(dest, v, need);
+    *dest_size = need;
+    return KAFFE_OK;
+}
+
+static char *trim(char *s) {
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+        s[--n] = '\0';
+    return s;
+}
+
+KAFFE_API kaffe_status_t kaffe_conf_load(kaffe_conf_t *conf, const char *path, char *errstr,
+                                         size_t errstr_size) {
+    if (!conf || !path)
+        return KAFFE_ERR_INVALID_ARG;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        errstr_printf(errstr, errstr_size, "%s: %s", path, strerror(errno));
+        return KAFFE_ERR_IO;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    unsigned lineno = 0;
+    kaffe_status_t st = KAFFE_OK;
+    while (getline(&line, &cap, f) != -1) {
+        lineno++;
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            errstr_printf(errstr, errstr_size, "%s:%u: expected name = value", path, lineno);
+            st = KAFFE_ERR_INVALID_CONF;
+            break;
+        }
+        *eq = '\0';
+        char *name = trim(s), *value = trim(eq + 1);
+        char why[400];
+        st = kaffe_conf_set(conf, name, value, why, sizeof why);
+        if (st != KAFFE_OK) {
+            errstr_printf(errstr, errstr_size, "%s:%u: %s", path, lineno, why);
+            break;
+        }
+    }
+    free(line);
+    fclose(f);
+    return st;
+}
+
+KAFFE_API void kaffe_conf_set_message_handler(kaffe_conf_t *conf, kaffe_message_handler_t handler,
+                                              void *opaque) {
+    conf->handler = handler;
+    conf->handler_opaque = opaque;
+}
+
+KAFFE_API void kaffe_conf_set_error_cb(kaffe_conf_t *conf, kaffe_error_cb_t cb, void *opaque) {
+    conf->error_cb = cb;
+    conf->error_opaque = opaque;
+}
+
+KAFFE_API void kaffe_conf_set_partitioner(kaffe_conf_t *conf, kaffe_partitioner_t fn,
+                                          void *opaque) {
+    conf->partitioner = fn;
+    conf->partitioner_opaque = opaque;
+}
+
+kaffe_message_handler_t conf_message_handler(const kaffe_conf_t *conf, void **opaque) {
+    if (opaque)
+        *opaque = conf->handler_opaque;
+    return conf->handler;
+}
+
+kaffe_error_cb_t conf_error_cb(const kaffe_conf_t *conf, void **opaque) {
+    if (opaque)
+        *opaque = conf->error_opaque;
+    return conf->error_cb;
+}
+
+kaffe_partitioner_t conf_partitioner(const kaffe_conf_t *conf, void **opaque) {
+    if (opaque)
+        *opaque = conf->partitioner_opaque;
+    return conf->partitioner;
+}
+
+const char *conf_str(const kaffe_conf_t *conf, const char *name) {
+    bool known;
+    const char *v = value_of(conf, name, &known);
+    if (!known) {
+        fprintf(stderr, "kaffe: internal error: unknown property %s\n", name);
+        abort();
+    }
+    return v;
+}
+
+int64_t conf_int(const kaffe_conf_t *conf, const char *name) {
+    return property_parse_int(conf_str(conf, name));
+}
+
+bool conf_bool(const kaffe_conf_t *conf, const char *name) {
+    return property_parse_bool(conf_str(conf, name));
+}
+
+size_t conf_list(const kaffe_conf_t *conf, const char *name, char ***out) {
+    char *copy = strdup(conf_str(conf, name));
+    size_t count = 0;
+    char **list = calloc(strlen(copy ? copy : "") / 2 + 2, sizeof *list);
+    if (!copy || !list) {
+        free(copy);
+        free(list);
+        *out = NULL;
+        return 0;
+    }
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *t = trim(tok);
+        if (*t)
+            list[count++] = strdup(t);
+    }
+    free(copy);
+    *out = list;
+    return count;
+}
+
+void conf_list_free(char **list) {
+    if (!list)
+        return;
+    for (char **p = list; *p; p++)
+        free(*p);
+    free(list);
+}
+
+size_t conf_passthrough_count(const kaffe_conf_t *conf) {
+    return conf->passthrough_count;
+}
+
+void conf_passthrough_at(const kaffe_conf_t *conf, size_t i, const char **name,
+                         const char **value) {
+    *name = conf->passthrough[i].name;
+    *value = conf->passthrough[i].value;
+}

@@ -1,0 +1,60 @@
+/* src/conf — the configuration room's door for the rest of kaffe.
+ *
+ * The public half (kaffe_conf_set/get/load) is in include/kaffe/conf.h. This
+ * header gives the other rooms typed, validated reads and the one place
+ * where a kaffe configuration becomes a librdkafka configuration.
+ *
+ * Thread safety: a kaffe_conf_t is immutable once a consumer or producer owns
+ * it, so these getters may then be called from any thread. */
+#ifndef KAFFE_SRC_CONF_H
+#define KAFFE_SRC_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include <kaffe/conf.h>
+
+typedef enum conf_role {
+    CONF_ROLE_CONSUMER = 1,
+    CONF_ROLE_PRODUCER = 2,
+} conf_role_t;
+
+/* The value of a known property (its default when unset). The name must be
+ * in the table: an unknown name is a programming error and aborts. The
+ * returned string lives as long as conf and is never NULL. */
+const char *conf_str(const kaffe_conf_t *conf, const char *name);
+
+/* Typed reads of int and bool properties (validated at set time). */
+int64_t conf_int(const kaffe_conf_t *conf, const char *name);
+bool conf_bool(const kaffe_conf_t *conf, const char *name);
+
+/* Splits a comma-separated list property (e.g. "topics") into a
+ * NULL-terminated array of trimmed, non-empty strings. Returns the count;
+ * *out is owned by the caller and freed with conf_list_free(). */
+size_t conf_list(const kaffe_conf_t *conf, const char *name, char ***out);
+void conf_list_free(char **list);
+
+/* Callbacks set through the public setters (NULL when unset). */
+kaffe_message_handler_t conf_message_handler(const kaffe_conf_t *conf, void **opaque);
+kaffe_error_cb_t conf_error_cb(const kaffe_conf_t *conf, void **opaque);
+kaffe_partitioner_t conf_partitioner(const kaffe_conf_t *conf, void **opaque);
+
+/* Checks that everything the role needs is set and consistent (endpoints or
+ * heroku_kafka_env, topics, consumer_group and a handler for a consumer, ...).
+ * KAFFE_OK or KAFFE_ERR_INVALID_CONF with a message naming the property. */
+kaffe_status_t conf_validate(const kaffe_conf_t *conf, conf_role_t role, char *errstr,
+                             size_t errstr_size);
+
+/* Builds the librdkafka configuration for the role: bootstrap servers,
+ * security, mapped Kaffe names, and every rdkafka.<property> passthrough.
+ * For a consumer also group.id, enable.auto.commit=false,
+ * enable.auto.offset.store=false and auto.offset.reset from
+ * start_with_earliest_message. Returns NULL with errstr set on failure; the
+ * caller owns the result (rd_kafka_conf_destroy, or hand it to rd_kafka_new). */
+rd_kafka_conf_t *conf_to_rdkafka(const kaffe_conf_t *conf, conf_role_t role, char *errstr,
+                                 size_t errstr_size);
+
+#endif /* KAFFE_SRC_CONF_H */

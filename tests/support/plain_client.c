@@ -1,0 +1,150 @@
+#include "support/plain_client.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static rd_kafka_t *new_client(rd_kafka_type_t type, const char *bootstraps, const char *group) {
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, err, sizeof err);
+    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
+    if (group) {
+        rd_kafka_conf_set(conf, "group.id", group, err, sizeof err);
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err);
+        rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof err);
+    }
+    rd_kafka_t *rk = rd_kafka_new(type, conf, err, sizeof err);
+    if (!rk) {
+        fprintf(stderr, "plain client: %s\n", err);
+        rd_kafka_conf_destroy(conf);
+    }
+    return rk;
+}
+
+size_t plain_produce(const char *bootstraps, const char *topic, int32_t partition, size_t count,
+                     size_t first_index, int key_mod) {
+    rd_kafka_t *rk = new_client(RD_KAFKA_PRODUCER, bootstraps, NULL);
+    if (!rk)
+        return 0;
+    size_t failed = 0;
+    for (size_t i = 0; i < count; i++) {
+        char key[64], value[64];
+        int klen = snprintf(key, sizeof key, "key-%zu", key_mod ? i % (size_t)key_mod : 0);
+        int vlen = snprintf(value, sizeof value, "value-%zu", first_index + i);
+        rd_kafka_resp_err_t err;
+        do {
+            err = rd_kafka_producev(
+                rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                RD_KAFKA_V_KEY(key_mod ? key : NULL, key_mod ? (size_t)klen : 0),
+                RD_KAFKA_V_VALUE(value, (size_t)vlen), RD_KAFKA_V_END);
+            if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                rd_kafka_poll(rk, 10);
+        } while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+        if (err)
+            failed++;
+    }
+    rd_kafka_flush(rk, 30000);
+    size_t undelivered = (size_t)rd_kafka_outq_len(rk);
+    rd_kafka_destroy(rk);
+    return count - failed - undelivered;
+}
+
+static char *copy_bytes(const void *p, size_t n) {
+    if (!p)
+        return NULL;
+    char *s = malloc(n + 1);
+    memcpy(s, p, n);
+    s[n] = '\0';
+    return s;
+}
+
+size_t plain_consume_all(const char *bootstraps, const char *topic, size_t max, int idle_ms,
+                         plain_message_t **out) {
+    *out = NULL;
+    rd_kafka_t *rk = new_client(RD_KAFKA_CONSUMER, bootstraps, "kaffe-tests-plain-reader");
+    if (!rk)
+        return 0;
+    /* Assign every partition explicitly from the beginning: no group state. */
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        md->topic_cnt != 1) {
+        rd_kafka_topic_destroy(rkt);
+        rd_kafka_destroy(rk);
+        return 0;
+    }
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(0);
+    for (int i = 0; i < md->topics[0].partition_cnt; i++)
+        rd_kafka_topic_partition_list_add(parts, topic, md->topics[0].partitions[i].id)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_assign(rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+
+    plain_message_t *msgs = calloc(max ? max : 1, sizeof *msgs);
+    size_t n = 0;
+    while (n < max) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, idle_ms);
+        if (!m)
+            break;
+        if (!m->err) {
+            plain_message_t *pm = &msgs[n++];
+            pm->topic = strdup(rd_kafka_topic_name(m->rkt));
+            pm->partition = m->partition;
+            pm->offset = m->offset;
+            pm->key = copy_bytes(m->key, m->key_len);
+            pm->key_len = m->key_len;
+            pm->value = copy_bytes(m->payload, m->len);
+            pm->value_len = m->len;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    *out = msgs;
+    return n;
+}
+
+void plain_messages_free(plain_message_t *msgs, size_t count) {
+    for (size_t i = 0; i < count; i++) {
+        free(msgs[i].topic);
+        free(msgs[i].key);
+        free(msgs[i].value);
+    }
+    free(msgs);
+}
+
+int64_t plain_committed(const char *bootstraps, const char *group, const char *topic,
+                        int32_t partition, char **metadata) {
+    if (metadata)
+        *metadata = NULL;
+    rd_kafka_t *rk = new_client(RD_KAFKA_CONSUMER, bootstraps, group);
+    if (!rk)
+        return RD_KAFKA_OFFSET_INVALID;
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(parts, topic, partition);
+    int64_t offset = RD_KAFKA_OFFSET_INVALID;
+    if (rd_kafka_committed(rk, parts, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_topic_partition_t *p = &parts->elems[0];
+        offset = p->offset;
+        if (metadata && p->metadata && p->metadata_size > 0)
+            *metadata = copy_bytes(p->metadata, p->metadata_size);
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_destroy(rk);
+    return offset;
+}
+
+int64_t plain_log_end(const char *bootstraps, const char *topic, int32_t partition) {
+    rd_kafka_t *rk = new_client(RD_KAFKA_CONSUMER, bootstraps, NULL);
+    if (!rk)
+        return -1;
+    int64_t low = -1, high = -1;
+    if (rd_kafka_query_watermark_offsets(rk, topic, partition, &low, &high, 10000))
+        high = -1;
+    rd_kafka_destroy(rk);
+    return high;
+}

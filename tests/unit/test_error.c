@@ -1,0 +1,24 @@
+/* Status codes: names and descriptions for kaffe's own and librdkafka's. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include <kaffe/error.h>
+#include <librdkafka/rdkafka.h>
+
+Test(error, kaffe_codes_have_their_names_and_texts) {
+    cr_assert_str_eq(kaffe_err_name(KAFFE_OK), "KAFFE_OK");
+    cr_assert_str_eq(kaffe_err_name(KAFFE_ERR_REVOKED), "KAFFE_ERR_REVOKED");
+    cr_assert_str_eq(kaffe_strerror(KAFFE_ERR_ACK_DUPLICATE), "Offset was already acked");
+}
+
+Test(error, librdkafka_codes_pass_through_unchanged) {
+    cr_assert_str_eq(kaffe_strerror(RD_KAFKA_RESP_ERR__TIMED_OUT),
+                     rd_kafka_err2str(RD_KAFKA_RESP_ERR__TIMED_OUT));
+    cr_assert_str_eq(kaffe_err_name(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART),
+                     rd_kafka_err2name(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART));
+}
+
+Test(error, unknown_codes_are_named_not_null) {
+    cr_assert_str_eq(kaffe_err_name(-99999), "KAFFE_ERR_UNKNOWN");
+    cr_assert_not_null(kaffe_strerror(-99999));
+}
