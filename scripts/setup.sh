@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(build-essential cmake ninja-build pkg-config
-          librdkafka-dev liburcu-dev libcriterion-dev
+          librdkafka-dev liburcu-dev libcriterion-dev libssl-dev
           clang clang-format gnuplot-nox openssl kcat python3)
 
 missing=()
