@@ -8,7 +8,6 @@
 
 /* The rdkafka.<property> passthrough pairs, in the order first set. */
 size_t conf_passthrough_count(const kaffe_conf_t *conf);
-void conf_passthrough_at(const kaffe_conf_t *conf, size_t i, const char **name,
-                         const char **value);
+void conf_passthrough_at(const kaffe_conf_t *conf, size_t i, const char **name, const char **value);
 
 #endif

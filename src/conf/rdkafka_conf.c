@@ -72,8 +72,8 @@ rd_kafka_conf_t *conf_to_rdkafka(const kaffe_conf_t *conf, conf_role_t role, cha
                     errstr_size);
     }
     if (ok && role == CONF_ROLE_CONSUMER) {
-        ok = rd_set(rdconf, "group.id", conf_str(conf, "consumer_group"), "consumer_group",
-                    errstr, errstr_size) &&
+        ok = rd_set(rdconf, "group.id", conf_str(conf, "consumer_group"), "consumer_group", errstr,
+                    errstr_size) &&
              rd_set(rdconf, "auto.offset.reset",
                     conf_bool(conf, "start_with_earliest_message") ? "earliest" : "latest",
                     "start_with_earliest_message", errstr, errstr_size) &&
@@ -94,8 +94,8 @@ rd_kafka_conf_t *conf_to_rdkafka(const kaffe_conf_t *conf, conf_role_t role, cha
     if (ok && role == CONF_ROLE_CONSUMER)
         ok = rd_set(rdconf, "enable.auto.commit", "false", "enable.auto.commit", errstr,
                     errstr_size) &&
-             rd_set(rdconf, "enable.auto.offset.store", "false", "enable.auto.offset.store",
-                    errstr, errstr_size);
+             rd_set(rdconf, "enable.auto.offset.store", "false", "enable.auto.offset.store", errstr,
+                    errstr_size);
     if (!ok) {
         rd_kafka_conf_destroy(rdconf);
         return NULL;
