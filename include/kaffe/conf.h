@@ -45,9 +45,9 @@ typedef void (*kaffe_error_cb_t)(int status, const char *reason, void *opaque);
 /* A user partitioner: returns a partition in [0, partition_count), or -1 to
  * fail the produce call with KAFFE_ERR_PARTITIONER. key is NULL for a null
  * key. May be called from several threads at once. */
-typedef int32_t (*kaffe_partitioner_t)(const char *topic, int32_t partition_count,
-                                       const void *key, size_t key_len, const void *value,
-                                       size_t value_len, void *opaque);
+typedef int32_t (*kaffe_partitioner_t)(const char *topic, int32_t partition_count, const void *key,
+                                       size_t key_len, const void *value, size_t value_len,
+                                       void *opaque);
 
 /* A new configuration with every property at its default. NULL on OOM. */
 KAFFE_API kaffe_conf_t *kaffe_conf_new(void);
@@ -83,8 +83,7 @@ KAFFE_API kaffe_status_t kaffe_conf_load(kaffe_conf_t *conf, const char *path, c
 KAFFE_API void kaffe_conf_set_message_handler(kaffe_conf_t *conf, kaffe_message_handler_t handler,
                                               void *opaque);
 KAFFE_API void kaffe_conf_set_error_cb(kaffe_conf_t *conf, kaffe_error_cb_t cb, void *opaque);
-KAFFE_API void kaffe_conf_set_partitioner(kaffe_conf_t *conf, kaffe_partitioner_t fn,
-                                          void *opaque);
+KAFFE_API void kaffe_conf_set_partitioner(kaffe_conf_t *conf, kaffe_partitioner_t fn, void *opaque);
 
 #ifdef __cplusplus
 }

@@ -3,6 +3,7 @@
 #ifndef KAFFE_KAFFE_H
 #define KAFFE_KAFFE_H
 
+#include <kaffe/version.h>
 #include <kaffe/error.h>
 #include <kaffe/message.h>
 #include <kaffe/conf.h>

@@ -46,8 +46,7 @@ KAFFE_API size_t kaffe_message_header_count(const kaffe_message_t *m);
 /* The idx'th header (in wire order). *value is NULL for a null header value.
  * Returns KAFFE_ERR_INVALID_ARG when idx is out of range. */
 KAFFE_API kaffe_status_t kaffe_message_header(const kaffe_message_t *m, size_t idx,
-                                              const char **name, const void **value,
-                                              size_t *size);
+                                              const char **name, const void **value, size_t *size);
 
 /* The last header named name, or KAFFE_ERR_INVALID_ARG when there is none. */
 KAFFE_API kaffe_status_t kaffe_message_header_last(const kaffe_message_t *m, const char *name,

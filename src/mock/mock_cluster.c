@@ -14,8 +14,8 @@ struct mock_cluster {
     char *bootstraps;
 };
 
-mock_cluster_t *mock_cluster_start(int broker_count, const mock_topic_t *topics,
-                                   size_t topic_count, char *errstr, size_t errstr_size) {
+mock_cluster_t *mock_cluster_start(int broker_count, const mock_topic_t *topics, size_t topic_count,
+                                   char *errstr, size_t errstr_size) {
     if (broker_count < 1) {
         errstr_printf(errstr, errstr_size, "mock cluster: broker count must be at least 1");
         return NULL;

@@ -25,8 +25,8 @@ typedef struct mock_topic {
 
 /* Starts a cluster of broker_count brokers with the given topics (replication
  * factor min(3, broker_count)). Returns NULL with errstr set on failure. */
-mock_cluster_t *mock_cluster_start(int broker_count, const mock_topic_t *topics,
-                                   size_t topic_count, char *errstr, size_t errstr_size);
+mock_cluster_t *mock_cluster_start(int broker_count, const mock_topic_t *topics, size_t topic_count,
+                                   char *errstr, size_t errstr_size);
 
 /* Creates another topic on a running cluster. 0 on success. */
 int mock_cluster_create_topic(mock_cluster_t *mc, const char *name, int partitions);

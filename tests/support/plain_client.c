@@ -34,11 +34,11 @@ size_t plain_produce(const char *bootstraps, const char *topic, int32_t partitio
         int vlen = snprintf(value, sizeof value, "value-%zu", first_index + i);
         rd_kafka_resp_err_t err;
         do {
-            err = rd_kafka_producev(
-                rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
-                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                RD_KAFKA_V_KEY(key_mod ? key : NULL, key_mod ? (size_t)klen : 0),
-                RD_KAFKA_V_VALUE(value, (size_t)vlen), RD_KAFKA_V_END);
+            err =
+                rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                  RD_KAFKA_V_KEY(key_mod ? key : NULL, key_mod ? (size_t)klen : 0),
+                                  RD_KAFKA_V_VALUE(value, (size_t)vlen), RD_KAFKA_V_END);
             if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
                 rd_kafka_poll(rk, 10);
         } while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL);

@@ -1,0 +1,56 @@
+/* The `kaffe` command: dispatches to a subcommand. */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} subcommands[] = {
+    {"mock", cli_mock, "start an embedded Kafka cluster and print its bootstrap servers"},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: kaffe <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
+        fprintf(out, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
+    fprintf(out, "\n`kaffe <command> --help` describes a command's options.\n");
+}
+
+int cli_usage_error(const char *sub, const char *fmt, ...) {
+    fprintf(stderr, "kaffe %s: ", sub);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see kaffe %s --help)\n", sub);
+    return CLI_EXIT_USAGE;
+}
+
+void cli_block_stop_signals(sigset_t *set) {
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
+        if (strcmp(argv[1], subcommands[i].name) == 0)
+            return subcommands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "kaffe: unknown command \"%s\"\n", argv[1]);
+    usage(stderr);
+    return CLI_EXIT_USAGE;
+}
