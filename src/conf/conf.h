@@ -30,7 +30,8 @@ const char *conf_str(const kaffe_conf_t *conf, const char *name);
 
 /* True when name was set (directly, or through an alias such as
  * offset_commit_interval_seconds for commit_interval_ms), false when it
- * still has its default. Accepts "rdkafka.<property>" too. */
+ * still has its default. Accepts "rdkafka.<property>" too; any other unknown
+ * name is a programming error and aborts, as in conf_str(). */
 bool conf_is_set(const kaffe_conf_t *conf, const char *name);
 
 /* Typed reads of int and bool properties (validated at set time). */
