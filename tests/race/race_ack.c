@@ -283,13 +283,13 @@ static void run(int64_t n, size_t capacity, int64_t block, int owners, int attac
 /* Three threads ack a random permutation of the whole range (window as
  * large as the range) while the tracker feeds it and advance runs. */
 static void acks_of_a_random_permutation_never_let_the_watermark_skip(void) {
-    int64_t n = UNDER_TSAN ? 1 << 17 : 1 << 22;
+    int64_t n = UNDER_TSAN ? 1 << 19 : 1 << 22;
     run(n, (size_t)n, n, 3, 0, false);
 }
 
 /* A small window (4096) that wraps hundreds of times, with gaps. */
 static void a_small_window_wraps_with_gaps_and_never_skips(void) {
-    int64_t n = UNDER_TSAN ? 1 << 17 : 1 << 21;
+    int64_t n = UNDER_TSAN ? 1 << 19 : 1 << 22;
     run(n, 4096, 1024, 2, 0, true);
 }
 
@@ -298,7 +298,7 @@ static void a_small_window_wraps_with_gaps_and_never_skips(void) {
  * offset is marked (its owner would get DUPLICATE, or the watermark would
  * pass it before its owner acked). */
 static void duplicate_and_stale_acks_racing_with_recycling_mark_nothing(void) {
-    int64_t n = UNDER_TSAN ? 1 << 17 : 1 << 22;
+    int64_t n = UNDER_TSAN ? 1 << 19 : 1 << 22;
     run(n, 64, 16, 2, 2, true);
 }
 
