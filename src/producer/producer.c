@@ -195,12 +195,16 @@ static kaffe_status_t fetch_partition_count(kaffe_producer_t *p, rd_kafka_topic_
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
         return err == RD_KAFKA_RESP_ERR__TIMED_OUT ? KAFFE_ERR_TIMED_OUT : status_of(p, err);
     kaffe_status_t st = KAFFE_OK;
-    if (md->topic_cnt != 1) {
+    rd_kafka_resp_err_t terr = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (md->topic_cnt != 1 || terr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
         st = KAFFE_ERR_UNKNOWN_TOPIC;
+    } else if (terr == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+        st = (kaffe_status_t)terr;
     } else if (md->topics[0].partition_cnt > 0) {
+        /* Other topic errors (e.g. a leader election under way) still come
+         * with a usable partition count. */
         *count = md->topics[0].partition_cnt;
     } else {
-        rd_kafka_resp_err_t terr = md->topics[0].err;
         st = terr == RD_KAFKA_RESP_ERR_NO_ERROR ? KAFFE_ERR_UNKNOWN_TOPIC : status_of(p, terr);
     }
     rd_kafka_metadata_destroy(md);
