@@ -41,7 +41,9 @@ static bool is_unreachable(kaffe_status_t st) {
 }
 
 Test(producer_faults, sync_call_fails_within_the_timeout_when_every_broker_is_down) {
-    kaffe_producer_t *p = producer_with(bs, "orders", "produce_timeout_ms", "2000", NULL);
+    kaffe_producer_t *p =
+        producer_with(bs, "orders", "produce_timeout_ms", "2000", "rdkafka.reconnect.backoff.ms",
+                      "10", "rdkafka.reconnect.backoff.max.ms", "200", NULL);
     cr_assert_eq(kaffe_produce_sync(p, "k", 1, "before", 6), KAFFE_OK);
     all_brokers(false);
     struct timespec start;
@@ -53,7 +55,9 @@ Test(producer_faults, sync_call_fails_within_the_timeout_when_every_broker_is_do
     cr_expect_lt(took, 2.0 + 8.0, "took %.1f s", took);
     cr_expect_geq(took, 1.0, "gave up after %.1f s, before the timeout", took);
     all_brokers(true);
-    cr_assert_eq(kaffe_produce_sync(p, "k", 1, "after", 5), KAFFE_OK);
+    /* Reconnecting may take a few tries; each failed try must be absent. */
+    for (int i = 0; i < 5 && kaffe_produce_sync(p, "k", 1, "after", 5) != KAFFE_OK; i++)
+        cr_assert_lt(i, 4, "no recovery after the brokers came back");
     kaffe_producer_destroy(p);
 
     plain_message_t *msgs;
@@ -61,6 +65,7 @@ Test(producer_faults, sync_call_fails_within_the_timeout_when_every_broker_is_do
     cr_assert_eq(n, 2, "only the acknowledged messages are in the cluster");
     for (size_t i = 0; i < n; i++)
         cr_expect(strcmp(msgs[i].value, "during") != 0);
+    cr_expect(strcmp(msgs[n - 1].value, "after") == 0 || strcmp(msgs[0].value, "after") == 0);
     plain_messages_free(msgs, n);
 }
 
@@ -132,12 +137,14 @@ Test(producer_faults, batch_under_injected_errors_reports_exactly_what_was_writt
     kaffe_producer_t *p = producer_with(bs, "orders", "rdkafka.linger.ms", "0", NULL);
     cr_assert_eq(kaffe_produce_sync(p, NULL, 0, "v-warm", 6), KAFFE_OK);
     enum { N = 300 };
-    /* Permanent and retriable errors interleaved, for the next requests. */
+    /* Permanent and retriable errors interleaved, for the next requests.
+     * (Not TOPIC_AUTHORIZATION_FAILED: librdkafka then fails every message
+     * of the topic for a while, which leaves nothing to compare.) */
     rd_kafka_mock_push_request_errors(
         mock_cluster_handle(mc), API_PRODUCE, 6, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
-        RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_NO_ERROR,
-        RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_INVALID_REQUIRED_ACKS,
-        RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+        RD_KAFKA_RESP_ERR_INVALID_REQUIRED_ACKS, RD_KAFKA_RESP_ERR_NO_ERROR,
+        RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_INVALID_MSG,
+        RD_KAFKA_RESP_ERR_INVALID_REQUIRED_ACKS);
     kaffe_produce_msg_t *msgs = calloc(N, sizeof *msgs);
     kaffe_produce_result_t *results = calloc(N, sizeof *results);
     char(*values)[16] = calloc(N, sizeof *values);
