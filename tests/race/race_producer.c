@@ -15,6 +15,7 @@
 #include "mock/mock_cluster.h"
 #include "support/check.h"
 #include "support/plain_client.h"
+#include "support/tsan_c11_threads.h" /* librdkafka threads, seen by TSan */
 
 #define THREADS 8
 #define TOPICS 12
