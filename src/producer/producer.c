@@ -108,6 +108,7 @@ typedef struct async_pending {
 static async_pending_t async_without_callback = {{PENDING_ASYNC}, NULL, NULL};
 
 struct kaffe_producer_s {
+    uint64_t id;        /* unique per producer in the process; immutable */
     kaffe_conf_t *conf; /* owned; immutable */
     rd_kafka_t *rk;
     rd_kafka_queue_t *main_queue;
@@ -229,12 +230,32 @@ static topic_entry_t *find_entry(topic_entry_t **entries, size_t count, const ch
     return NULL;
 }
 
+/* Each thread remembers the last topic entry it used, keyed by the
+ * producer's unique id (not its address, which a later producer may reuse):
+ * the common case of one thread producing to one topic then takes no lock.
+ * The entry was read under table_lock (or created) by this same thread, so
+ * it is fully visible here, and entries live as long as their producer. */
+typedef struct topic_cache {
+    uint64_t producer_id;
+    topic_entry_t *entry;
+} topic_cache_t;
+
+static _Thread_local topic_cache_t topic_cache;
+
+/* Relaxed: only uniqueness of the ids matters. */
+static atomic_uint_fast64_t next_producer_id = 1;
+
 /* The entry for topic, looking the topic up in metadata on first use. */
 static kaffe_status_t topic_get(kaffe_producer_t *p, const char *name, topic_entry_t **out) {
+    if (topic_cache.producer_id == p->id && strcmp(topic_cache.entry->name, name) == 0) {
+        *out = topic_cache.entry;
+        return KAFFE_OK;
+    }
     pthread_rwlock_rdlock(&p->table_lock);
     topic_entry_t *e = find_entry(p->entries, p->entry_count, name);
     pthread_rwlock_unlock(&p->table_lock);
     if (e) {
+        topic_cache = (topic_cache_t){p->id, e};
         *out = e;
         return KAFFE_OK;
     }
@@ -286,6 +307,8 @@ static kaffe_status_t topic_get(kaffe_producer_t *p, const char *name, topic_ent
         }
     }
     pthread_mutex_unlock(&p->metadata_lock);
+    if (st == KAFFE_OK)
+        topic_cache = (topic_cache_t){p->id, e};
     *out = e;
     return st;
 }
@@ -614,6 +637,7 @@ KAFFE_API kaffe_producer_t *kaffe_producer_new(kaffe_conf_t *conf, char *errstr,
         errstr_printf(errstr, errstr_size, "kaffe_producer_new: out of memory");
         return NULL;
     }
+    p->id = atomic_fetch_add_explicit(&next_producer_id, 1, memory_order_relaxed);
     p->message_timeout_ms = 300000;
     rd_kafka_conf_t *rdconf = producer_rdconf(conf, &p->message_timeout_ms, errstr, errstr_size);
     if (!rdconf) {
