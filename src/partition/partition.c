@@ -259,6 +259,9 @@ void partition_table_remove(partition_table_t *t, partition_t *p) {
     for (size_t i = 0; i < p->lane_count; i++)
         pool_lane_release(p->lanes[i]);
     p->lane_count = 0;
+    /* call_rcu hands p to liburcu's callback thread through its own queue,
+     * which TSan cannot see; pairs with the acquire in free_partition_rcu. */
+    TSAN_RELEASE(p);
     urcu_memb_call_rcu(&p->rcu, free_partition_rcu);
 }
 

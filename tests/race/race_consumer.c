@@ -14,6 +14,7 @@
 #include "mock/mock_cluster.h"
 #include "support/check.h"
 #include "support/plain_client.h"
+#include "support/rdkafka_tsan.h"
 
 enum { N = 2000, PARTITIONS = 2, ACKERS = 4 };
 
