@@ -272,6 +272,8 @@ static void run_message(pool_item_t *item, void *opaque) {
 /* --- dispatch (poll thread) --------------------------------------------- */
 
 static void pause_fetch(kaffe_consumer_t *c, partition_t *p, bool pause) {
+    if (partition_fetch_paused(p) == pause)
+        return;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, partition_topic(p), partition_id(p));
     rd_kafka_resp_err_t err =
@@ -280,8 +282,8 @@ static void pause_fetch(kaffe_consumer_t *c, partition_t *p, bool pause) {
     if (err)
         report_error(c, err, "%s %s [%d]: %s", pause ? "pausing" : "resuming", partition_topic(p),
                      (int)partition_id(p), rd_kafka_err2str(err));
-    if (pause)
-        c->paused_count++;
+    else
+        partition_set_fetch_paused(p, pause);
 }
 
 static void push(kaffe_consumer_t *c, partition_t *p, kaffe_message_t *m) {
@@ -328,8 +330,10 @@ static void dispatch(kaffe_consumer_t *c, rd_kafka_message_t *rkm) {
     bool pause_now;
     partition_admit_result_t r = partition_admit(p, rkm->offset, m->bytes, false, &pause_now);
     place(c, p, m, r);
-    if (pause_now)
+    if (pause_now || (r == PARTITION_PARK && partition_park_full(p)))
         pause_fetch(c, p, true);
+    if (partition_is_paused(p))
+        c->paused_count++; /* makes the poll loop run resume passes */
 }
 
 static void discard_parked(kaffe_consumer_t *c, partition_t *p) {
@@ -348,9 +352,7 @@ static void resume_pass(kaffe_consumer_t *c) {
     size_t still_paused = 0;
     for (size_t i = 0; i < n; i++) {
         partition_t *p = ps[i];
-        if (!partition_is_paused(p))
-            continue;
-        if (partition_try_unpause(p)) {
+        if (partition_is_paused(p) && partition_try_unpause(p)) {
             int64_t offset;
             size_t bytes;
             kaffe_message_t *m;
@@ -361,15 +363,16 @@ static void resume_pass(kaffe_consumer_t *c) {
                     break; /* paused again; it stays first in line */
                 partition_parked_pop(p);
                 place(c, p, m, r);
-                if (pause_now)
+                if (partition_is_paused(p))
                     break;
             }
-            if (!partition_is_paused(p)) {
-                pause_fetch(c, p, false);
-                continue;
-            }
         }
-        still_paused++;
+        /* Fetch again once the park list is half empty: what is parked and
+         * in flight keeps the workers busy while the fetch restarts. */
+        if (partition_fetch_paused(p) && partition_park_below_half(p))
+            pause_fetch(c, p, false);
+        if (partition_is_paused(p) || partition_fetch_paused(p))
+            still_paused++;
     }
     free(ps);
     c->paused_count = still_paused;

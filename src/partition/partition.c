@@ -38,7 +38,9 @@ struct partition {
 
     int64_t max_in_flight;
     int64_t max_in_flight_bytes;
-    bool paused;      /* poll thread only */
+    bool paused;       /* dispatch stopped; poll thread only */
+    bool fetch_paused; /* rd_kafka_pause_partitions in force; poll thread only */
+    size_t parked_bytes;
     parked_t *parked; /* ring, poll thread only */
     size_t parked_head, parked_count, parked_cap;
 
@@ -305,6 +307,24 @@ bool partition_is_paused(const partition_t *p) {
     return p->paused;
 }
 
+bool partition_park_full(const partition_t *p) {
+    return (int64_t)p->parked_count >= p->max_in_flight ||
+           (int64_t)p->parked_bytes >= p->max_in_flight_bytes;
+}
+
+bool partition_park_below_half(const partition_t *p) {
+    return (int64_t)p->parked_count * 2 < p->max_in_flight &&
+           (int64_t)p->parked_bytes * 2 < p->max_in_flight_bytes;
+}
+
+bool partition_fetch_paused(const partition_t *p) {
+    return p->fetch_paused;
+}
+
+void partition_set_fetch_paused(partition_t *p, bool paused) {
+    p->fetch_paused = paused;
+}
+
 int64_t partition_failed_offset(const partition_t *p) {
     return atomic_load_explicit(&p->failed_offset, memory_order_acquire);
 }
@@ -367,10 +387,12 @@ partition_admit_result_t partition_admit(partition_t *p, int64_t offset, size_t 
     int64_t b =
         atomic_fetch_add_explicit(&p->in_flight_bytes, (long long)bytes, memory_order_relaxed) +
         (int64_t)bytes;
-    if (n >= p->max_in_flight || b >= p->max_in_flight_bytes) {
+    /* Stop dispatching; fetching goes on into the park list until that is
+     * as full as the in-flight limits (partition_park_full): the parked
+     * messages then feed the workers while a resumed fetch restarts, which
+     * takes librdkafka a few hundred milliseconds. */
+    if (n >= p->max_in_flight || b >= p->max_in_flight_bytes)
         p->paused = true;
-        *pause_now = true;
-    }
     return PARTITION_DISPATCH;
 }
 
@@ -402,6 +424,7 @@ bool partition_park(partition_t *p, void *msg, int64_t offset, size_t bytes) {
     }
     p->parked[(p->parked_head + p->parked_count) % p->parked_cap] = (parked_t){msg, offset, bytes};
     p->parked_count++;
+    p->parked_bytes += bytes;
     return true;
 }
 
@@ -419,6 +442,7 @@ void *partition_parked_peek(const partition_t *p, int64_t *offset, size_t *bytes
 void partition_parked_pop(partition_t *p) {
     if (p->parked_count == 0)
         return;
+    p->parked_bytes -= p->parked[p->parked_head].bytes;
     p->parked_head = (p->parked_head + 1) % p->parked_cap;
     p->parked_count--;
 }

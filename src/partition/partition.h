@@ -115,8 +115,13 @@ typedef enum partition_admit_result {
     PARTITION_DROP = 4,     /* below what was tracked (a refetch): drop it */
 } partition_admit_result_t;
 
-/* Set in *pause_now when this call paused the partition: the caller must
- * pause fetching (rd_kafka_pause_partitions). */
+/* Back-pressure has two stages. Dispatch pause (partition_is_paused): the
+ * in-flight count or bytes reached their limit; later messages are parked.
+ * Fetch pause: the caller pauses fetching (rd_kafka_pause_partitions) when
+ * *pause_now is set (the ack window is full) or the park list is full
+ * (partition_park_full: as many messages or bytes as the in-flight limits).
+ * So delivered-and-unsettled stays within the limits and parked messages
+ * within the same limits again. */
 partition_admit_result_t partition_admit(partition_t *p, int64_t offset, size_t bytes,
                                          bool from_parked, bool *pause_now);
 
@@ -131,6 +136,10 @@ void partition_parked_pop(partition_t *p);
 size_t partition_parked_count(const partition_t *p);
 
 bool partition_is_paused(const partition_t *p);
+bool partition_park_full(const partition_t *p);
+bool partition_park_below_half(const partition_t *p);
+bool partition_fetch_paused(const partition_t *p);
+void partition_set_fetch_paused(partition_t *p, bool paused);
 
 /* Whether a paused partition may take messages again: in flight below half
  * of both limits and room in the ack window. If so, it is marked unpaused;
