@@ -27,10 +27,16 @@
  * worker when a handler fails). None of them may call kaffe_consumer_stop()
  * or kaffe_consumer_destroy() (they wait for those threads).
  *
- * Back-pressure: a partition with max_in_flight_messages delivered and not
- * yet acked (or max_in_flight_bytes, or a full ack_window) stops fetching
- * (rd_kafka_pause_partitions) until it is below half of the limits, in sync
- * and async mode alike, so memory stays bounded whatever the handler does.
+ * Back-pressure, in sync and async mode alike, per partition: once
+ * max_in_flight_messages (or max_in_flight_bytes) are delivered and not yet
+ * acked, later messages of the partition are parked instead of handled; once
+ * as many are parked (or the ack_window is full) the partition stops
+ * fetching (rd_kafka_pause_partitions). Parked messages are handled when the
+ * in-flight count falls below half the limits, and fetching resumes when the
+ * park list is half empty. So memory stays bounded whatever the handler
+ * does. Unless rdkafka.fetch.wait.max.ms is set, kaffe lowers librdkafka's
+ * 500 ms default to 100 ms, which bounds how long a resumed partition waits
+ * for its next fetch.
  *
  * Failure (default policy, as Kaffe): a handler that returns anything but
  * KAFFE_OK stops the consumer with that status. Nothing at or past the
