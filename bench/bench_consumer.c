@@ -2,9 +2,10 @@
  * baselines measured in the same run. Prints figures; asserts nothing.
  *
  * 1. Throughput: a raw librdkafka poll loop (rd_kafka_consumer_poll, destroy,
- *    nothing else) against kaffe with a no-op handler (sync mode, partition
- *    order, commits every 5 s as by default), over the same pre-produced
- *    messages. Target: kaffe >= 0.9x raw.
+ *    nothing else; fetch.wait.max.ms 100 like kaffe's default) against kaffe
+ *    with a no-op handler (sync mode, partition order, 2 workers, commits
+ *    every 5 s as by default), over the same pre-produced messages,
+ *    alternated, best of 2 each. Target: kaffe >= 0.9x raw.
  * 2. Parallelism: a handler that sleeps 1 ms, one partition: sync with 1
  *    worker (Kaffe's model) against key order (1000 distinct keys) and
  *    unordered with 64 workers. Target: >= 50x with 64 workers.
@@ -27,6 +28,7 @@
 
 #define PARTITIONS 8
 #define SLOW_KEYS 1000
+#define QUEUED_MIN "1000000" /* see raw_rate */
 
 static double now_seconds(void) {
     struct timespec ts;
@@ -77,17 +79,22 @@ static void produce(const char *bootstraps, const char *topic, int partitions, l
 
 /* --- raw librdkafka ------------------------------------------------------ */
 
-static double raw_rate(const char *bootstraps, const char *topic, long total) {
+static double raw_rate(const char *bootstraps, const char *topic, const char *group, long total) {
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, err, sizeof err);
-    rd_kafka_conf_set(conf, "group.id", "bench-raw", err, sizeof err);
+    rd_kafka_conf_set(conf, "group.id", group, err, sizeof err);
     rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof err);
     rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err);
     rd_kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err, sizeof err);
     rd_kafka_conf_set(conf, "log_level", "2", err, sizeof err);
-    /* The same fetch setting kaffe uses by default (see kaffe_consumer_new). */
+    /* The same fetch settings as kaffe's below: fetch.wait.max.ms is kaffe's
+     * default (see kaffe_consumer_new); queued.min.messages is raised for
+     * both because with librdkafka's 100000 a fast loop hits the prefetch
+     * threshold and the partition's next fetch backs off for about a
+     * second, which then dominates whatever is measured. */
     rd_kafka_conf_set(conf, "fetch.wait.max.ms", "100", err, sizeof err);
+    rd_kafka_conf_set(conf, "queued.min.messages", QUEUED_MIN, err, sizeof err);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
     if (!rk)
         die(err);
@@ -155,10 +162,10 @@ static double kaffe_rate(const char *bootstraps, const char *topic, const char *
     counter_t counter = {.sleep_us = sleep_us, .lo = total / 10, .hi = total - total / 10};
     kaffe_conf_t *conf = kaffe_conf_new();
     char err[512];
-    const char *kv[][2] = {{"endpoints", bootstraps}, {"topics", topic},
-                           {"consumer_group", group}, {"start_with_earliest_message", "true"},
-                           {"workers", workers},      {"ordering", ordering},
-                           {"rdkafka.log_level", "2"}};
+    const char *kv[][2] = {{"endpoints", bootstraps},  {"topics", topic},
+                           {"consumer_group", group},  {"start_with_earliest_message", "true"},
+                           {"workers", workers},       {"ordering", ordering},
+                           {"rdkafka.log_level", "2"}, {"rdkafka.queued.min.messages", QUEUED_MIN}};
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
         if (kaffe_conf_set(conf, kv[i][0], kv[i][1], err, sizeof err) != KAFFE_OK)
             die(err);
@@ -199,8 +206,18 @@ int main(int argc, char **argv) {
     printf("bench_consumer: embedded cluster, %d partitions x %ld messages (32-byte values)\n",
            PARTITIONS, per_partition);
     produce(b, "bench", PARTITIONS, total, 1000);
-    double raw = raw_rate(b, "bench", total);
-    double kaffe = kaffe_rate(b, "bench", "bench-kaffe", total, 0, "2", "partition");
+    /* Alternated, best of 2 each: the first consumer after producing sees a
+     * slower mock cluster, whichever it is. */
+    double raw = 0, kaffe = 0;
+    for (int round = 0; round < 2; round++) {
+        char group[32];
+        snprintf(group, sizeof group, "bench-raw-%d", round);
+        double r = raw_rate(b, "bench", group, total);
+        snprintf(group, sizeof group, "bench-kaffe-%d", round);
+        double k = kaffe_rate(b, "bench", group, total, 0, "2", "partition");
+        raw = r > raw ? r : raw;
+        kaffe = k > kaffe ? k : kaffe;
+    }
     printf("  raw librdkafka poll loop        %10.0f msg/s\n", raw);
     printf("  kaffe, no-op handler (2 workers) %9.0f msg/s   %.2fx raw (target >= 0.90x)\n", kaffe,
            kaffe / raw);
