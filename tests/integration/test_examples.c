@@ -171,6 +171,30 @@ Test(examples, consumer_async_workers_ack_every_message_and_all_are_committed) {
     finish();
 }
 
+Test(examples, consumer_async_on_sigterm_drains_its_workers_acks_and_commits) {
+    mock_topic_t topics[] = {{"commitlog", 2}};
+    start(topics, 1);
+    const char *b = mock_cluster_bootstraps(cluster);
+    cr_assert_eq(plain_produce(b, "commitlog", RD_KAFKA_PARTITION_UA, 20, 0, 3), 20);
+    setenv("KAFFE_GROUP", "example-async-sigterm", 1);
+
+    char *argv[] = {EXAMPLE_CONSUMER_ASYNC, (char *)b, "commitlog", NULL};
+    subprocess_t sp;
+    cr_assert_eq(subprocess_start(&sp, argv, 0), 0);
+    char line[160];
+    for (int i = 0; i < 20; i++) {
+        cr_assert_eq(subprocess_read_line(&sp, line, sizeof line, LINE_TIMEOUT_MS), 0, "line %d",
+                     i);
+        cr_assert(strncmp(line, "acked commitlog/", 16) == 0, "%s", line);
+    }
+    cr_assert_eq(kill(sp.pid, SIGTERM), 0);
+    cr_assert_eq(subprocess_read_line(&sp, line, sizeof line, LINE_TIMEOUT_MS), 0);
+    cr_assert_str_eq(line, "acked 20 messages");
+    cr_assert_eq(subprocess_wait(&sp, LINE_TIMEOUT_MS), 0);
+    cr_assert_eq(committed_total("example-async-sigterm", "commitlog", 2), 20);
+    finish();
+}
+
 Test(examples, producer_uses_the_three_forms_and_the_partition_function) {
     mock_topic_t topics[] = {{"kafka-topic", 3}, {"whitelist", 2}};
     start(topics, 2);
