@@ -149,9 +149,14 @@ static int parse_options(int argc, char **argv, bench_options_t *o, bool *list, 
 /* Selected scenarios in table order, with the baselines they need. */
 static size_t select_scenarios(bench_options_t *o, const bench_scenario_t **out) {
     size_t total = bench_scenario_count();
-    if (!o->any_selected)
+    if (!o->any_selected) {
+        bool have_kaffe = bench_kaffe_ops.start != NULL;
+        if (!have_kaffe)
+            fprintf(stderr, "bench: this build has no kaffe consumer yet: running the "
+                            "librdkafka baselines only\n");
         for (size_t i = 0; i < total; i++)
-            o->selected[i] = true;
+            o->selected[i] = have_kaffe || bench_scenario_at(i)->kind == BENCH_RAW;
+    }
     for (size_t i = 0; i < total; i++)
         if (o->selected[i]) {
             const bench_scenario_t *b = bench_scenario_find(bench_scenario_at(i)->baseline);

@@ -276,7 +276,7 @@ static bool gnuplot_has_terminal(const char *terminal) {
 
 static int run_gnuplot(const char *dir, const char *script) {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot '%s'", dir, script);
+    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot '%s' 2>>gnuplot.log", dir, script);
     return system(cmd) == 0 ? 0 : -1;
 }
 
@@ -404,11 +404,11 @@ int bench_report_plots(const bench_result_t *results, size_t count, const char *
     const char *terminal = gnuplot_has_terminal("pngcairo") ? "pngcairo" : "png";
     int made = 0, rc;
     if ((rc = plot_workers(results, count, dir, terminal)) < 0)
-        fprintf(stderr, "kaffe bench: the workers plot failed (see %s/workers.gp)\n", dir);
+        fprintf(stderr, "kaffe bench: the workers plot failed (see %s/gnuplot.log)\n", dir);
     else
         made += rc;
     if ((rc = plot_latency(results, count, dir, terminal)) < 0)
-        fprintf(stderr, "kaffe bench: the latency plot failed (see %s/latency.gp)\n", dir);
+        fprintf(stderr, "kaffe bench: the latency plot failed (see %s/gnuplot.log)\n", dir);
     else
         made += rc;
     return made;

@@ -1,0 +1,100 @@
+/* `kaffe bench --quick`: each scenario runs to the end on the embedded
+ * cluster and its correctness line holds (every message handled at least
+ * once, committed offsets equal the log ends). Asserts correctness, never
+ * speed. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "support/subprocess.h"
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = calloc(1, (size_t)n + 1);
+    if (fread(s, 1, (size_t)n, f) != (size_t)n) {
+        free(s);
+        s = NULL;
+    }
+    fclose(f);
+    return s;
+}
+
+static size_t count(const char *haystack, const char *needle) {
+    size_t n = 0;
+    for (const char *p = haystack; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* Runs `kaffe bench --quick` on the given scenarios and checks that the
+ * JSON says every one of them ran and was correct. */
+static void bench_quick(const char *const *scenarios, size_t n) {
+    char json[64];
+    snprintf(json, sizeof json, "/tmp/kaffe-test-bench-%d.json", (int)getpid());
+    unlink(json);
+    char *argv[64] = {KAFFE_CLI_PATH, "bench", "--quick", "--json", json};
+    size_t argc = 5;
+    for (size_t i = 0; i < n; i++) {
+        argv[argc++] = "--scenario";
+        argv[argc++] = (char *)scenarios[i];
+    }
+    argv[argc] = NULL;
+    subprocess_t sp;
+    cr_assert_eq(subprocess_start(&sp, argv, 0), 0);
+    /* Drain stdout (the table) so the child never blocks on a full pipe. */
+    char line[1024];
+    while (subprocess_read_line(&sp, line, sizeof line, 240000) == 0)
+        cr_log_info("%s", line);
+    cr_assert_eq(subprocess_wait(&sp, 60000), 0, "kaffe bench failed (see the table above)");
+    char *text = slurp(json);
+    cr_assert(text, "no JSON written");
+    for (size_t i = 0; i < n; i++) {
+        char name[128];
+        snprintf(name, sizeof name, "{\"name\": \"%s\"", scenarios[i]);
+        cr_expect(strstr(text, name), "scenario %s missing from the JSON", scenarios[i]);
+    }
+    cr_expect_eq(count(text, "\"correct\": false"), 0);
+    cr_expect_geq(count(text, "\"correct\": true"), n);
+    cr_expect_eq(count(text, "\"committed_equals_log_end\": false"), 0);
+    free(text);
+    unlink(json);
+}
+
+Test(cli_bench, raw_baselines_complete_and_are_correct) {
+    static const char *const s[] = {"raw", "raw-1k", "raw-16k"};
+    bench_quick(s, sizeof s / sizeof s[0]);
+}
+
+Test(cli_bench, list_names_every_family) {
+    char *argv[] = {KAFFE_CLI_PATH, "bench", "--list", NULL};
+    subprocess_t sp;
+    cr_assert_eq(subprocess_start(&sp, argv, 0), 0);
+    char line[512];
+    int families = 0;
+    while (subprocess_read_line(&sp, line, sizeof line, 10000) == 0)
+        families |= (strstr(line, " baseline ") ? 1 : 0) | (strstr(line, " modes ") ? 2 : 0) |
+                    (strstr(line, " workers ") ? 4 : 0) | (strstr(line, " cost ") ? 8 : 0) |
+                    (strstr(line, " size ") ? 16 : 0);
+    cr_assert_eq(subprocess_wait(&sp, 10000), 0);
+    cr_assert_eq(families, 31);
+}
+
+Test(cli_bench, bad_flags_exit_2) {
+    char *bad[][4] = {{KAFFE_CLI_PATH, "bench", "--scenario", "nosuch"},
+                      {KAFFE_CLI_PATH, "bench", "--messages", "12x"},
+                      {KAFFE_CLI_PATH, "bench", "-X", "novalue"},
+                      {KAFFE_CLI_PATH, "bench", "--bogus", NULL}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *argv[5] = {bad[i][0], bad[i][1], bad[i][2], bad[i][3], NULL};
+        subprocess_t sp;
+        cr_assert_eq(subprocess_start(&sp, argv, 0), 0);
+        cr_assert_eq(subprocess_wait(&sp, 10000), 2, "case %zu", i);
+    }
+}
