@@ -4,8 +4,15 @@
 # Under ThreadSanitizer only the race tier runs (tests/race): Criterion cannot
 # start under TSan (see tests/support/check.h).
 #
+# The broker tier (tests/broker, ctest label "broker") runs in the plain build
+# against a real Apache Kafka that scripts/kafka/start.sh starts and
+# scripts/kafka/stop.sh stops (always, also on failure or Ctrl-C). It needs
+# Java and Maven: without them it is skipped with a message, except with
+# CI=true, where it is mandatory (scripts/setup.sh installs them in CI).
+#
 #   scripts/test.sh            all of the above
-#   scripts/test.sh quick      the plain build only
+#   scripts/test.sh quick      the plain build only (with the broker tier)
+#   scripts/test.sh broker     the plain build's broker tier only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -25,8 +32,56 @@ run_suite() { # name build-dir ctest-args...
     fi
 }
 
+broker_env=""
+stop_broker() {
+    if [ -n "$broker_env" ]; then
+        bash scripts/kafka/stop.sh "$broker_env" || true
+        broker_env=""
+    fi
+}
+trap stop_broker EXIT
+trap 'stop_broker; exit 130' INT TERM
+
+# The broker tier, in an already built directory.
+run_broker_tier() { # build-dir
+    local dir=$1 missing=()
+    command -v java >/dev/null || missing+=(java)
+    command -v mvn >/dev/null || missing+=(mvn)
+    if ((${#missing[@]})); then
+        if [ "${CI:-}" = "true" ]; then
+            echo "== broker: FAILED: CI=true needs ${missing[*]} (scripts/setup.sh installs them when CI=true)" >&2
+            failed=1
+        else
+            echo "== broker: SKIPPED: ${missing[*]} not found. The real Apache Kafka tier did not run;"
+            echo "   install with: bash scripts/setup.sh --broker"
+        fi
+        return
+    fi
+    echo "== broker: starting Apache Kafka (scripts/kafka/start.sh)"
+    local t0=$SECONDS
+    if ! broker_env=$(bash scripts/kafka/start.sh | tail -1) || [ ! -f "$broker_env" ]; then
+        echo "== broker: FAILED: the broker did not start" >&2
+        broker_env=""
+        failed=1
+        return
+    fi
+    echo "== broker: testing against it (ctest -L broker)"
+    if ! (cd "$dir" && KAFFE_BROKER_ENV="$broker_env" \
+            ctest --output-on-failure --no-tests=error -L broker); then
+        failed=1
+    fi
+    stop_broker
+    echo "== broker: tier took $((SECONDS - t0)) s (start, tests, stop)"
+}
+
 BUILD_ARGS=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
-run_suite plain build/test -LE broker
+if [ "$mode" = broker ]; then
+    echo "== plain: building in build/test"
+    bash scripts/build.sh build/test "${BUILD_ARGS[@]}"
+else
+    run_suite plain build/test -LE broker
+fi
+run_broker_tier build/test
 
 if [ "$mode" = all ]; then
     BUILD_ARGS=(-DCMAKE_BUILD_TYPE=Debug -DKAFFE_SANITIZE=address,undefined -DKAFFE_BUILD_BENCH=OFF)

@@ -18,7 +18,8 @@ typedef struct passthrough {
 } passthrough_t;
 
 struct kaffe_conf_s {
-    char **values; /* per property_at(i); NULL means "default" */
+    char **values;  /* per property_at(i); NULL means "default" */
+    char **derived; /* per property_at(i): the value an alias row set it to (NULL: none) */
     passthrough_t *passthrough;
     size_t passthrough_count;
 
@@ -35,7 +36,10 @@ KAFFE_API kaffe_conf_t *kaffe_conf_new(void) {
     if (!conf)
         return NULL;
     conf->values = calloc(property_count(), sizeof *conf->values);
-    if (!conf->values) {
+    conf->derived = calloc(property_count(), sizeof *conf->derived);
+    if (!conf->values || !conf->derived) {
+        free(conf->values);
+        free(conf->derived);
         free(conf);
         return NULL;
     }
@@ -45,9 +49,12 @@ KAFFE_API kaffe_conf_t *kaffe_conf_new(void) {
 KAFFE_API void kaffe_conf_destroy(kaffe_conf_t *conf) {
     if (!conf)
         return;
-    for (size_t i = 0; i < property_count(); i++)
+    for (size_t i = 0; i < property_count(); i++) {
         free(conf->values[i]);
+        free(conf->derived[i]);
+    }
     free(conf->values);
+    free(conf->derived);
     for (size_t i = 0; i < conf->passthrough_count; i++) {
         free(conf->passthrough[i].name);
         free(conf->passthrough[i].value);
@@ -90,6 +97,8 @@ KAFFE_API kaffe_conf_t *kaffe_conf_dup(const kaffe_conf_t *conf) {
         return NULL;
     for (size_t i = 0; i < property_count(); i++) {
         if (conf->values[i] && !(copy->values[i] = strdup(conf->values[i])))
+            goto oom;
+        if (conf->derived[i] && !(copy->derived[i] = strdup(conf->derived[i])))
             goto oom;
     }
     for (size_t i = 0; i < conf->passthrough_count; i++)
@@ -162,10 +171,154 @@ static kaffe_status_t set_rdkafka(kaffe_conf_t *conf, const char *name, const ch
         return KAFFE_ERR_UNKNOWN_CONF;
     }
     if (res != RD_KAFKA_CONF_OK) {
-        errstr_printf(errstr, errstr_size, "rdkafka.%s: %s", name, rderr);
+        /* librdkafka's message may quote the value: not for secrets. */
+        if (conf_rdkafka_name_is_secret(name))
+            errstr_printf(errstr, errstr_size, "rdkafka.%s: invalid value (hidden)", name);
+        else
+            errstr_printf(errstr, errstr_size, "rdkafka.%s: %s", name, rderr);
         return KAFFE_ERR_INVALID_CONF;
     }
+    /* A kaffe property that sets the same librdkafka property must agree. */
+    for (size_t i = 0; i < property_count(); i++) {
+        const property_t *p = property_at(i);
+        if (!property_mapped_generically(p) || strcmp(p->rdkafka_name, name) != 0 ||
+            !conf->values[i])
+            continue;
+        const char *mapped = property_rdkafka_value(p, conf->values[i]);
+        if (!conf_rdkafka_equal(name, mapped, value)) {
+            if (p->secret || conf_rdkafka_name_is_secret(name))
+                errstr_printf(errstr, errstr_size,
+                              "rdkafka.%s: conflicts with %s, which sets the same librdkafka "
+                              "property to another value; set only one",
+                              name, p->name);
+            else
+                errstr_printf(errstr, errstr_size,
+                              "rdkafka.%s: \"%s\" conflicts with %s=%s (which sets %s=%s); set "
+                              "only one",
+                              name, value, p->name, conf->values[i], name, mapped);
+            return KAFFE_ERR_INVALID_CONF;
+        }
+    }
     return passthrough_put(conf, name, value);
+}
+
+bool conf_rdkafka_name_is_secret(const char *name) {
+    static const char *const marks[] = {"password", "secret", "key",
+                                        ".pem",     "jaas",   "sasl.oauthbearer.config"};
+    for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
+        if (strstr(name, marks[i]))
+            return true;
+    return false;
+}
+
+bool conf_rdkafka_equal(const char *name, const char *a, const char *b) {
+    if (strcmp(a, b) == 0)
+        return true;
+    /* librdkafka normalises synonyms (earliest = smallest, all = -1): compare
+     * what it stores for each. */
+    rd_kafka_conf_t *scratch = rd_kafka_conf_new();
+    char rderr[256], va[512], vb[512];
+    size_t na = sizeof va, nb = sizeof vb;
+    bool equal = rd_kafka_conf_set(scratch, name, a, rderr, sizeof rderr) == RD_KAFKA_CONF_OK &&
+                 rd_kafka_conf_get(scratch, name, va, &na) == RD_KAFKA_CONF_OK &&
+                 rd_kafka_conf_set(scratch, name, b, rderr, sizeof rderr) == RD_KAFKA_CONF_OK &&
+                 rd_kafka_conf_get(scratch, name, vb, &nb) == RD_KAFKA_CONF_OK &&
+                 strcmp(va, vb) == 0;
+    rd_kafka_conf_destroy(scratch);
+    return equal;
+}
+
+const char *conf_passthrough_find(const kaffe_conf_t *conf, const char *name) {
+    for (size_t i = 0; i < conf->passthrough_count; i++)
+        if (strcmp(conf->passthrough[i].name, name) == 0)
+            return conf->passthrough[i].value;
+    return NULL;
+}
+
+static size_t index_of(const property_t *p) {
+    return (size_t)(p - property_at(0));
+}
+
+static bool same_value(const property_t *p, const char *a, const char *b) {
+    if (p->type == PROP_INT)
+        return property_parse_int(a) == property_parse_int(b);
+    return strcmp(a, b) == 0;
+}
+
+/* Checks that setting p to value agrees with an alias or canonical row that
+ * is already set, and with an rdkafka.<property> that sets the same thing.
+ * For an alias row, *canonical_value receives the malloc'ed value it gives
+ * its canonical row. */
+static kaffe_status_t check_agreement(const kaffe_conf_t *conf, const property_t *p,
+                                      const char *value, char **canonical_value, char *errstr,
+                                      size_t errstr_size) {
+    *canonical_value = NULL;
+    if (p->alias_of) {
+        const property_t *c = property_find(p->alias_of);
+        char scaled[32];
+        const char *v = value;
+        if (p->type == PROP_INT) {
+            int64_t scale = p->alias_scale ? p->alias_scale : 1;
+            snprintf(scaled, sizeof scaled, "%lld", (long long)(property_parse_int(value) * scale));
+            v = scaled;
+        }
+        char why[256];
+        if (property_validate(c, v, why, sizeof why) != KAFFE_OK) {
+            errstr_printf(errstr, errstr_size, "%s: %s", p->name, why);
+            return KAFFE_ERR_INVALID_CONF;
+        }
+        const char *set = conf->values[index_of(c)];
+        if (set && !same_value(c, set, v)) {
+            if (p->secret || c->secret)
+                errstr_printf(errstr, errstr_size,
+                              "%s: conflicts with %s, which is set to another value; %s is "
+                              "another name for %s: set only one",
+                              p->name, c->name, p->name, c->name);
+            else
+                errstr_printf(errstr, errstr_size,
+                              "%s: %s (%s=%s) conflicts with %s=%s set before; %s is another "
+                              "name for %s: set only one",
+                              p->name, value, c->name, v, c->name, set, p->name, c->name);
+            return KAFFE_ERR_INVALID_CONF;
+        }
+        if (!(*canonical_value = strdup(v)))
+            return KAFFE_ERR_NOMEM;
+        return KAFFE_OK;
+    }
+    const char *derived = conf->derived[index_of(p)];
+    if (derived && !same_value(p, derived, value)) {
+        const property_t *alias = NULL;
+        for (size_t i = 0; i < property_count(); i++)
+            if (property_at(i)->alias_of && strcmp(property_at(i)->alias_of, p->name) == 0 &&
+                conf->values[i])
+                alias = property_at(i);
+        const char *alias_name = alias ? alias->name : "an alias";
+        if (p->secret)
+            errstr_printf(errstr, errstr_size, "%s: conflicts with %s set before; set only one",
+                          p->name, alias_name);
+        else
+            errstr_printf(errstr, errstr_size,
+                          "%s: %s conflicts with %s set before (which means %s=%s); set only one",
+                          p->name, value, alias_name, p->name, derived);
+        return KAFFE_ERR_INVALID_CONF;
+    }
+    if (property_mapped_generically(p)) {
+        const char *pass = conf_passthrough_find(conf, p->rdkafka_name);
+        const char *mapped = property_rdkafka_value(p, value);
+        if (pass && !conf_rdkafka_equal(p->rdkafka_name, mapped, pass)) {
+            if (p->secret || conf_rdkafka_name_is_secret(p->rdkafka_name))
+                errstr_printf(errstr, errstr_size,
+                              "%s: conflicts with rdkafka.%s set before; set only one", p->name,
+                              p->rdkafka_name);
+            else
+                errstr_printf(errstr, errstr_size,
+                              "%s: %s (%s=%s) conflicts with rdkafka.%s=%s set before; set only "
+                              "one",
+                              p->name, value, p->rdkafka_name, mapped, p->rdkafka_name, pass);
+            return KAFFE_ERR_INVALID_CONF;
+        }
+    }
+    return KAFFE_OK;
 }
 
 KAFFE_API kaffe_status_t kaffe_conf_set(kaffe_conf_t *conf, const char *name, const char *value,
@@ -190,12 +343,23 @@ KAFFE_API kaffe_status_t kaffe_conf_set(kaffe_conf_t *conf, const char *name, co
     kaffe_status_t st = property_validate(p, value, errstr, errstr_size);
     if (st != KAFFE_OK)
         return st;
+    char *canonical_value = NULL;
+    st = check_agreement(conf, p, value, &canonical_value, errstr, errstr_size);
+    if (st != KAFFE_OK)
+        return st;
     char *copy = strdup(value);
-    if (!copy)
+    if (!copy) {
+        free(canonical_value);
         return KAFFE_ERR_NOMEM;
-    size_t index = (size_t)(p - property_at(0));
+    }
+    size_t index = index_of(p);
     free(conf->values[index]);
     conf->values[index] = copy;
+    if (canonical_value) {
+        size_t c = index_of(property_find(p->alias_of));
+        free(conf->derived[c]);
+        conf->derived[c] = canonical_value;
+    }
     return KAFFE_OK;
 }
 
@@ -214,8 +378,21 @@ static const char *value_of(const kaffe_conf_t *conf, const char *name, bool *kn
     *known = p != NULL;
     if (!p)
         return NULL;
-    const char *v = conf->values[p - property_at(0)];
+    size_t i = (size_t)(p - property_at(0));
+    const char *v = conf->values[i] ? conf->values[i] : conf->derived[i];
     return v ? v : p->default_value;
+}
+
+bool conf_is_set(const kaffe_conf_t *conf, const char *name) {
+    if (strncmp(name, RDKAFKA_PREFIX, strlen(RDKAFKA_PREFIX)) == 0)
+        return conf_passthrough_find(conf, name + strlen(RDKAFKA_PREFIX)) != NULL;
+    const property_t *p = property_find(name);
+    if (!p) {
+        fprintf(stderr, "kaffe: internal error: unknown property %s\n", name);
+        abort();
+    }
+    size_t i = (size_t)(p - property_at(0));
+    return conf->values[i] || conf->derived[i];
 }
 
 KAFFE_API kaffe_status_t kaffe_conf_get(const kaffe_conf_t *conf, const char *name, char *dest,

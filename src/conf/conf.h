@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -26,6 +27,12 @@ typedef enum conf_role {
  * in the table: an unknown name is a programming error and aborts. The
  * returned string lives as long as conf and is never NULL. */
 const char *conf_str(const kaffe_conf_t *conf, const char *name);
+
+/* True when name was set (directly, or through an alias such as
+ * offset_commit_interval_seconds for commit_interval_ms), false when it
+ * still has its default. Accepts "rdkafka.<property>" too; any other unknown
+ * name is a programming error and aborts, as in conf_str(). */
+bool conf_is_set(const kaffe_conf_t *conf, const char *name);
 
 /* Typed reads of int and bool properties (validated at set time). */
 int64_t conf_int(const kaffe_conf_t *conf, const char *name);
@@ -43,8 +50,14 @@ kaffe_error_cb_t conf_error_cb(const kaffe_conf_t *conf, void **opaque);
 kaffe_partitioner_t conf_partitioner(const kaffe_conf_t *conf, void **opaque);
 
 /* Checks that everything the role needs is set and consistent (endpoints or
- * heroku_kafka_env, topics, consumer_group and a handler for a consumer, ...).
- * KAFFE_OK or KAFFE_ERR_INVALID_CONF with a message naming the property. */
+ * heroku_kafka_env, topics, consumer_group and a handler for a consumer,
+ * settings that exclude or need each other, SASL credentials) and that TLS
+ * material is usable: PEM files readable, certificates and keys parse, the
+ * key matches the certificate. With heroku_kafka_env=true it reads and checks
+ * KAFKA_URL and the PEM variables. Nothing connects. Returns KAFFE_OK, or
+ * KAFFE_ERR_INVALID_CONF (a setting), KAFFE_ERR_ENV (a Heroku variable) or
+ * KAFFE_ERR_IO (an unreadable PEM file) with a message naming the setting or
+ * variable and never containing a key, certificate or password. */
 kaffe_status_t conf_validate(const kaffe_conf_t *conf, conf_role_t role, char *errstr,
                              size_t errstr_size);
 
@@ -56,5 +69,15 @@ kaffe_status_t conf_validate(const kaffe_conf_t *conf, conf_role_t role, char *e
  * caller owns the result (rd_kafka_conf_destroy, or hand it to rd_kafka_new). */
 rd_kafka_conf_t *conf_to_rdkafka(const kaffe_conf_t *conf, conf_role_t role, char *errstr,
                                  size_t errstr_size);
+
+/* conf_to_rdkafka with the reason as a status (conf_validate's codes): on
+ * success *out is the caller's, on failure NULL. A kaffe setting never loses
+ * silently to an rdkafka.<property> that says otherwise: that is an error. */
+kaffe_status_t conf_build_rdkafka(const kaffe_conf_t *conf, conf_role_t role, rd_kafka_conf_t **out,
+                                  char *errstr, size_t errstr_size);
+
+/* Writes docs/CONFIGURATION.md (Markdown, generated from the property table)
+ * to out. Returns 0, or -1 on a write error. */
+int conf_write_docs(FILE *out);
 
 #endif /* KAFFE_SRC_CONF_H */

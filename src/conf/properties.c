@@ -14,6 +14,10 @@
 #define PRODUCER CONF_ROLE_PRODUCER
 
 static kaffe_status_t check_endpoints(const char *value, char *errstr, size_t errstr_size);
+static const char *min_bytes_to_rdkafka(const char *value);
+static const char *offset_reset_to_rdkafka(const char *value);
+static const char *compression_to_rdkafka(const char *value);
+static const char *sasl_mechanism_to_rdkafka(const char *value);
 
 static const property_t properties[] = {
     /* Where the cluster is. */
@@ -37,6 +41,193 @@ static const property_t properties[] = {
      .roles = BOTH,
      .description = "Topics, comma-separated. The consumer subscribes to all of them; the "
                     "producer's first topic is the default for kaffe_produce_sync()."},
+
+    /* Kaffe's fetch and commit options, mapped to librdkafka. Unset, they
+     * leave librdkafka's default (shown as the default). */
+    {.name = "max_bytes",
+     .type = PROP_INT,
+     .default_value = "1048576",
+     .min = 1,
+     .max = 1000000000,
+     .roles = CONSUMER,
+     .rdkafka_name = "max.partition.fetch.bytes",
+     .description = "Kaffe's max_bytes: the most message bytes fetched per partition in one "
+                    "request (a larger message is still fetched, alone)."},
+    {.name = "min_bytes",
+     .type = PROP_INT,
+     .default_value = "1",
+     .min = 0,
+     .max = 100000000,
+     .roles = CONSUMER,
+     .rdkafka_name = "fetch.min.bytes",
+     .to_rdkafka = min_bytes_to_rdkafka,
+     .description = "Kaffe's min_bytes: the broker holds a fetch until this many bytes are "
+                    "ready or max_wait_time passes. Kaffe's 0 is sent as 1, librdkafka's "
+                    "minimum (the broker answers as soon as any data is there)."},
+    {.name = "max_wait_time",
+     .type = PROP_INT,
+     .default_value = "500",
+     .min = 0,
+     .max = 300000,
+     .roles = CONSUMER,
+     .rdkafka_name = "fetch.wait.max.ms",
+     .description = "Kaffe's max_wait_time, in milliseconds: how long the broker may wait "
+                    "for min_bytes before answering a fetch."},
+    {.name = "offset_commit_interval_seconds",
+     .type = PROP_INT,
+     .default_value = "5",
+     .min = 1,
+     .max = 3600,
+     .roles = CONSUMER,
+     .alias_of = "commit_interval_ms",
+     .alias_scale = 1000,
+     .description = "Kaffe's name for commit_interval_ms, in seconds (5 = 5000 ms). Setting "
+                    "both to different intervals is an error."},
+    {.name = "offset_reset_policy",
+     .type = PROP_ENUM,
+     .default_value = "reset_to_latest",
+     .choices = "reset_to_earliest|reset_to_latest|reset_by_subscriber",
+     .roles = CONSUMER,
+     .rdkafka_name = "auto.offset.reset",
+     .to_rdkafka = offset_reset_to_rdkafka,
+     .description = "Kaffe's offset_reset_policy: where to go when the committed offset is "
+                    "out of range: earliest, latest, or reset_by_subscriber (an error is "
+                    "reported instead). librdkafka has one setting for this and for where a "
+                    "new group starts, so it must agree with start_with_earliest_message "
+                    "when both are set."},
+
+    /* Kaffe's producer options, mapped to librdkafka. */
+    {.name = "required_acks",
+     .type = PROP_INT,
+     .default_value = "-1",
+     .min = -1,
+     .max = 1,
+     .roles = PRODUCER,
+     .rdkafka_name = "acks",
+     .description = "Kaffe's required_acks: -1 = all in-sync replicas (the default, needed "
+                    "for no loss), 1 = the leader only, 0 = no acknowledgement."},
+    {.name = "ack_timeout",
+     .type = PROP_INT,
+     .default_value = "30000",
+     .min = 1,
+     .max = 900000,
+     .roles = PRODUCER,
+     .rdkafka_name = "request.timeout.ms",
+     .description = "Kaffe's ack_timeout, in milliseconds: how long the broker may wait for "
+                    "the required acks before failing a produce request."},
+    {.name = "max_retries",
+     .type = PROP_INT,
+     .default_value = "2147483647",
+     .min = 0,
+     .max = 2147483647,
+     .roles = PRODUCER,
+     .rdkafka_name = "message.send.max.retries",
+     .description = "Kaffe's max_retries: how often a failed produce request is retried "
+                    "(within librdkafka's message.timeout.ms)."},
+    {.name = "retry_backoff_ms",
+     .type = PROP_INT,
+     .default_value = "100",
+     .min = 1,
+     .max = 300000,
+     .roles = BOTH,
+     .rdkafka_name = "retry.backoff.ms",
+     .description = "Kaffe's retry_backoff_ms: the wait before a failed request is retried."},
+    {.name = "max_batch_size",
+     .type = PROP_INT,
+     .default_value = "1000000",
+     .min = 1,
+     .max = 2147483647,
+     .roles = PRODUCER,
+     .rdkafka_name = "batch.size",
+     .description = "Kaffe's max_batch_size: the most bytes in one batch of messages sent to "
+                    "a partition."},
+    {.name = "compression",
+     .type = PROP_ENUM,
+     .default_value = "no_compression",
+     .choices = "no_compression|gzip|snappy|lz4|zstd",
+     .roles = PRODUCER,
+     .rdkafka_name = "compression.codec",
+     .to_rdkafka = compression_to_rdkafka,
+     .description = "Kaffe's compression: how message batches are compressed "
+                    "(no_compression = none)."},
+
+    /* Security: TLS and SASL. Derived into librdkafka's security.protocol
+     * (plaintext, ssl, sasl_plaintext, sasl_ssl) by conf_to_rdkafka. */
+    {.name = "ssl",
+     .type = PROP_BOOL,
+     .default_value = "false",
+     .roles = BOTH,
+     .rdkafka_doc = "security.protocol ssl (sasl_ssl with sasl_mechanism)",
+     .description = "Connect to endpoints over TLS (Kaffe's ssl: true). With "
+                    "heroku_kafka_env=true, TLS comes from KAFKA_URL instead and this must "
+                    "not be set."},
+    {.name = "ssl_ca",
+     .type = PROP_STRING,
+     .default_value = "",
+     .roles = BOTH,
+     .rdkafka_doc = "ssl.ca.location (a path) or ssl.ca.pem (PEM text)",
+     .description = "The CA certificate(s) that signed the brokers' certificates: a PEM file "
+                    "path, or the PEM text itself. Empty: the system's CA store."},
+    {.name = "ssl_cert",
+     .type = PROP_STRING,
+     .default_value = "",
+     .roles = BOTH,
+     .rdkafka_doc = "ssl.certificate.location (a path) or ssl.certificate.pem (PEM text)",
+     .description = "The client certificate for mutual TLS: a PEM file path or PEM text. "
+                    "Needs ssl_key, which must match it."},
+    {.name = "ssl_key",
+     .type = PROP_STRING,
+     .default_value = "",
+     .roles = BOTH,
+     .secret = true,
+     .rdkafka_doc = "ssl.key.location (a path) or ssl.key.pem (PEM text)",
+     .description = "The client private key for mutual TLS: a PEM file path or PEM text. "
+                    "Never shown in messages."},
+    {.name = "ssl_key_password",
+     .type = PROP_STRING,
+     .default_value = "",
+     .roles = BOTH,
+     .secret = true,
+     .rdkafka_doc = "ssl.key.password",
+     .description = "The password of an encrypted ssl_key. Never shown in messages."},
+    {.name = "ssl_verify_hostname",
+     .type = PROP_BOOL,
+     .default_value = "true",
+     .roles = BOTH,
+     .rdkafka_doc = "ssl.endpoint.identification.algorithm https (true) or none (false)",
+     .description = "Check that the broker's certificate names the host connected to (also "
+                    "in Heroku mode). Turn off only for providers whose broker certificates "
+                    "do not name the host; the certificate chain is still verified."},
+    {.name = "sasl_mechanism",
+     .type = PROP_ENUM,
+     .default_value = "none",
+     .choices = "none|plain|scram_sha_256|scram_sha_512",
+     .roles = BOTH,
+     .rdkafka_name = "sasl.mechanisms",
+     .to_rdkafka = sasl_mechanism_to_rdkafka,
+     .rdkafka_doc = "sasl.mechanisms PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, and "
+                    "security.protocol sasl_plaintext (sasl_ssl with TLS)",
+     .description = "SASL authentication (Kaffe's sasl: %{mechanism: ...}). Any mechanism "
+                    "but none needs sasl_username and sasl_password."},
+    {.name = "sasl_username",
+     .type = PROP_STRING,
+     .default_value = "",
+     .roles = BOTH,
+     .rdkafka_name = "sasl.username",
+     .description = "The SASL user name."},
+    {.name = "sasl_login",
+     .type = PROP_STRING,
+     .default_value = "",
+     .roles = BOTH,
+     .alias_of = "sasl_username",
+     .description = "Kaffe's name for sasl_username (sasl: %{login: ...})."},
+    {.name = "sasl_password",
+     .type = PROP_STRING,
+     .default_value = "",
+     .roles = BOTH,
+     .secret = true,
+     .rdkafka_name = "sasl.password",
+     .description = "The SASL password. Never shown in messages."},
 
     /* Consumer. */
     {.name = "consumer_group",
@@ -238,4 +429,51 @@ static kaffe_status_t check_endpoints(const char *value, char *errstr, size_t er
         s = end + 1;
     }
     return KAFFE_OK;
+}
+
+/* Value translations for librdkafka (see the rows' descriptions). */
+static const char *min_bytes_to_rdkafka(const char *value) {
+    return strcmp(value, "0") == 0 ? "1" : value;
+}
+
+static const char *offset_reset_to_rdkafka(const char *value) {
+    if (strcmp(value, "reset_to_earliest") == 0)
+        return "earliest";
+    if (strcmp(value, "reset_to_latest") == 0)
+        return "latest";
+    return "error";
+}
+
+static const char *compression_to_rdkafka(const char *value) {
+    return strcmp(value, "no_compression") == 0 ? "none" : value;
+}
+
+static const char *sasl_mechanism_to_rdkafka(const char *value) {
+    if (strcmp(value, "plain") == 0)
+        return "PLAIN";
+    if (strcmp(value, "scram_sha_256") == 0)
+        return "SCRAM-SHA-256";
+    if (strcmp(value, "scram_sha_512") == 0)
+        return "SCRAM-SHA-512";
+    return "GSSAPI"; /* librdkafka's default; unused: "none" sets no SASL at all */
+}
+
+const char *property_rdkafka_value(const property_t *p, const char *value) {
+    return p->to_rdkafka ? p->to_rdkafka(value) : value;
+}
+
+bool property_mapped_generically(const property_t *p) {
+    /* These rows reach librdkafka through conf_to_rdkafka's own code
+     * (derived, required or defaulted settings); every other row with an
+     * rdkafka_name is copied over when set. */
+    static const char *const by_code[] = {
+        "endpoints",      "consumer_group", "start_with_earliest_message",
+        "sasl_mechanism", "sasl_username",  "sasl_password",
+    };
+    if (!p->rdkafka_name)
+        return false;
+    for (size_t i = 0; i < sizeof by_code / sizeof by_code[0]; i++)
+        if (strcmp(p->name, by_code[i]) == 0)
+            return false;
+    return true;
 }

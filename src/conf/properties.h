@@ -30,6 +30,17 @@ typedef struct property {
     const char *rdkafka_name; /* librdkafka property it sets, or NULL */
     bool secret;              /* never echoed in messages */
     const char *description;
+    /* This row is another name for alias_of (e.g. Kaffe's name for kaffe's
+     * own property). For PROP_INT, canonical value = alias value * alias_scale
+     * (0 means 1). Setting both to different values is an error. */
+    const char *alias_of;
+    int64_t alias_scale;
+    /* Translates a validated value into rdkafka_name's value (NULL: the
+     * same string). Returns a static string or value itself. */
+    const char *(*to_rdkafka)(const char *value);
+    /* How the row reaches librdkafka, for docs, when it is not a plain
+     * one-to-one rdkafka_name (derived settings such as TLS and SASL). */
+    const char *rdkafka_doc;
     /* Extra syntax check beyond the type's, or NULL. */
     kaffe_status_t (*check)(const char *value, char *errstr, size_t errstr_size);
 } property_t;
@@ -45,6 +56,14 @@ const property_t *property_at(size_t index);
  * returns KAFFE_ERR_INVALID_CONF with a message naming the property. */
 kaffe_status_t property_validate(const property_t *p, const char *value, char *errstr,
                                  size_t errstr_size);
+
+/* The value librdkafka gets for a validated value of p (its to_rdkafka
+ * translation, or value itself). */
+const char *property_rdkafka_value(const property_t *p, const char *value);
+
+/* True when p has an rdkafka_name that conf_to_rdkafka copies over whenever
+ * p is set; false for rows it handles in code (or rows with no mapping). */
+bool property_mapped_generically(const property_t *p);
 
 /* Parses a validated bool/int value. */
 bool property_parse_bool(const char *value);

@@ -7,6 +7,8 @@
 #include <kaffe/kaffe.h>
 
 #include "conf/conf.h"
+#include "conf/internal.h"
+#include "conf/properties.h"
 
 static int noop_handler(kaffe_message_t *m, void *opaque) {
     (void)m;
@@ -131,27 +133,410 @@ Test(conf, topics_list_is_split_and_trimmed) {
     kaffe_conf_destroy(conf);
 }
 
-Test(conf, consumer_rdkafka_conf_never_auto_commits) {
+static kaffe_conf_t *consumer_conf(void) {
     kaffe_conf_t *conf = kaffe_conf_new();
     char err[256];
-    kaffe_conf_set(conf, "endpoints", "127.0.0.1:9092", err, sizeof err);
-    kaffe_conf_set(conf, "topics", "t", err, sizeof err);
-    kaffe_conf_set(conf, "consumer_group", "g", err, sizeof err);
-    kaffe_conf_set(conf, "start_with_earliest_message", "true", err, sizeof err);
-    kaffe_conf_set(conf, "rdkafka.enable.auto.commit", "true", err, sizeof err);
+    cr_assert_eq(kaffe_conf_set(conf, "endpoints", "127.0.0.1:9092", err, sizeof err), KAFFE_OK);
+    cr_assert_eq(kaffe_conf_set(conf, "topics", "t", err, sizeof err), KAFFE_OK);
+    cr_assert_eq(kaffe_conf_set(conf, "consumer_group", "g", err, sizeof err), KAFFE_OK);
     kaffe_conf_set_message_handler(conf, noop_handler, NULL);
+    return conf;
+}
+
+static kaffe_conf_t *producer_conf(void) {
+    kaffe_conf_t *conf = kaffe_conf_new();
+    char err[256];
+    cr_assert_eq(kaffe_conf_set(conf, "endpoints", "127.0.0.1:9092", err, sizeof err), KAFFE_OK);
+    cr_assert_eq(kaffe_conf_set(conf, "topics", "t", err, sizeof err), KAFFE_OK);
+    return conf;
+}
+
+/* The librdkafka value of name in rd (static buffer: one use at a time). */
+static const char *rd_get(rd_kafka_conf_t *rd, const char *name) {
+    static char v[512];
+    size_t n = sizeof v;
+    if (rd_kafka_conf_get(rd, name, v, &n) != RD_KAFKA_CONF_OK)
+        return "(unset)";
+    return v;
+}
+
+Test(conf, consumer_rdkafka_conf_never_auto_commits) {
+    kaffe_conf_t *conf = consumer_conf();
+    char err[256];
+    kaffe_conf_set(conf, "start_with_earliest_message", "true", err, sizeof err);
     rd_kafka_conf_t *rd = conf_to_rdkafka(conf, CONF_ROLE_CONSUMER, err, sizeof err);
     cr_assert_not_null(rd, "%s", err);
-    char v[64];
-    size_t n = sizeof v;
-    rd_kafka_conf_get(rd, "enable.auto.commit", v, &n);
-    cr_assert_str_eq(v, "false");
-    n = sizeof v;
-    rd_kafka_conf_get(rd, "auto.offset.reset", v, &n);
-    cr_assert(strcmp(v, "earliest") == 0 || strcmp(v, "smallest") == 0, "got %s", v);
-    n = sizeof v;
-    rd_kafka_conf_get(rd, "group.id", v, &n);
-    cr_assert_str_eq(v, "g");
+    cr_assert_str_eq(rd_get(rd, "enable.auto.commit"), "false");
+    cr_assert_str_eq(rd_get(rd, "enable.auto.offset.store"), "false");
+    const char *reset = rd_get(rd, "auto.offset.reset");
+    cr_assert(strcmp(reset, "earliest") == 0 || strcmp(reset, "smallest") == 0, "got %s", reset);
+    cr_assert_str_eq(rd_get(rd, "group.id"), "g");
     rd_kafka_conf_destroy(rd);
     kaffe_conf_destroy(conf);
+}
+
+Test(conf, enabling_auto_commit_through_rdkafka_is_an_error_not_ignored) {
+    kaffe_conf_t *conf = consumer_conf();
+    char err[256];
+    cr_assert_eq(kaffe_conf_set(conf, "rdkafka.enable.auto.commit", "true", err, sizeof err),
+                 KAFFE_OK);
+    rd_kafka_conf_t *rd = NULL;
+    cr_assert_eq(conf_build_rdkafka(conf, CONF_ROLE_CONSUMER, &rd, err, sizeof err),
+                 KAFFE_ERR_INVALID_CONF);
+    cr_assert_null(rd);
+    cr_assert(strstr(err, "rdkafka.enable.auto.commit"), "got: %s", err);
+    kaffe_conf_destroy(conf);
+}
+
+/* A valid value other than the default, for any row. */
+static const char *other_value(const property_t *p, char *buf, size_t size) {
+    switch (p->type) {
+        case PROP_BOOL:
+            return strcmp(p->default_value, "true") == 0 ? "false" : "true";
+        case PROP_INT:
+            snprintf(buf, size, "%lld",
+                     (long long)(property_parse_int(p->default_value) == p->max ? p->min : p->max));
+            return buf;
+        case PROP_ENUM: {
+            const char *bar = strchr(p->choices, '|');
+            size_t first = (size_t)(bar - p->choices);
+            if (strncmp(p->choices, p->default_value, first) == 0 &&
+                p->default_value[first] == '\0')
+                snprintf(buf, size, "%.*s", (int)strcspn(bar + 1, "|"), bar + 1);
+            else
+                snprintf(buf, size, "%.*s", (int)first, p->choices);
+            return buf;
+        }
+        case PROP_LIST:
+            return strcmp(p->name, "endpoints") == 0 ? "h1:1,h2:2" : "a,b";
+        case PROP_STRING:
+            return "some-value";
+    }
+    return NULL;
+}
+
+Test(conf, every_table_entry_round_trips_through_set_and_get) {
+    cr_assert_gt(property_count(), 30);
+    for (size_t i = 0; i < property_count(); i++) {
+        const property_t *p = property_at(i);
+        kaffe_conf_t *conf = kaffe_conf_new();
+        char buf[64], got[128], err[256];
+        size_t size = sizeof got;
+        /* Unset: the default, and not "set". */
+        cr_assert_eq(kaffe_conf_get(conf, p->name, got, &size), KAFFE_OK, "%s", p->name);
+        cr_assert_str_eq(got, p->default_value, "%s", p->name);
+        cr_assert_not(conf_is_set(conf, p->name), "%s", p->name);
+        cr_assert_eq(property_validate(p, p->default_value, err, sizeof err), KAFFE_OK,
+                     "%s: default %s invalid: %s", p->name, p->default_value, err);
+        const char *v = other_value(p, buf, sizeof buf);
+        cr_assert_str_neq(v, p->default_value, "%s", p->name);
+        cr_assert_eq(kaffe_conf_set(conf, p->name, v, err, sizeof err), KAFFE_OK, "%s=%s: %s",
+                     p->name, v, err);
+        size = sizeof got;
+        cr_assert_eq(kaffe_conf_get(conf, p->name, got, &size), KAFFE_OK);
+        cr_assert_str_eq(got, v, "%s", p->name);
+        cr_assert(conf_is_set(conf, p->name), "%s", p->name);
+        cr_assert(*p->description, "%s has no description", p->name);
+        /* A copy holds the same. */
+        kaffe_conf_t *copy = kaffe_conf_dup(conf);
+        cr_assert_str_eq(conf_str(copy, p->name), v, "%s", p->name);
+        kaffe_conf_destroy(copy);
+        kaffe_conf_destroy(conf);
+    }
+}
+
+Test(conf, each_kind_of_bad_input_gives_its_error) {
+    kaffe_conf_t *conf = kaffe_conf_new();
+    char err[256];
+    struct {
+        const char *name, *value;
+        kaffe_status_t status;
+        const char *message;
+    } cases[] = {
+        {"max_bytes", "0", KAFFE_ERR_INVALID_CONF, "max_bytes: 0 is out of range"},
+        {"max_wait_time", "soon", KAFFE_ERR_INVALID_CONF, "max_wait_time: expected an integer"},
+        {"ssl", "on", KAFFE_ERR_INVALID_CONF, "ssl: expected true or false"},
+        {"sasl_mechanism", "gssapi", KAFFE_ERR_INVALID_CONF, "sasl_mechanism: expected one of"},
+        {"compression", "brotli", KAFFE_ERR_INVALID_CONF, "compression: expected one of"},
+        {"required_acks", "2", KAFFE_ERR_INVALID_CONF, "required_acks: 2 is out of range"},
+        {"endpoints", "kafka:0", KAFFE_ERR_INVALID_CONF, "endpoints:"},
+        {"sasl_mechanizm", "plain", KAFFE_ERR_UNKNOWN_CONF, "did you mean sasl_mechanism"},
+        {"max_byte", "1", KAFFE_ERR_UNKNOWN_CONF, "did you mean max_bytes"},
+        {"rdkafka.", "1", KAFFE_ERR_UNKNOWN_CONF, "rdkafka."},
+        {"rdkafka.fetch.min.bytes", "0", KAFFE_ERR_INVALID_CONF, "rdkafka.fetch.min.bytes"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        err[0] = '\0';
+        cr_assert_eq(kaffe_conf_set(conf, cases[i].name, cases[i].value, err, sizeof err),
+                     cases[i].status, "%s=%s", cases[i].name, cases[i].value);
+        cr_assert(strstr(err, cases[i].message), "%s=%s: got \"%s\"", cases[i].name, cases[i].value,
+                  err);
+    }
+    kaffe_conf_destroy(conf);
+}
+
+Test(conf, kaffe_names_reach_librdkafka_translated) {
+    kaffe_conf_t *conf = consumer_conf();
+    char err[256];
+    cr_assert_eq(kaffe_conf_set(conf, "max_bytes", "500000", err, sizeof err), KAFFE_OK);
+    cr_assert_eq(kaffe_conf_set(conf, "min_bytes", "0", err, sizeof err), KAFFE_OK);
+    cr_assert_eq(kaffe_conf_set(conf, "max_wait_time", "250", err, sizeof err), KAFFE_OK);
+    cr_assert_eq(
+        kaffe_conf_set(conf, "offset_reset_policy", "reset_by_subscriber", err, sizeof err),
+        KAFFE_OK);
+    cr_assert_eq(kaffe_conf_set(conf, "retry_backoff_ms", "300", err, sizeof err), KAFFE_OK);
+    /* Producer-only settings do not reach a consumer's configuration. */
+    cr_assert_eq(kaffe_conf_set(conf, "compression", "gzip", err, sizeof err), KAFFE_OK);
+    rd_kafka_conf_t *rd = conf_to_rdkafka(conf, CONF_ROLE_CONSUMER, err, sizeof err);
+    cr_assert_not_null(rd, "%s", err);
+    cr_assert_str_eq(rd_get(rd, "max.partition.fetch.bytes"), "500000");
+    cr_assert_str_eq(rd_get(rd, "fetch.min.bytes"), "1");
+    cr_assert_str_eq(rd_get(rd, "fetch.wait.max.ms"), "250");
+    cr_assert_str_eq(rd_get(rd, "auto.offset.reset"), "error");
+    cr_assert_str_eq(rd_get(rd, "retry.backoff.ms"), "300");
+    cr_assert_str_eq(rd_get(rd, "compression.codec"), "none");
+    rd_kafka_conf_destroy(rd);
+    kaffe_conf_destroy(conf);
+
+    conf = producer_conf();
+    rd = conf_to_rdkafka(conf, CONF_ROLE_PRODUCER, err, sizeof err);
+    cr_assert_not_null(rd, "%s", err);
+    cr_assert_str_eq(rd_get(rd, "acks"), "-1", "the producer waits for all replicas by default");
+    rd_kafka_conf_destroy(rd);
+    cr_assert_eq(kaffe_conf_set(conf, "required_acks", "1", err, sizeof err), KAFFE_OK);
+    cr_assert_eq(kaffe_conf_set(conf, "ack_timeout", "1000", err, sizeof err), KAFFE_OK);
+    cr_assert_eq(kaffe_conf_set(conf, "max_retries", "3", err, sizeof err), KAFFE_OK);
+    cr_assert_eq(kaffe_conf_set(conf, "max_batch_size", "65536", err, sizeof err), KAFFE_OK);
+    cr_assert_eq(kaffe_conf_set(conf, "compression", "no_compression", err, sizeof err), KAFFE_OK);
+    rd = conf_to_rdkafka(conf, CONF_ROLE_PRODUCER, err, sizeof err);
+    cr_assert_not_null(rd, "%s", err);
+    cr_assert_str_eq(rd_get(rd, "acks"), "1");
+    cr_assert_str_eq(rd_get(rd, "request.timeout.ms"), "1000");
+    cr_assert_str_eq(rd_get(rd, "message.send.max.retries"), "3");
+    cr_assert_str_eq(rd_get(rd, "batch.size"), "65536");
+    cr_assert_str_eq(rd_get(rd, "compression.codec"), "none");
+    rd_kafka_conf_destroy(rd);
+    kaffe_conf_destroy(conf);
+}
+
+Test(conf, mapped_defaults_are_librdkafkas_defaults) {
+    /* An unset mapped property leaves librdkafka's default, so the table's
+     * default (what the docs show and conf_int returns) must be that. */
+    size_t mapped = 0;
+    for (size_t i = 0; i < property_count(); i++) {
+        const property_t *p = property_at(i);
+        if (!property_mapped_generically(p))
+            continue;
+        mapped++;
+        /* A global property, or else a topic one (acks, auto.offset.reset). */
+        rd_kafka_conf_t *rd = rd_kafka_conf_new();
+        rd_kafka_topic_conf_t *topic = rd_kafka_topic_conf_new();
+        char lib_default[256];
+        size_t n = sizeof lib_default;
+        rd_kafka_conf_res_t res = rd_kafka_conf_get(rd, p->rdkafka_name, lib_default, &n);
+        if (res != RD_KAFKA_CONF_OK) {
+            n = sizeof lib_default;
+            res = rd_kafka_topic_conf_get(topic, p->rdkafka_name, lib_default, &n);
+        }
+        rd_kafka_topic_conf_destroy(topic);
+        rd_kafka_conf_destroy(rd);
+        cr_assert_eq(res, RD_KAFKA_CONF_OK, "%s: librdkafka has no %s", p->name, p->rdkafka_name);
+        const char *ours = property_rdkafka_value(p, p->default_value);
+        cr_assert(conf_rdkafka_equal(p->rdkafka_name, ours, lib_default),
+                  "%s: table default %s (-> %s=%s) but librdkafka's is %s", p->name,
+                  p->default_value, p->rdkafka_name, ours, lib_default);
+    }
+    cr_assert_geq(mapped, 10);
+}
+
+Test(conf, alias_and_its_property_must_agree) {
+    kaffe_conf_t *conf = kaffe_conf_new();
+    char err[256];
+    cr_assert_eq(kaffe_conf_set(conf, "offset_commit_interval_seconds", "7", err, sizeof err),
+                 KAFFE_OK);
+    cr_assert_eq(conf_int(conf, "commit_interval_ms"), 7000);
+    cr_assert(conf_is_set(conf, "commit_interval_ms"));
+    cr_assert_eq(kaffe_conf_set(conf, "commit_interval_ms", "7000", err, sizeof err), KAFFE_OK,
+                 "the same interval twice is fine: %s", err);
+    cr_assert_eq(kaffe_conf_set(conf, "commit_interval_ms", "8000", err, sizeof err),
+                 KAFFE_ERR_INVALID_CONF);
+    cr_assert(strstr(err, "commit_interval_ms") && strstr(err, "offset_commit_interval_seconds"),
+              "got: %s", err);
+    cr_assert_eq(conf_int(conf, "commit_interval_ms"), 7000);
+    kaffe_conf_destroy(conf);
+
+    /* The other order. */
+    conf = kaffe_conf_new();
+    cr_assert_eq(kaffe_conf_set(conf, "commit_interval_ms", "2000", err, sizeof err), KAFFE_OK);
+    cr_assert_eq(kaffe_conf_set(conf, "offset_commit_interval_seconds", "3", err, sizeof err),
+                 KAFFE_ERR_INVALID_CONF);
+    cr_assert(strstr(err, "offset_commit_interval_seconds"), "got: %s", err);
+    cr_assert_eq(kaffe_conf_set(conf, "offset_commit_interval_seconds", "2", err, sizeof err),
+                 KAFFE_OK, "%s", err);
+    kaffe_conf_destroy(conf);
+
+    conf = kaffe_conf_new();
+    cr_assert_eq(kaffe_conf_set(conf, "sasl_login", "alice", err, sizeof err), KAFFE_OK);
+    cr_assert_str_eq(conf_str(conf, "sasl_username"), "alice");
+    cr_assert_eq(kaffe_conf_set(conf, "sasl_username", "bob", err, sizeof err),
+                 KAFFE_ERR_INVALID_CONF);
+    kaffe_conf_destroy(conf);
+}
+
+Test(conf, kaffe_name_and_rdkafka_passthrough_must_agree) {
+    kaffe_conf_t *conf = kaffe_conf_new();
+    char err[256];
+    cr_assert_eq(kaffe_conf_set(conf, "max_wait_time", "100", err, sizeof err), KAFFE_OK);
+    cr_assert_eq(kaffe_conf_set(conf, "rdkafka.fetch.wait.max.ms", "100", err, sizeof err),
+                 KAFFE_OK, "the same value is fine: %s", err);
+    cr_assert_eq(kaffe_conf_set(conf, "rdkafka.fetch.wait.max.ms", "200", err, sizeof err),
+                 KAFFE_ERR_INVALID_CONF);
+    cr_assert(strstr(err, "max_wait_time"), "got: %s", err);
+    cr_assert_eq(kaffe_conf_set(conf, "max_wait_time", "300", err, sizeof err),
+                 KAFFE_ERR_INVALID_CONF);
+    cr_assert(strstr(err, "rdkafka.fetch.wait.max.ms"), "got: %s", err);
+    /* librdkafka's synonyms are the same value. */
+    cr_assert_eq(kaffe_conf_set(conf, "offset_reset_policy", "reset_to_earliest", err, sizeof err),
+                 KAFFE_OK);
+    cr_assert_eq(kaffe_conf_set(conf, "rdkafka.auto.offset.reset", "smallest", err, sizeof err),
+                 KAFFE_OK, "%s", err);
+    kaffe_conf_destroy(conf);
+
+    /* Settings handled in code conflict at build time. */
+    conf = consumer_conf();
+    cr_assert_eq(kaffe_conf_set(conf, "rdkafka.group.id", "other", err, sizeof err), KAFFE_OK);
+    cr_assert_null(conf_to_rdkafka(conf, CONF_ROLE_CONSUMER, err, sizeof err));
+    cr_assert(strstr(err, "rdkafka.group.id") && strstr(err, "consumer_group"), "got: %s", err);
+    kaffe_conf_destroy(conf);
+}
+
+Test(conf, mutually_exclusive_or_incomplete_settings_are_errors) {
+    struct {
+        const char *settings[4][2];
+        const char *message;
+    } cases[] = {
+        {{{"heroku_kafka_env", "true"}}, "endpoints and heroku_kafka_env"},
+        {{{"ssl_ca", "/tmp/ca.pem"}}, "ssl_ca: set, but TLS is off"},
+        {{{"ssl_verify_hostname", "false"}}, "ssl_verify_hostname: set, but TLS is off"},
+        {{{"ssl", "true"}, {"ssl_cert", "/tmp/c.pem"}}, "ssl_cert: set without ssl_key"},
+        {{{"ssl", "true"}, {"ssl_key", "/tmp/k.pem"}}, "ssl_key: set without ssl_cert"},
+        {{{"sasl_mechanism", "plain"}}, "needs sasl_username"},
+        {{{"sasl_mechanism", "scram_sha_256"}, {"sasl_login", "alice"}}, "needs sasl_password"},
+        {{{"sasl_username", "alice"}, {"sasl_password", "pw"}}, "sasl_mechanism=none"},
+        {{{"start_with_earliest_message", "true"}, {"offset_reset_policy", "reset_to_latest"}},
+         "conflicts with start_with_earliest_message"},
+        {{{"start_with_earliest_message", "false"}, {"offset_reset_policy", "reset_by_subscriber"}},
+         "conflicts with start_with_earliest_message"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        kaffe_conf_t *conf = consumer_conf();
+        char err[400];
+        for (size_t j = 0; j < 4 && cases[i].settings[j][0]; j++)
+            cr_assert_eq(kaffe_conf_set(conf, cases[i].settings[j][0], cases[i].settings[j][1], err,
+                                        sizeof err),
+                         KAFFE_OK, "%s", err);
+        cr_assert_eq(conf_validate(conf, CONF_ROLE_CONSUMER, err, sizeof err),
+                     KAFFE_ERR_INVALID_CONF, "case %zu (%s) was accepted", i, cases[i].message);
+        cr_assert(strstr(err, cases[i].message), "case %zu: got \"%s\"", i, err);
+        cr_assert_null(conf_to_rdkafka(conf, CONF_ROLE_CONSUMER, err, sizeof err));
+        kaffe_conf_destroy(conf);
+    }
+}
+
+Test(conf, sasl_settings_derive_the_security_protocol) {
+    kaffe_conf_t *conf = producer_conf();
+    char err[256];
+    cr_assert_eq(kaffe_conf_set(conf, "sasl_mechanism", "scram_sha_512", err, sizeof err),
+                 KAFFE_OK);
+    cr_assert_eq(kaffe_conf_set(conf, "sasl_login", "alice", err, sizeof err), KAFFE_OK);
+    cr_assert_eq(kaffe_conf_set(conf, "sasl_password", "alice-pw", err, sizeof err), KAFFE_OK);
+    rd_kafka_conf_t *rd = conf_to_rdkafka(conf, CONF_ROLE_PRODUCER, err, sizeof err);
+    cr_assert_not_null(rd, "%s", err);
+    cr_assert_str_eq(rd_get(rd, "security.protocol"), "sasl_plaintext");
+    cr_assert_str_eq(rd_get(rd, "sasl.mechanisms"), "SCRAM-SHA-512");
+    cr_assert_str_eq(rd_get(rd, "sasl.username"), "alice");
+    cr_assert_str_eq(rd_get(rd, "sasl.password"), "alice-pw");
+    rd_kafka_conf_destroy(rd);
+    /* A passthrough that contradicts it is an error. */
+    cr_assert_eq(kaffe_conf_set(conf, "rdkafka.security.protocol", "plaintext", err, sizeof err),
+                 KAFFE_OK);
+    cr_assert_null(conf_to_rdkafka(conf, CONF_ROLE_PRODUCER, err, sizeof err));
+    cr_assert(strstr(err, "rdkafka.security.protocol"), "got: %s", err);
+    kaffe_conf_destroy(conf);
+
+    /* No kaffe security setting: rdkafka.security.protocol is free. */
+    conf = producer_conf();
+    cr_assert_eq(kaffe_conf_set(conf, "rdkafka.security.protocol", "ssl", err, sizeof err),
+                 KAFFE_OK);
+    rd = conf_to_rdkafka(conf, CONF_ROLE_PRODUCER, err, sizeof err);
+    cr_assert_not_null(rd, "%s", err);
+    cr_assert_str_eq(rd_get(rd, "security.protocol"), "ssl");
+    rd_kafka_conf_destroy(rd);
+    kaffe_conf_destroy(conf);
+}
+
+Test(conf, passwords_never_appear_in_error_messages) {
+    const char *secret = "S3cr3t-P4ssw0rd";
+    char err[512];
+    kaffe_conf_t *conf = producer_conf();
+    cr_assert_eq(kaffe_conf_set(conf, "sasl_mechanism", "plain", err, sizeof err), KAFFE_OK);
+    cr_assert_eq(kaffe_conf_set(conf, "sasl_username", "u", err, sizeof err), KAFFE_OK);
+    cr_assert_eq(kaffe_conf_set(conf, "sasl_password", secret, err, sizeof err), KAFFE_OK);
+    /* A conflicting passthrough: the error names both, shows neither value. */
+    cr_assert_eq(kaffe_conf_set(conf, "rdkafka.sasl.password", "other-secret", err, sizeof err),
+                 KAFFE_OK);
+    cr_assert_null(conf_to_rdkafka(conf, CONF_ROLE_PRODUCER, err, sizeof err));
+    cr_assert(strstr(err, "sasl_password"), "got: %s", err);
+    cr_assert_null(strstr(err, secret), "secret leaked: %s", err);
+    cr_assert_null(strstr(err, "other-secret"), "secret leaked: %s", err);
+    kaffe_conf_destroy(conf);
+
+    /* A bad value for a secret property is "(hidden)". */
+    conf = producer_conf();
+    cr_assert_eq(kaffe_conf_set(conf, "rdkafka.ssl.key.password", secret, err, sizeof err),
+                 KAFFE_OK);
+    cr_assert_eq(kaffe_conf_set(conf, "ssl", "true", err, sizeof err), KAFFE_OK);
+    cr_assert_eq(kaffe_conf_set(conf, "ssl_key", "/nonexistent/key.pem", err, sizeof err),
+                 KAFFE_OK);
+    cr_assert_eq(kaffe_conf_set(conf, "ssl_cert", "/nonexistent/cert.pem", err, sizeof err),
+                 KAFFE_OK);
+    cr_assert_eq(kaffe_conf_set(conf, "ssl_key_password", secret, err, sizeof err), KAFFE_OK);
+    cr_assert_null(conf_to_rdkafka(conf, CONF_ROLE_PRODUCER, err, sizeof err));
+    cr_assert(strstr(err, "ssl_cert") && strstr(err, "/nonexistent/cert.pem"), "got: %s", err);
+    cr_assert_null(strstr(err, secret), "secret leaked: %s", err);
+    kaffe_conf_destroy(conf);
+
+    /* Aliases of secrets. */
+    conf = kaffe_conf_new();
+    cr_assert_eq(kaffe_conf_set(conf, "sasl_password", secret, err, sizeof err), KAFFE_OK);
+    cr_assert_eq(kaffe_conf_set(conf, "rdkafka.sasl.password", "x", err, sizeof err), KAFFE_OK);
+    cr_assert_null(strstr(err, secret));
+    kaffe_conf_destroy(conf);
+}
+
+Test(conf, generated_docs_are_current) {
+    char path[] = "/tmp/kaffe-docs-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    FILE *f = fdopen(fd, "w+");
+    cr_assert_eq(conf_write_docs(f), 0);
+    rewind(f);
+    char committed_path[1024];
+    snprintf(committed_path, sizeof committed_path, "%s/docs/CONFIGURATION.md", KAFFE_SOURCE_DIR);
+    FILE *committed = fopen(committed_path, "r");
+    cr_assert_not_null(committed, "%s is missing: run `ninja docs` and commit it", committed_path);
+    unsigned line = 1;
+    int a, b;
+    do {
+        a = fgetc(f);
+        b = fgetc(committed);
+        cr_assert_eq(a, b,
+                     "%s is stale from line %u: run `ninja -C <build> docs` and commit the result",
+                     committed_path, line);
+        if (a == '\n')
+            line++;
+    } while (a != EOF);
+    fclose(committed);
+    fclose(f);
+    unlink(path);
 }

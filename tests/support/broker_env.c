@@ -1,0 +1,248 @@
+#include "support/broker_env.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/errstr.h"
+#include "conf/conf.h"
+
+#define MAX_ENTRIES 64
+
+static char *keys[MAX_ENTRIES], *values[MAX_ENTRIES];
+static size_t entry_count;
+static bool loaded;
+
+bool broker_env_load(char *errstr, size_t errstr_size) {
+    if (loaded)
+        return true;
+    const char *path = getenv("KAFFE_BROKER_ENV");
+    if (!path || !*path) {
+        errstr_printf(errstr, errstr_size,
+                      "KAFFE_BROKER_ENV is not set: the broker tier needs a running Apache Kafka "
+                      "(run scripts/test.sh, or: export KAFFE_BROKER_ENV=$(scripts/kafka/start.sh)"
+                      " and ctest -L broker; scripts/kafka/stop.sh $KAFFE_BROKER_ENV after)");
+        return false;
+    }
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        errstr_printf(errstr, errstr_size, "KAFFE_BROKER_ENV=%s cannot be read (broker stopped?)",
+                      path);
+        return false;
+    }
+    char line[1024];
+    while (fgets(line, sizeof line, f) && entry_count < MAX_ENTRIES) {
+        line[strcspn(line, "\r\n")] = '\0';
+        char *eq = strchr(line, '=');
+        if (!eq)
+            continue;
+        *eq = '\0';
+        keys[entry_count] = strdup(line);
+        values[entry_count] = strdup(eq + 1);
+        entry_count++;
+    }
+    fclose(f);
+    loaded = true;
+    return true;
+}
+
+const char *broker_env(const char *key) {
+    for (size_t i = 0; i < entry_count; i++)
+        if (strcmp(keys[i], key) == 0)
+            return values[i];
+    return NULL;
+}
+
+char *broker_read_file(const char *path) {
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    if (!f)
+        return NULL;
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    size_t n;
+    while (buf && (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len < 2) {
+            char *grown = realloc(buf, cap * 2);
+            if (!grown) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (buf)
+        buf[len] = '\0';
+    return buf;
+}
+
+int64_t broker_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void broker_unique_topic(char *buf, size_t size, const char *prefix) {
+    static int counter;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(buf, size, "%s-%ld-%ld-%d", prefix, (long)getpid(), (long)ts.tv_nsec, ++counter);
+}
+
+int broker_create_topic(const char *topic, int partitions, char *errstr, size_t errstr_size) {
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", broker_env("KAFFE_BROKER_PLAINTEXT"), err,
+                      sizeof err);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        errstr_printf(errstr, errstr_size, "admin client: %s", err);
+        return -1;
+    }
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, 1, err, sizeof err);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+    int rc = -1;
+    if (!ev) {
+        errstr_printf(errstr, errstr_size, "CreateTopics %s: no answer in 30 s", topic);
+    } else {
+        size_t n = 0;
+        const rd_kafka_topic_result_t **res =
+            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+        if (rd_kafka_event_error(ev))
+            errstr_printf(errstr, errstr_size, "CreateTopics %s: %s", topic,
+                          rd_kafka_event_error_string(ev));
+        else if (n != 1 || rd_kafka_topic_result_error(res[0]))
+            errstr_printf(errstr, errstr_size, "CreateTopics %s: %s", topic,
+                          n ? rd_kafka_topic_result_error_string(res[0]) : "no result");
+        else
+            rc = 0;
+        rd_kafka_event_destroy(ev);
+    }
+    /* Wait until every partition has a leader, so a consumer joining now
+     * is assigned all of them. */
+    for (int64_t deadline = broker_now_ms() + 30000; rc == 0;) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+        bool ready = false;
+        if (rd_kafka_metadata(rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            ready = md->topic_cnt == 1 && !md->topics[0].err &&
+                    md->topics[0].partition_cnt == partitions;
+            for (int i = 0; ready && i < md->topics[0].partition_cnt; i++)
+                ready = md->topics[0].partitions[i].leader >= 0;
+            rd_kafka_metadata_destroy(md);
+        }
+        rd_kafka_topic_destroy(rkt);
+        if (ready)
+            break;
+        if (broker_now_ms() > deadline) {
+            errstr_printf(errstr, errstr_size, "topic %s: partitions have no leader after 30 s",
+                          topic);
+            rc = -1;
+        }
+        usleep(100 * 1000);
+    }
+    rd_kafka_queue_destroy(q);
+    rd_kafka_NewTopic_destroy(nt);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+void broker_events_init(broker_events_t *events) {
+    memset(events, 0, sizeof *events);
+    pthread_mutex_init(&events->lock, NULL);
+}
+
+/* librdkafka's error callback: from rd_kafka_poll() (or the consumer poll)
+ * on the polling thread. */
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    (void)rk;
+    broker_events_t *events = opaque;
+    pthread_mutex_lock(&events->lock);
+    if (events->error_count++ == 0) {
+        events->first_error = (rd_kafka_resp_err_t)err;
+        snprintf(events->first_error_text, sizeof events->first_error_text, "%s: %s",
+                 rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    }
+    pthread_mutex_unlock(&events->lock);
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    broker_events_t *events = opaque;
+    pthread_mutex_lock(&events->lock);
+    if (m->err) {
+        if (events->delivery_failed++ == 0)
+            events->first_delivery_error = m->err;
+    } else {
+        events->delivered++;
+    }
+    pthread_mutex_unlock(&events->lock);
+}
+
+rd_kafka_t *broker_handle_new(const kaffe_conf_t *conf, rd_kafka_type_t type,
+                              broker_events_t *events, char *errstr, size_t errstr_size) {
+    rd_kafka_conf_t *rdconf =
+        conf_to_rdkafka(conf, type == RD_KAFKA_CONSUMER ? CONF_ROLE_CONSUMER : CONF_ROLE_PRODUCER,
+                        errstr, errstr_size);
+    if (!rdconf)
+        return NULL;
+    char err[512];
+    rd_kafka_conf_set(rdconf, "log_level", "2", err, sizeof err); /* errors come via on_error */
+    rd_kafka_conf_set_opaque(rdconf, events);
+    rd_kafka_conf_set_error_cb(rdconf, on_error);
+    if (type == RD_KAFKA_PRODUCER)
+        rd_kafka_conf_set_dr_msg_cb(rdconf, on_delivery);
+    rd_kafka_t *rk = rd_kafka_new(type, rdconf, err, sizeof err);
+    if (!rk) {
+        rd_kafka_conf_destroy(rdconf);
+        errstr_printf(errstr, errstr_size, "rd_kafka_new: %s", err);
+        return NULL;
+    }
+    if (type == RD_KAFKA_CONSUMER)
+        rd_kafka_poll_set_consumer(rk);
+    return rk;
+}
+
+bool broker_wait_for_error(rd_kafka_t *rk, broker_events_t *events, int timeout_ms) {
+    int64_t deadline = broker_now_ms() + timeout_ms;
+    for (;;) {
+        pthread_mutex_lock(&events->lock);
+        bool seen = events->error_count > 0;
+        pthread_mutex_unlock(&events->lock);
+        if (seen)
+            return true;
+        if (broker_now_ms() >= deadline)
+            return false;
+        rd_kafka_poll(rk, 100);
+    }
+}
+
+int broker_produce(rd_kafka_t *rk, broker_events_t *events, const char *topic, int count,
+                   int timeout_ms) {
+    for (int i = 0; i < count; i++) {
+        char key[32], value[32];
+        int klen = snprintf(key, sizeof key, "key-%d", i);
+        int vlen = snprintf(value, sizeof value, "value-%d", i);
+        rd_kafka_resp_err_t err;
+        while ((err = rd_kafka_producev(
+                    rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                    RD_KAFKA_V_KEY(key, (size_t)klen), RD_KAFKA_V_VALUE(value, (size_t)vlen),
+                    RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(rk, 10);
+        if (err)
+            break;
+    }
+    rd_kafka_flush(rk, timeout_ms);
+    pthread_mutex_lock(&events->lock);
+    int delivered = events->delivered;
+    pthread_mutex_unlock(&events->lock);
+    return delivered;
+}
