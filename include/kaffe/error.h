@@ -42,7 +42,9 @@ extern "C" {
     XX(ERR_PARTITIONER, -1023, "Partitioner returned an invalid partition")                        \
     XX(ERR_TRANSPORT, -1024, "Broker unreachable")                                                 \
     XX(ERR_AUTHENTICATION, -1025, "Authentication failed")                                         \
-    XX(ERR_SSL, -1026, "TLS setup or handshake failed")
+    XX(ERR_SSL, -1026, "TLS setup or handshake failed")                                            \
+    XX(ERR_BATCH_INCOMPLETE, -1300,                                                                \
+       "Some messages of the batch were not written: see the per-message results")
 
 typedef enum kaffe_status {
 #define KAFFE__ENUM(name, value, text) KAFFE_##name = value,

@@ -314,6 +314,24 @@ static const property_t properties[] = {
      .description = "How kaffe_produce_sync() and kaffe_produce_sync_topic() pick a "
                     "partition: round_robin from 0 per topic, random, md5 (Kaffe-compatible), "
                     "murmur2 (Java-client compatible). kaffe_conf_set_partitioner() overrides."},
+    {.name = "produce_timeout_ms",
+     .type = PROP_INT,
+     .default_value = "30000",
+     .min = 1,
+     .max = 2147483647,
+     .roles = PRODUCER,
+     .description = "How long a message may take to be acknowledged by the broker, retries "
+                    "included (librdkafka's message.timeout.ms; rdkafka.message.timeout.ms wins "
+                    "when given). A sync produce call fails with KAFFE_ERR_TIMED_OUT or "
+                    "KAFFE_ERR_TRANSPORT after about this long."},
+    {.name = "partition_refresh_ms",
+     .type = PROP_INT,
+     .default_value = "30000",
+     .min = 100,
+     .max = 86400000,
+     .roles = PRODUCER,
+     .description = "How often the producer re-reads the partition counts of the topics it "
+                    "uses, so the partitions of a grown topic get messages."},
 };
 
 size_t property_count(void) {

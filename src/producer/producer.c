@@ -1,0 +1,888 @@
+/* The producer: partition choice, sync/batch/async produce, delivery thread,
+ * partition-count cache.
+ *
+ * Threads:
+ *   - Caller threads run every produce call. They pick the partition
+ *     themselves (so errors are synchronous and exact) and hand the message
+ *     to librdkafka with an explicit partition and a pending record as the
+ *     message opaque.
+ *   - The delivery thread serves librdkafka's main queue in event mode
+ *     (RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR): it completes each pending
+ *     record exactly once (librdkafka emits exactly one delivery report per
+ *     accepted message) and forwards client errors to the error callback.
+ *     Because delivery reports are events, rd_kafka_flush() only waits and
+ *     never runs a callback on the flushing thread.
+ *   - The refresh thread re-reads partition counts every
+ *     partition_refresh_ms.
+ *
+ * Sync completion: a sync call (one message or a batch) owns a sync_wait_t on
+ * its stack: a mutex, a condvar and the number of its messages still without
+ * a report. The delivery thread writes a message's result and decrements the
+ * count under that mutex, signalling at zero; the caller waits under the
+ * same mutex and returns only at zero, so every result is written before it
+ * is read and no report can touch the wait after the caller left. Payloads of
+ * sync messages are not copied: the caller's buffers outlive the message's
+ * time in librdkafka because the caller does not return before its report
+ * (librdkafka never reads a payload after reporting it). */
+#include <kaffe/producer.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "common/errstr.h"
+#include "conf/conf.h"
+#include "producer/producer.h"
+
+/* Metadata requests made by the refresh thread are bounded by this, so that
+ * destroy does not wait long for a refresh against an unreachable cluster. */
+#define REFRESH_REQUEST_TIMEOUT_MS 5000
+/* A message naming a partition beyond the cached count triggers at most one
+ * synchronous refresh per topic per this interval. */
+#define OUT_OF_RANGE_REFRESH_MIN_MS 1000
+/* Delivery reports taken from one event per call. */
+#define DR_BATCH 256
+
+typedef enum strategy {
+    STRATEGY_ROUND_ROBIN,
+    STRATEGY_RANDOM,
+    STRATEGY_MD5,
+    STRATEGY_MURMUR2,
+    STRATEGY_FUNCTION,
+} strategy_t;
+
+/* One topic the producer has used. Created on first use, after metadata
+ * confirmed the topic; never removed before kaffe_producer_destroy(), so a
+ * pointer to it stays valid for the producer's life. */
+typedef struct topic_entry {
+    char *name;            /* immutable */
+    rd_kafka_topic_t *rkt; /* immutable; destroyed with the producer */
+    /* Partition count from the latest metadata; only grows. Stored by a
+     * refresh (under metadata_lock), loaded by every produce call. Relaxed:
+     * it is a standalone value and publishes no other data; a caller that
+     * reads the previous count just chooses among the previous partitions. */
+    _Atomic int32_t partition_count;
+    /* round_robin position. Relaxed fetch_add: only atomicity is needed (each
+     * caller gets a distinct ticket); it orders nothing else. */
+    _Atomic uint64_t round_robin_next;
+    /* Monotonic ms of the last metadata read. Relaxed: a rate-limit hint. */
+    _Atomic int64_t refreshed_at_ms;
+} topic_entry_t;
+
+/* What the opaque of a librdkafka message points to. */
+typedef enum pending_kind {
+    PENDING_SYNC = 1,
+    PENDING_ASYNC = 2,
+} pending_kind_t;
+
+typedef struct pending {
+    pending_kind_t kind;
+} pending_t;
+
+typedef struct sync_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t done;
+    size_t remaining; /* messages without a report yet. Protected by lock. */
+} sync_wait_t;
+
+typedef struct sync_pending {
+    pending_t base;
+    sync_wait_t *wait;
+    kaffe_produce_result_t *result; /* written by the delivery thread under wait->lock */
+} sync_pending_t;
+
+typedef struct async_pending {
+    pending_t base;
+    kaffe_delivery_cb_t cb; /* NULL: report failures to the error callback */
+    void *opaque;
+} async_pending_t;
+
+/* Shared by every async message without a callback; never freed. */
+static async_pending_t async_without_callback = {{PENDING_ASYNC}, NULL, NULL};
+
+struct kaffe_producer_s {
+    uint64_t id;        /* unique per producer in the process; immutable */
+    kaffe_conf_t *conf; /* owned; immutable */
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *main_queue;
+    char **topics; /* configured topics; topics[0] is the default */
+    strategy_t strategy;
+    kaffe_partitioner_t partitioner;
+    void *partitioner_opaque;
+    kaffe_error_cb_t error_cb;
+    void *error_opaque;
+    int message_timeout_ms; /* effective message.timeout.ms */
+    int refresh_ms;
+
+    /* The topic table. Readers scan it under table_lock (read). Writers
+     * append under metadata_lock and table_lock (write), so a holder of
+     * metadata_lock may scan it without table_lock. */
+    pthread_rwlock_t table_lock;
+    topic_entry_t **entries;
+    size_t entry_count, entry_capacity;
+    /* Serialises metadata requests, refreshes and table appends. */
+    pthread_mutex_t metadata_lock;
+
+    /* Set when librdkafka reports all brokers down, cleared by the next
+     * acknowledged message; turns a timeout into KAFFE_ERR_TRANSPORT. Relaxed:
+     * a hint read and written by the delivery thread (and read by callers
+     * mapping an immediate error), publishing nothing else. */
+    atomic_bool brokers_down;
+
+    pthread_t delivery_thread;
+    /* Set by destroy (release) after the last flush; the delivery thread
+     * loads it (acquire) between events. */
+    atomic_bool stop_delivery;
+
+    pthread_t refresh_thread;
+    pthread_mutex_t refresh_lock;
+    pthread_cond_t refresh_wakeup;
+    bool stop_refresh; /* protected by refresh_lock */
+};
+
+/* The producer whose delivery thread this is (NULL elsewhere): sync calls
+ * and flush refuse to run there, async produce does not block there. */
+static _Thread_local const kaffe_producer_t *delivery_thread_of;
+
+static int64_t monotonic_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* librdkafka code -> kaffe status (kaffe's own code where one names the
+ * failure, otherwise the librdkafka code unchanged). */
+static kaffe_status_t status_of(const kaffe_producer_t *p, rd_kafka_resp_err_t err) {
+    switch (err) {
+        case RD_KAFKA_RESP_ERR_NO_ERROR:
+            return KAFFE_OK;
+        case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+        case RD_KAFKA_RESP_ERR__TIMED_OUT:
+        case RD_KAFKA_RESP_ERR__TIMED_OUT_QUEUE:
+        case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+            return atomic_load_explicit(&p->brokers_down, memory_order_relaxed)
+                       ? KAFFE_ERR_TRANSPORT
+                       : KAFFE_ERR_TIMED_OUT;
+        case RD_KAFKA_RESP_ERR__TRANSPORT:
+        case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+            return KAFFE_ERR_TRANSPORT;
+        case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+        case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+            return KAFFE_ERR_MSG_SIZE_TOO_LARGE;
+        case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+        case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+            return KAFFE_ERR_UNKNOWN_TOPIC;
+        case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+            return KAFFE_ERR_UNKNOWN_PARTITION;
+        default:
+            return (kaffe_status_t)err;
+    }
+}
+
+/* ---- Partition counts ---------------------------------------------------- */
+
+/* Asks the cluster for topic's partition count. Called with metadata_lock. */
+static kaffe_status_t fetch_partition_count(kaffe_producer_t *p, rd_kafka_topic_t *rkt,
+                                            int timeout_ms, int32_t *count) {
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(p->rk, 0, rkt, &md, timeout_ms);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return err == RD_KAFKA_RESP_ERR__TIMED_OUT ? KAFFE_ERR_TIMED_OUT : status_of(p, err);
+    kaffe_status_t st = KAFFE_OK;
+    rd_kafka_resp_err_t terr = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (md->topic_cnt != 1 || terr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+        st = KAFFE_ERR_UNKNOWN_TOPIC;
+    } else if (terr == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+        st = (kaffe_status_t)terr;
+    } else if (md->topics[0].partition_cnt > 0) {
+        /* Other topic errors (e.g. a leader election under way) still come
+         * with a usable partition count. */
+        *count = md->topics[0].partition_cnt;
+    } else {
+        st = terr == RD_KAFKA_RESP_ERR_NO_ERROR ? KAFFE_ERR_UNKNOWN_TOPIC : status_of(p, terr);
+    }
+    rd_kafka_metadata_destroy(md);
+    return st;
+}
+
+/* Re-reads e's count; keeps the larger (Kafka topics never shrink, and a
+ * stale answer must not hide partitions already in use). Called with
+ * metadata_lock. */
+static void refresh_entry(kaffe_producer_t *p, topic_entry_t *e, int timeout_ms) {
+    int32_t count = 0;
+    if (fetch_partition_count(p, e->rkt, timeout_ms, &count) == KAFFE_OK &&
+        count > atomic_load_explicit(&e->partition_count, memory_order_relaxed))
+        atomic_store_explicit(&e->partition_count, count, memory_order_relaxed);
+    atomic_store_explicit(&e->refreshed_at_ms, monotonic_ms(), memory_order_relaxed);
+}
+
+static topic_entry_t *find_entry(topic_entry_t **entries, size_t count, const char *name) {
+    for (size_t i = 0; i < count; i++)
+        if (strcmp(entries[i]->name, name) == 0)
+            return entries[i];
+    return NULL;
+}
+
+/* Each thread remembers the last topic entry it used, keyed by the
+ * producer's unique id (not its address, which a later producer may reuse):
+ * the common case of one thread producing to one topic then takes no lock.
+ * The entry was read under table_lock (or created) by this same thread, so
+ * it is fully visible here, and entries live as long as their producer. */
+typedef struct topic_cache {
+    uint64_t producer_id;
+    topic_entry_t *entry;
+} topic_cache_t;
+
+static _Thread_local topic_cache_t topic_cache;
+
+/* Relaxed: only uniqueness of the ids matters. */
+static atomic_uint_fast64_t next_producer_id = 1;
+
+/* The entry for topic, looking the topic up in metadata on first use. */
+static kaffe_status_t topic_get(kaffe_producer_t *p, const char *name, topic_entry_t **out) {
+    if (topic_cache.producer_id == p->id && strcmp(topic_cache.entry->name, name) == 0) {
+        *out = topic_cache.entry;
+        return KAFFE_OK;
+    }
+    pthread_rwlock_rdlock(&p->table_lock);
+    topic_entry_t *e = find_entry(p->entries, p->entry_count, name);
+    pthread_rwlock_unlock(&p->table_lock);
+    if (e) {
+        topic_cache = (topic_cache_t){p->id, e};
+        *out = e;
+        return KAFFE_OK;
+    }
+
+    pthread_mutex_lock(&p->metadata_lock);
+    /* Appends happen only under metadata_lock: scanning without table_lock is safe. */
+    e = find_entry(p->entries, p->entry_count, name);
+    kaffe_status_t st = KAFFE_OK;
+    if (!e) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, name, NULL);
+        int32_t count = 0;
+        st = rkt ? fetch_partition_count(p, rkt, p->message_timeout_ms, &count)
+                 : (kaffe_status_t)rd_kafka_last_error();
+        if (st == KAFFE_OK && p->entry_count == p->entry_capacity) {
+            size_t capacity = p->entry_capacity ? 2 * p->entry_capacity : 8;
+            topic_entry_t **grown = malloc(capacity * sizeof *grown);
+            if (grown) {
+                /* Readers may be scanning the old array: copy, swap under the
+                 * write lock, free the old one once no reader can hold it. */
+                if (p->entry_count)
+                    memcpy(grown, p->entries, p->entry_count * sizeof *grown);
+                pthread_rwlock_wrlock(&p->table_lock);
+                topic_entry_t **old = p->entries;
+                p->entries = grown;
+                p->entry_capacity = capacity;
+                pthread_rwlock_unlock(&p->table_lock);
+                free(old);
+            } else {
+                st = KAFFE_ERR_NOMEM;
+            }
+        }
+        if (st == KAFFE_OK && !(e = calloc(1, sizeof *e)))
+            st = KAFFE_ERR_NOMEM;
+        if (st == KAFFE_OK && !(e->name = strdup(name))) {
+            free(e);
+            e = NULL;
+            st = KAFFE_ERR_NOMEM;
+        }
+        if (st == KAFFE_OK) {
+            e->rkt = rkt;
+            atomic_init(&e->partition_count, count);
+            atomic_init(&e->round_robin_next, 0);
+            atomic_init(&e->refreshed_at_ms, monotonic_ms());
+            pthread_rwlock_wrlock(&p->table_lock);
+            p->entries[p->entry_count++] = e;
+            pthread_rwlock_unlock(&p->table_lock);
+        } else if (rkt) {
+            rd_kafka_topic_destroy(rkt);
+        }
+    }
+    pthread_mutex_unlock(&p->metadata_lock);
+    if (st == KAFFE_OK)
+        topic_cache = (topic_cache_t){p->id, e};
+    *out = e;
+    return st;
+}
+
+static void *refresh_main(void *arg) {
+    kaffe_producer_t *p = arg;
+    int timeout_ms =
+        p->refresh_ms < REFRESH_REQUEST_TIMEOUT_MS ? p->refresh_ms : REFRESH_REQUEST_TIMEOUT_MS;
+    pthread_mutex_lock(&p->refresh_lock);
+    while (!p->stop_refresh) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += p->refresh_ms / 1000;
+        until.tv_nsec += (long)(p->refresh_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        int rc = 0;
+        while (!p->stop_refresh && rc != ETIMEDOUT)
+            rc = pthread_cond_timedwait(&p->refresh_wakeup, &p->refresh_lock, &until);
+        if (p->stop_refresh)
+            break;
+        pthread_mutex_unlock(&p->refresh_lock);
+        pthread_mutex_lock(&p->metadata_lock);
+        for (size_t i = 0; i < p->entry_count; i++)
+            refresh_entry(p, p->entries[i], timeout_ms);
+        pthread_mutex_unlock(&p->metadata_lock);
+        pthread_mutex_lock(&p->refresh_lock);
+    }
+    pthread_mutex_unlock(&p->refresh_lock);
+    return NULL;
+}
+
+/* ---- Partition choice ---------------------------------------------------- */
+
+/* A per-thread xorshift64* generator, seeded on first use. */
+static uint32_t random_u32(void) {
+    static _Thread_local uint64_t state;
+    if (state == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^
+                        (uint64_t)(uintptr_t)&state * 0x9e3779b97f4a7c15ull;
+        state = seed ? seed : 0x2545f4914f6cdd1dull;
+    }
+    state ^= state >> 12;
+    state ^= state << 25;
+    state ^= state >> 27;
+    return (uint32_t)((state * 0x2545f4914f6cdd1dull) >> 32);
+}
+
+static int32_t round_robin(topic_entry_t *e, int32_t count) {
+    uint64_t ticket = atomic_fetch_add_explicit(&e->round_robin_next, 1, memory_order_relaxed);
+    return (int32_t)(ticket % (uint64_t)count);
+}
+
+static kaffe_status_t choose_partition(kaffe_producer_t *p, topic_entry_t *e,
+                                       const kaffe_produce_msg_t *msg, int32_t *partition) {
+    int32_t count = atomic_load_explicit(&e->partition_count, memory_order_relaxed);
+    if (msg->partition != KAFFE_PARTITION_ANY) {
+        if (msg->partition < 0)
+            return KAFFE_ERR_UNKNOWN_PARTITION;
+        if (msg->partition >= count) {
+            /* Maybe the topic grew since the last refresh: look once. */
+            int64_t last = atomic_load_explicit(&e->refreshed_at_ms, memory_order_relaxed);
+            if (monotonic_ms() - last >= OUT_OF_RANGE_REFRESH_MIN_MS) {
+                pthread_mutex_lock(&p->metadata_lock);
+                refresh_entry(p, e, p->message_timeout_ms);
+                pthread_mutex_unlock(&p->metadata_lock);
+                count = atomic_load_explicit(&e->partition_count, memory_order_relaxed);
+            }
+            if (msg->partition >= count)
+                return KAFFE_ERR_UNKNOWN_PARTITION;
+        }
+        *partition = msg->partition;
+        return KAFFE_OK;
+    }
+    switch (p->strategy) {
+        case STRATEGY_FUNCTION: {
+            int32_t chosen = p->partitioner(e->name, count, msg->key, msg->key_len, msg->value,
+                                            msg->value_len, p->partitioner_opaque);
+            if (chosen < 0 || chosen >= count)
+                return KAFFE_ERR_PARTITIONER;
+            *partition = chosen;
+            return KAFFE_OK;
+        }
+        case STRATEGY_RANDOM:
+            *partition = (int32_t)(random_u32() % (uint32_t)count);
+            return KAFFE_OK;
+        case STRATEGY_MD5:
+            *partition = msg->key ? producer_partition_md5(msg->key, msg->key_len, count)
+                                  : round_robin(e, count);
+            return KAFFE_OK;
+        case STRATEGY_MURMUR2:
+            *partition = msg->key ? producer_partition_murmur2(msg->key, msg->key_len, count)
+                                  : round_robin(e, count);
+            return KAFFE_OK;
+        case STRATEGY_ROUND_ROBIN:
+        default:
+            *partition = round_robin(e, count);
+            return KAFFE_OK;
+    }
+}
+
+/* ---- Handing a message to librdkafka ------------------------------------- */
+
+static bool msg_is_valid(const kaffe_produce_msg_t *msg) {
+    if (!msg || (!msg->key && msg->key_len) || (!msg->value && msg->value_len) ||
+        (!msg->headers && msg->header_count) || msg->timestamp_ms < 0)
+        return false;
+    for (size_t i = 0; i < msg->header_count; i++)
+        if (!msg->headers[i].name || (!msg->headers[i].value && msg->headers[i].value_len))
+            return false;
+    return true;
+}
+
+/* Chooses the partition and queues msg with pending as its opaque. On
+ * KAFFE_OK exactly one delivery report for pending will follow; on any other
+ * status none will. *partition is the chosen partition or -1. */
+static kaffe_status_t send_one(kaffe_producer_t *p, const kaffe_produce_msg_t *msg,
+                               pending_t *pending, int msgflags, int32_t *partition) {
+    *partition = -1;
+    if (!msg_is_valid(msg))
+        return KAFFE_ERR_INVALID_ARG;
+    topic_entry_t *e;
+    kaffe_status_t st = topic_get(p, msg->topic ? msg->topic : p->topics[0], &e);
+    if (st != KAFFE_OK)
+        return st;
+    int32_t chosen;
+    if ((st = choose_partition(p, e, msg, &chosen)) != KAFFE_OK)
+        return st;
+
+    rd_kafka_headers_t *headers = NULL;
+    if (msg->header_count) {
+        headers = rd_kafka_headers_new(msg->header_count);
+        for (size_t i = 0; i < msg->header_count; i++)
+            rd_kafka_header_add(headers, msg->headers[i].name, -1, msg->headers[i].value,
+                                (ssize_t)msg->headers[i].value_len);
+    }
+    rd_kafka_vu_t vus[8];
+    size_t n = 0;
+    vus[n].vtype = RD_KAFKA_VTYPE_RKT;
+    vus[n++].u.rkt = e->rkt;
+    vus[n].vtype = RD_KAFKA_VTYPE_PARTITION;
+    vus[n++].u.i32 = chosen;
+    vus[n].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+    vus[n++].u.i = msgflags;
+    vus[n].vtype = RD_KAFKA_VTYPE_KEY;
+    vus[n].u.mem.ptr = (void *)msg->key;
+    vus[n++].u.mem.size = msg->key_len;
+    vus[n].vtype = RD_KAFKA_VTYPE_VALUE;
+    vus[n].u.mem.ptr = (void *)msg->value;
+    vus[n++].u.mem.size = msg->value_len;
+    vus[n].vtype = RD_KAFKA_VTYPE_OPAQUE;
+    vus[n++].u.ptr = pending;
+    if (msg->timestamp_ms) {
+        vus[n].vtype = RD_KAFKA_VTYPE_TIMESTAMP;
+        vus[n++].u.i64 = msg->timestamp_ms;
+    }
+    if (headers) {
+        /* librdkafka owns the headers once the message is accepted. */
+        vus[n].vtype = RD_KAFKA_VTYPE_HEADERS;
+        vus[n++].u.headers = headers;
+    }
+    rd_kafka_error_t *error = rd_kafka_produceva(p->rk, vus, n);
+    if (error) {
+        st = status_of(p, rd_kafka_error_code(error));
+        rd_kafka_error_destroy(error);
+        if (headers)
+            rd_kafka_headers_destroy(headers);
+        return st;
+    }
+    *partition = chosen;
+    return KAFFE_OK;
+}
+
+/* ---- Delivery thread ----------------------------------------------------- */
+
+static void complete(kaffe_producer_t *p, const rd_kafka_message_t *m) {
+    kaffe_status_t st = status_of(p, m->err);
+    if (st == KAFFE_OK)
+        atomic_store_explicit(&p->brokers_down, false, memory_order_relaxed);
+    pending_t *pending = m->_private;
+    if (pending->kind == PENDING_SYNC) {
+        sync_pending_t *sp = (sync_pending_t *)pending;
+        sync_wait_t *w = sp->wait;
+        pthread_mutex_lock(&w->lock);
+        sp->result->status = st;
+        sp->result->partition = m->partition;
+        sp->result->offset = st == KAFFE_OK ? m->offset : -1;
+        if (--w->remaining == 0)
+            pthread_cond_signal(&w->done);
+        /* After this unlock the caller may return: sp and w are gone. */
+        pthread_mutex_unlock(&w->lock);
+        return;
+    }
+    async_pending_t *ap = (async_pending_t *)pending;
+    if (ap->cb) {
+        kaffe_delivery_report_t report = {
+            .status = st,
+            .topic = rd_kafka_topic_name(m->rkt),
+            .partition = m->partition,
+            .offset = st == KAFFE_OK ? m->offset : -1,
+            .key = m->key,
+            .key_len = m->key_len,
+            .value = m->payload,
+            .value_len = m->len,
+        };
+        ap->cb(&report, ap->opaque);
+    } else if (st != KAFFE_OK && p->error_cb) {
+        char reason[512];
+        snprintf(reason, sizeof reason, "message to %s [%d] not delivered: %s",
+                 rd_kafka_topic_name(m->rkt), (int)m->partition, kaffe_strerror(st));
+        p->error_cb(st, reason, p->error_opaque);
+    }
+    if (ap != &async_without_callback)
+        free(ap);
+}
+
+static void handle_event(kaffe_producer_t *p, rd_kafka_event_t *ev) {
+    switch (rd_kafka_event_type(ev)) {
+        case RD_KAFKA_EVENT_DR: {
+            const rd_kafka_message_t *msgs[DR_BATCH];
+            size_t n;
+            while ((n = rd_kafka_event_message_array(ev, msgs, DR_BATCH)) > 0)
+                for (size_t i = 0; i < n; i++)
+                    complete(p, msgs[i]);
+            break;
+        }
+        case RD_KAFKA_EVENT_ERROR: {
+            rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
+            if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+                atomic_store_explicit(&p->brokers_down, true, memory_order_relaxed);
+            if (p->error_cb)
+                p->error_cb(status_of(p, err), rd_kafka_event_error_string(ev), p->error_opaque);
+            break;
+        }
+        default:
+            break;
+    }
+}
+
+static void *delivery_main(void *arg) {
+    kaffe_producer_t *p = arg;
+    delivery_thread_of = p;
+    /* Acquire pairs with the release store in kaffe_producer_destroy(). */
+    while (!atomic_load_explicit(&p->stop_delivery, memory_order_acquire)) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(p->main_queue, 1000);
+        if (!ev)
+            continue;
+        handle_event(p, ev);
+        /* Destroying a DR event frees its messages: only now does
+         * rd_kafka_flush() (waiting for the message count to reach zero)
+         * see them as done, after their callbacks returned. */
+        rd_kafka_event_destroy(ev);
+    }
+    return NULL;
+}
+
+/* ---- Construction and destruction ----------------------------------------- */
+
+static bool passthrough_given(const kaffe_conf_t *conf, const char *rdkafka_name) {
+    size_t size = 0;
+    return kaffe_conf_get(conf, rdkafka_name, NULL, &size) == KAFFE_OK;
+}
+
+static bool rd_set(rd_kafka_conf_t *rdconf, const char *name, const char *value, char *errstr,
+                   size_t errstr_size) {
+    char rderr[256];
+    if (rd_kafka_conf_set(rdconf, name, value, rderr, sizeof rderr) == RD_KAFKA_CONF_OK)
+        return true;
+    errstr_printf(errstr, errstr_size, "%s: %s", name, rderr);
+    return false;
+}
+
+static strategy_t strategy_named(const char *name) {
+    if (strcmp(name, "random") == 0)
+        return STRATEGY_RANDOM;
+    if (strcmp(name, "md5") == 0)
+        return STRATEGY_MD5;
+    if (strcmp(name, "murmur2") == 0)
+        return STRATEGY_MURMUR2;
+    return STRATEGY_ROUND_ROBIN; /* validated by the conf table: round_robin */
+}
+
+/* The librdkafka configuration: the conf room's mapping plus the producer's
+ * own defaults, each only when the user did not pass the property. */
+static rd_kafka_conf_t *producer_rdconf(const kaffe_conf_t *conf, int *message_timeout_ms,
+                                        char *errstr, size_t errstr_size) {
+    rd_kafka_conf_t *rdconf = conf_to_rdkafka(conf, CONF_ROLE_PRODUCER, errstr, errstr_size);
+    if (!rdconf)
+        return NULL;
+    bool ok = true;
+    if (!passthrough_given(conf, "rdkafka.message.timeout.ms") &&
+        !passthrough_given(conf, "rdkafka.delivery.timeout.ms")) {
+        char value[32];
+        snprintf(value, sizeof value, "%lld", (long long)conf_int(conf, "produce_timeout_ms"));
+        ok = rd_set(rdconf, "message.timeout.ms", value, errstr, errstr_size);
+    }
+    /* A typo in a topic name must be an error, not a new topic. */
+    if (ok && !passthrough_given(conf, "rdkafka.allow.auto.create.topics"))
+        ok = rd_set(rdconf, "allow.auto.create.topics", "false", errstr, errstr_size);
+    char value[32];
+    size_t size = sizeof value;
+    if (ok && rd_kafka_conf_get(rdconf, "message.timeout.ms", value, &size) == RD_KAFKA_CONF_OK)
+        *message_timeout_ms = atoi(value);
+    if (!ok) {
+        rd_kafka_conf_destroy(rdconf);
+        return NULL;
+    }
+    /* Delivery reports and errors as events on the main queue, served by the
+     * delivery thread. */
+    rd_kafka_conf_set_events(rdconf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR);
+    return rdconf;
+}
+
+KAFFE_API kaffe_producer_t *kaffe_producer_new(kaffe_conf_t *conf, char *errstr,
+                                               size_t errstr_size) {
+    if (!conf) {
+        errstr_printf(errstr, errstr_size, "kaffe_producer_new: conf must not be NULL");
+        return NULL;
+    }
+    kaffe_producer_t *p = calloc(1, sizeof *p);
+    if (!p) {
+        errstr_printf(errstr, errstr_size, "kaffe_producer_new: out of memory");
+        return NULL;
+    }
+    p->id = atomic_fetch_add_explicit(&next_producer_id, 1, memory_order_relaxed);
+    p->message_timeout_ms = 300000;
+    rd_kafka_conf_t *rdconf = producer_rdconf(conf, &p->message_timeout_ms, errstr, errstr_size);
+    if (!rdconf) {
+        free(p);
+        return NULL;
+    }
+    if (conf_list(conf, "topics", &p->topics) == 0) { /* conf_validate ensures one */
+        conf_list_free(p->topics);
+        rd_kafka_conf_destroy(rdconf);
+        free(p);
+        errstr_printf(errstr, errstr_size, "topics: at least one topic is required");
+        return NULL;
+    }
+    p->partitioner = conf_partitioner(conf, &p->partitioner_opaque);
+    p->strategy =
+        p->partitioner ? STRATEGY_FUNCTION : strategy_named(conf_str(conf, "partition_strategy"));
+    p->error_cb = conf_error_cb(conf, &p->error_opaque);
+    p->refresh_ms = (int)conf_int(conf, "partition_refresh_ms");
+
+    char rderr[512];
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, rdconf, rderr, sizeof rderr);
+    if (!p->rk) {
+        errstr_printf(errstr, errstr_size, "librdkafka: %s", rderr);
+        rd_kafka_conf_destroy(rdconf);
+        conf_list_free(p->topics);
+        free(p);
+        return NULL;
+    }
+    p->main_queue = rd_kafka_queue_get_main(p->rk);
+    pthread_rwlock_init(&p->table_lock, NULL);
+    pthread_mutex_init(&p->metadata_lock, NULL);
+    pthread_mutex_init(&p->refresh_lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->refresh_wakeup, &attr);
+    pthread_condattr_destroy(&attr);
+    atomic_init(&p->brokers_down, false);
+    atomic_init(&p->stop_delivery, false);
+    p->conf = conf;
+
+    bool delivery_started = pthread_create(&p->delivery_thread, NULL, delivery_main, p) == 0;
+    bool refresh_started =
+        delivery_started && pthread_create(&p->refresh_thread, NULL, refresh_main, p) == 0;
+    if (!refresh_started) {
+        if (delivery_started) {
+            atomic_store_explicit(&p->stop_delivery, true, memory_order_release);
+            rd_kafka_queue_yield(p->main_queue);
+            pthread_join(p->delivery_thread, NULL);
+        }
+        rd_kafka_queue_destroy(p->main_queue);
+        rd_kafka_destroy(p->rk);
+        pthread_rwlock_destroy(&p->table_lock);
+        pthread_mutex_destroy(&p->metadata_lock);
+        pthread_mutex_destroy(&p->refresh_lock);
+        pthread_cond_destroy(&p->refresh_wakeup);
+        conf_list_free(p->topics);
+        free(p);
+        errstr_printf(errstr, errstr_size, "kaffe_producer_new: could not start a thread");
+        return NULL; /* the caller keeps conf */
+    }
+    return p;
+}
+
+KAFFE_API void kaffe_producer_destroy(kaffe_producer_t *p) {
+    if (!p)
+        return;
+    /* Give queued messages their chance, then fail what is left; purged
+     * messages get reports (callbacks) like any other failure. */
+    if (rd_kafka_flush(p->rk, p->message_timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_flush(p->rk, p->message_timeout_ms);
+    }
+
+    pthread_mutex_lock(&p->refresh_lock);
+    p->stop_refresh = true;
+    pthread_cond_signal(&p->refresh_wakeup);
+    pthread_mutex_unlock(&p->refresh_lock);
+    pthread_join(p->refresh_thread, NULL);
+
+    /* Release pairs with the acquire load in delivery_main(). */
+    atomic_store_explicit(&p->stop_delivery, true, memory_order_release);
+    rd_kafka_queue_yield(p->main_queue);
+    pthread_join(p->delivery_thread, NULL);
+    /* Reports that arrived after the last flush gave up: serve them here
+     * rather than lose them. */
+    rd_kafka_event_t *ev;
+    while ((ev = rd_kafka_queue_poll(p->main_queue, 0)) != NULL) {
+        handle_event(p, ev);
+        rd_kafka_event_destroy(ev);
+    }
+    rd_kafka_queue_destroy(p->main_queue);
+    for (size_t i = 0; i < p->entry_count; i++) {
+        rd_kafka_topic_destroy(p->entries[i]->rkt);
+        free(p->entries[i]->name);
+        free(p->entries[i]);
+    }
+    free(p->entries);
+    rd_kafka_destroy(p->rk);
+    pthread_rwlock_destroy(&p->table_lock);
+    pthread_mutex_destroy(&p->metadata_lock);
+    pthread_mutex_destroy(&p->refresh_lock);
+    pthread_cond_destroy(&p->refresh_wakeup);
+    conf_list_free(p->topics);
+    kaffe_conf_destroy(p->conf);
+    free(p);
+}
+
+/* ---- Public produce calls ------------------------------------------------ */
+
+/* Produces count messages and waits for all their reports. */
+static kaffe_status_t produce_and_wait(kaffe_producer_t *p, const kaffe_produce_msg_t *msgs,
+                                       size_t count, kaffe_produce_result_t *results) {
+    if (delivery_thread_of == p) {
+        for (size_t i = 0; i < count; i++)
+            results[i] = (kaffe_produce_result_t){KAFFE_ERR_STATE, -1, -1};
+        return KAFFE_ERR_STATE;
+    }
+    sync_wait_t w;
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.done, NULL);
+    /* All count are outstanding before the first is queued, so a report
+     * can never bring remaining to zero early. */
+    w.remaining = count;
+    sync_pending_t one;
+    sync_pending_t *slots = count == 1 ? &one : malloc(count * sizeof *slots);
+    if (!slots) {
+        for (size_t i = 0; i < count; i++)
+            results[i] = (kaffe_produce_result_t){KAFFE_ERR_NOMEM, -1, -1};
+        pthread_cond_destroy(&w.done);
+        pthread_mutex_destroy(&w.lock);
+        return KAFFE_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < count; i++) {
+        slots[i] = (sync_pending_t){{PENDING_SYNC}, &w, &results[i]};
+        int32_t partition;
+        kaffe_status_t st = send_one(p, &msgs[i], &slots[i].base, RD_KAFKA_MSG_F_BLOCK, &partition);
+        if (st != KAFFE_OK) {
+            /* No report will come for this one: account for it here. Its
+             * result is ours to write (the delivery thread never sees it). */
+            pthread_mutex_lock(&w.lock);
+            results[i] = (kaffe_produce_result_t){st, partition, -1};
+            w.remaining--;
+            pthread_mutex_unlock(&w.lock);
+        }
+    }
+    pthread_mutex_lock(&w.lock);
+    while (w.remaining > 0)
+        pthread_cond_wait(&w.done, &w.lock);
+    pthread_mutex_unlock(&w.lock);
+    pthread_cond_destroy(&w.done);
+    pthread_mutex_destroy(&w.lock);
+    if (slots != &one)
+        free(slots);
+    for (size_t i = 0; i < count; i++)
+        if (results[i].status != KAFFE_OK)
+            return count == 1 ? results[0].status : KAFFE_ERR_BATCH_INCOMPLETE;
+    return KAFFE_OK;
+}
+
+KAFFE_API kaffe_status_t kaffe_produce_sync_msg(kaffe_producer_t *p, const kaffe_produce_msg_t *msg,
+                                                kaffe_produce_result_t *result) {
+    kaffe_produce_result_t local;
+    kaffe_produce_result_t *r = result ? result : &local;
+    if (!p || !msg) {
+        *r = (kaffe_produce_result_t){KAFFE_ERR_INVALID_ARG, -1, -1};
+        return KAFFE_ERR_INVALID_ARG;
+    }
+    return produce_and_wait(p, msg, 1, r);
+}
+
+KAFFE_API kaffe_status_t kaffe_produce_sync_batch(kaffe_producer_t *p,
+                                                  const kaffe_produce_msg_t *msgs, size_t count,
+                                                  kaffe_produce_result_t *results) {
+    if (!p || !msgs || !results || count == 0)
+        return KAFFE_ERR_INVALID_ARG;
+    return produce_and_wait(p, msgs, count, results);
+}
+
+KAFFE_API kaffe_status_t kaffe_produce_sync_partition(kaffe_producer_t *p, const char *topic,
+                                                      int32_t partition, const void *key,
+                                                      size_t key_len, const void *value,
+                                                      size_t value_len) {
+    if (!topic)
+        return KAFFE_ERR_INVALID_ARG;
+    if (partition < 0)
+        return KAFFE_ERR_UNKNOWN_PARTITION;
+    kaffe_produce_msg_t msg = KAFFE_PRODUCE_MSG_INIT;
+    msg.topic = topic;
+    msg.partition = partition;
+    msg.key = key;
+    msg.key_len = key_len;
+    msg.value = value;
+    msg.value_len = value_len;
+    return kaffe_produce_sync_msg(p, &msg, NULL);
+}
+
+KAFFE_API kaffe_status_t kaffe_produce_sync_topic(kaffe_producer_t *p, const char *topic,
+                                                  const void *key, size_t key_len,
+                                                  const void *value, size_t value_len) {
+    if (!topic)
+        return KAFFE_ERR_INVALID_ARG;
+    kaffe_produce_msg_t msg = KAFFE_PRODUCE_MSG_INIT;
+    msg.topic = topic;
+    msg.key = key;
+    msg.key_len = key_len;
+    msg.value = value;
+    msg.value_len = value_len;
+    return kaffe_produce_sync_msg(p, &msg, NULL);
+}
+
+KAFFE_API kaffe_status_t kaffe_produce_sync(kaffe_producer_t *p, const void *key, size_t key_len,
+                                            const void *value, size_t value_len) {
+    kaffe_produce_msg_t msg = KAFFE_PRODUCE_MSG_INIT;
+    msg.key = key;
+    msg.key_len = key_len;
+    msg.value = value;
+    msg.value_len = value_len;
+    return kaffe_produce_sync_msg(p, &msg, NULL);
+}
+
+KAFFE_API kaffe_status_t kaffe_produce_async(kaffe_producer_t *p, const kaffe_produce_msg_t *msg,
+                                             kaffe_delivery_cb_t cb, void *opaque) {
+    if (!p || !msg)
+        return KAFFE_ERR_INVALID_ARG;
+    async_pending_t *ap = &async_without_callback;
+    if (cb) {
+        if (!(ap = malloc(sizeof *ap)))
+            return KAFFE_ERR_NOMEM;
+        *ap = (async_pending_t){{PENDING_ASYNC}, cb, opaque};
+    }
+    /* Never block the delivery thread: it is what makes room in the queue. */
+    int flags = RD_KAFKA_MSG_F_COPY | (delivery_thread_of == p ? 0 : RD_KAFKA_MSG_F_BLOCK);
+    int32_t partition;
+    kaffe_status_t st = send_one(p, msg, &ap->base, flags, &partition);
+    if (st != KAFFE_OK && ap != &async_without_callback)
+        free(ap);
+    return st;
+}
+
+KAFFE_API kaffe_status_t kaffe_producer_flush(kaffe_producer_t *p, int timeout_ms) {
+    if (!p)
+        return KAFFE_ERR_INVALID_ARG;
+    if (delivery_thread_of == p)
+        return KAFFE_ERR_STATE;
+    return rd_kafka_flush(p->rk, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR ? KAFFE_OK
+                                                                           : KAFFE_ERR_TIMED_OUT;
+}
