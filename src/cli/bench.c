@@ -89,7 +89,8 @@ static int parse_options(int argc, char **argv, bench_options_t *o, bool *list, 
                                             {NULL, 0, NULL, 0}};
     int opt;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "s:lb:n:qj:p:X:h", options, NULL)) != -1) {
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":s:lb:n:qj:p:X:h", options, NULL)) != -1) {
         switch (opt) {
             case 's': {
                 const bench_scenario_t *s = bench_scenario_find(optarg);
@@ -138,7 +139,7 @@ static int parse_options(int argc, char **argv, bench_options_t *o, bool *list, 
                 *help = true;
                 return CLI_EXIT_OK;
             default:
-                return CLI_EXIT_USAGE;
+                return cli_bad_option("bench", opt, argv);
         }
     }
     if (optind < argc)

@@ -17,7 +17,7 @@
 
 #define MAX_PARTITIONS 256
 #define MAX_PROPS 64
-#define LIVE_MAX_RATE 20000.0 /* messages/s offered in the live phase, at most */
+#define LIVE_MAX_RATE 20000.0  /* messages/s offered in the live phase, at most */
 #define LIVE_MAX_MB_PER_S 32.0 /* ... and bytes/s */
 #define LIVE_MIN_RATE 50.0
 #define PROGRESS_MS 200

@@ -14,6 +14,7 @@ enum { CLI_EXIT_OK = 0, CLI_EXIT_FAILURE = 1, CLI_EXIT_USAGE = 2 };
 
 int cli_mock(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_produce(int argc, char **argv);
 
 /* Prints "kaffe <sub>: <message>" to stderr and returns CLI_EXIT_USAGE. */
 int cli_usage_error(const char *sub, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -22,6 +23,11 @@ int cli_usage_error(const char *sub, const char *fmt, ...) __attribute__((format
  * threads, so every thread inherits the mask) and fills set with them, for
  * a later sigwait/sigtimedwait. */
 void cli_block_stop_signals(sigset_t *set);
+
+/* After getopt_long returned '?' or ':' (use opterr = 0 and an optstring
+ * starting with ':'): a one-line usage error naming the unknown option, or
+ * the option missing its value. */
+int cli_bad_option(const char *sub, int opt, char **argv);
 
 /* Parses a base-10 integer in [min, max]. 0, or -1 when it is not one. */
 int cli_parse_long(const char *s, long min, long max, long *out);

@@ -1,10 +1,19 @@
 /* Options shared by `kaffe produce` and `kaffe consume`: -c FILE, -X
  * name=value, and numbers. Every failure is a one-line usage error (exit 2). */
 #include <errno.h>
+#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+
+int cli_bad_option(const char *sub, int opt, char **argv) {
+    if (opt == ':')
+        return cli_usage_error(sub, "option \"%s\" needs a value", argv[optind - 1]);
+    if (optopt)
+        return cli_usage_error(sub, "unknown option \"-%c\"", optopt);
+    return cli_usage_error(sub, "unknown option \"%s\"", argv[optind - 1]);
+}
 
 int cli_parse_long(const char *s, long min, long max, long *out) {
     char *end = NULL;

@@ -12,6 +12,7 @@ static const struct {
     const char *summary;
 } subcommands[] = {
     {"mock", cli_mock, "start an embedded Kafka cluster and print its bootstrap servers"},
+    {"produce", cli_produce, "produce one message per stdin line"},
     {"bench", cli_bench, "benchmark the consumer against a plain librdkafka loop"},
 };
 
