@@ -2,13 +2,47 @@
  *
  * A consumer joins a consumer group, subscribes to the configured topics and
  * calls the configured message handler for every message, on a pool of
- * worker threads. kaffe commits, per partition, only the lowest offset not
+ * `workers` threads. kaffe commits, per partition, only the lowest offset not
  * yet acked (the watermark), with the acked offsets above it in the commit
  * metadata: a message that was never acked is delivered again after a
  * restart, and messages acked after it are not.
  *
  * Lifecycle: kaffe_consumer_new -> kaffe_consumer_start -> ... ->
- * kaffe_consumer_stop -> kaffe_consumer_destroy. */
+ * kaffe_consumer_stop -> kaffe_consumer_destroy.
+ *
+ * Ordering (the `ordering` property):
+ *   partition  one lane per partition: a partition's messages are handled one
+ *              at a time, in offset order; partitions run in parallel.
+ *   key        one lane per (partition, salted hash of the key): messages with
+ *              the same key are handled one at a time, in offset order; null
+ *              keys are spread round robin over the partition's lanes.
+ *   unordered  any free worker takes the next message.
+ * A lane moves on when the handler returns. In async mode that means the
+ * handler *invocation* order is kept, but completion (the ack) order is the
+ * application's: the next message of a lane may be handled before the
+ * previous one is acked.
+ *
+ * Threads: the handler runs on kaffe's worker threads; the error and
+ * rebalance callbacks run on kaffe's poll thread (the error callback also on a
+ * worker when a handler fails). None of them may call kaffe_consumer_stop()
+ * or kaffe_consumer_destroy() (they wait for those threads).
+ *
+ * Back-pressure, in sync and async mode alike, per partition: once
+ * max_in_flight_messages (or max_in_flight_bytes) are delivered and not yet
+ * acked, later messages of the partition are parked instead of handled; once
+ * as many are parked (or the ack_window is full) the partition stops
+ * fetching (rd_kafka_pause_partitions). Parked messages are handled when the
+ * in-flight count falls below half the limits, and fetching resumes when the
+ * park list is half empty. So memory stays bounded whatever the handler
+ * does. Unless rdkafka.fetch.wait.max.ms is set, kaffe lowers librdkafka's
+ * 500 ms default to 100 ms, which bounds how long a resumed partition waits
+ * for its next fetch.
+ *
+ * Failure (default policy, as Kaffe): a handler that returns anything but
+ * KAFFE_OK stops the consumer with that status. Nothing at or past the
+ * failed message is committed in its partition (it is delivered again after
+ * a restart). The error callback is told, kaffe_consumer_wait() returns, and
+ * kaffe_consumer_stop() returns the status. */
 #ifndef KAFFE_CONSUMER_H
 #define KAFFE_CONSUMER_H
 
@@ -26,30 +60,89 @@ extern "C" {
 
 typedef struct kaffe_consumer_s kaffe_consumer_t;
 
+/* Told when partitions are assigned to this consumer (assigned = 1, before
+ * any of their messages is handled) or taken away (assigned = 0, after their
+ * in-flight messages drained and their offsets were committed). Runs on the
+ * poll thread; topic is valid only during the call. */
+typedef void (*kaffe_rebalance_cb_t)(kaffe_consumer_t *c, int assigned, const char *topic,
+                                     int32_t partition, void *opaque);
+
 /* Creates a consumer from conf. On success the consumer takes conf: it is
  * freed by the consumer and must not be used or destroyed by the
- * application. On failure NULL is returned, a message is written to errstr,
- * and the caller keeps conf. Nothing connects until kaffe_consumer_start(). */
+ * application. On failure NULL is returned, a message is written to errstr
+ * (naming the property at fault: a missing handler, no topics, ...), and the
+ * caller keeps conf. Nothing connects until kaffe_consumer_start(). */
 KAFFE_API kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr,
                                                size_t errstr_size);
 
-/* Starts polling and dispatching. Returns KAFFE_ERR_STATE if already started. */
+/* Sets the rebalance callback (opaque is borrowed). Before start only:
+ * KAFFE_ERR_STATE afterwards. */
+KAFFE_API kaffe_status_t kaffe_consumer_set_rebalance_cb(kaffe_consumer_t *c,
+                                                         kaffe_rebalance_cb_t cb, void *opaque);
+
+/* Subscribes and starts the poll thread and the workers. Returns KAFFE_OK,
+ * KAFFE_ERR_STATE if already started (or stopped), or a librdkafka error of
+ * the subscription. Any one thread. */
 KAFFE_API kaffe_status_t kaffe_consumer_start(kaffe_consumer_t *c);
 
 /* Acks a message in async mode. Call exactly once per message the handler
- * accepted, from any thread; m must not be used after this call.
- * Returns KAFFE_OK, KAFFE_ERR_REVOKED (the partition was revoked since m was
- * delivered; the ack changes nothing and m is released), KAFFE_ERR_NOT_ASYNC
- * (sync mode), or KAFFE_ERR_INVALID_ARG. */
+ * accepted (returned KAFFE_OK for), from any thread, at any time, even from
+ * inside the handler; m must not be used after this call (it is released,
+ * whatever the result). Returns:
+ *   KAFFE_OK                 recorded: it will be committed;
+ *   KAFFE_ERR_REVOKED        the partition was revoked (or reassigned) since
+ *                            m was delivered: nothing changed, the new owner
+ *                            gets the message again;
+ *   KAFFE_ERR_STOPPED        the consumer finished stopping: nothing changed;
+ *   KAFFE_ERR_ACK_DUPLICATE  m was acked already (or its handler failed);
+ *   KAFFE_ERR_NOT_ASYNC      sync mode: the handler's return is the ack;
+ *   KAFFE_ERR_INVALID_ARG    c or m is NULL, or m belongs to another consumer.
+ * A second ack of the same message is detected as long as kaffe has not
+ * reused the message object for a later message: kaffe keeps released
+ * message objects in a quarantine of the last 4096 before reuse. Acking
+ * after kaffe_consumer_destroy() is undefined. */
 KAFFE_API kaffe_status_t kaffe_consumer_ack(kaffe_consumer_t *c, kaffe_message_t *m);
 
-/* Stops fetching, waits for in-flight messages (up to the drain timeout),
- * commits, and leaves the group. Safe to call from any thread other than a
- * handler, and more than once. Returns the error that stopped the consumer
- * (e.g. a handler failure), or KAFFE_OK. */
+/* Asks the consumer to stop and returns at once; the poll thread then stops
+ * fetching, drains, commits and leaves the group, as kaffe_consumer_stop().
+ * Async-signal-safe: it only stores to a lock-free atomic flag, so it may be
+ * called from a signal handler (then call kaffe_consumer_stop() or
+ * kaffe_consumer_wait() from a normal thread). Noticed within ~100 ms.
+ * Returns KAFFE_ERR_INVALID_ARG for NULL, else KAFFE_OK. */
+KAFFE_API kaffe_status_t kaffe_consumer_request_stop(kaffe_consumer_t *c);
+
+/* Waits until the consumer has stopped by itself (handler failure, fatal
+ * error) or after a stop request: KAFFE_OK once stopped, KAFFE_ERR_TIMED_OUT
+ * after timeout_ms (< 0: no limit), KAFFE_ERR_STATE if never started. Any
+ * thread but the poll thread and workers. */
+KAFFE_API kaffe_status_t kaffe_consumer_wait(kaffe_consumer_t *c, int timeout_ms);
+
+/* Commits now, synchronously, what is acked (each partition's watermark and
+ * metadata), and returns the result: KAFFE_OK, a librdkafka error, or
+ * KAFFE_ERR_STATE / KAFFE_ERR_STOPPED when not running. Any thread except
+ * the poll thread; it waits for the poll thread to do it (up to ~100 ms). */
+KAFFE_API kaffe_status_t kaffe_consumer_commit(kaffe_consumer_t *c);
+
+/* The last error reported to the error callback (KAFFE_OK if none), with
+ * its text copied into buf (may be NULL). Any thread. */
+KAFFE_API kaffe_status_t kaffe_consumer_last_error(kaffe_consumer_t *c, char *buf, size_t size);
+
+/* Stops fetching, waits for in-flight messages (delivered, queued on lanes,
+ * or accepted and not yet acked) up to drain_timeout_ms, commits what is
+ * acked, and leaves the group; then waits for the workers to finish the
+ * handler calls they are in (it cannot interrupt a handler) and returns.
+ * Messages not handled by then are not committed (delivered again later).
+ * Async messages still held by the application stay valid until acked
+ * (the ack then returns KAFFE_ERR_STOPPED) or until kaffe_consumer_destroy.
+ * Safe to call from any thread other than the poll thread and workers
+ * (not from a handler or callback), concurrently, and more than once; a
+ * consumer never started just stops. Returns the error that stopped the
+ * consumer (a handler failure, a fatal librdkafka error) or KAFFE_OK. */
 KAFFE_API kaffe_status_t kaffe_consumer_stop(kaffe_consumer_t *c);
 
-/* Frees the consumer, stopping it first if needed. NULL is allowed. */
+/* Frees the consumer, stopping it first if needed. Messages the application
+ * still holds are freed too: none may be used or acked afterwards. NULL is
+ * allowed. Not from a handler or callback. */
 KAFFE_API void kaffe_consumer_destroy(kaffe_consumer_t *c);
 
 #ifdef __cplusplus

@@ -1,9 +1,13 @@
 /* kaffe — a consumed message, as the handler sees it.
  *
- * A kaffe_message_t is owned by the consumer. In sync mode it is valid only
- * while the handler runs; in async mode until kaffe_consumer_ack() is called
- * for it. All accessors are read-only and may be called from any thread while
- * the message is valid. */
+ * A kaffe_message_t is owned by the consumer; the application borrows it.
+ * Sync mode: it is valid only while the handler runs. Async mode: if the
+ * handler returns KAFFE_OK it stays valid until the application calls
+ * kaffe_consumer_ack() for it (or destroys the consumer); if the handler
+ * returns an error it is valid only until then. Every pointer an accessor
+ * returns (topic, key, value, header names and values) lives exactly as long
+ * as the message. All accessors are read-only and may be called from any
+ * thread, concurrently, while the message is valid; none allocates. */
 #ifndef KAFFE_MESSAGE_H
 #define KAFFE_MESSAGE_H
 
@@ -25,6 +29,7 @@ typedef enum kaffe_timestamp_type {
     KAFFE_TIMESTAMP_LOG_APPEND_TIME = 2,
 } kaffe_timestamp_type_t;
 
+/* The topic name (NUL-terminated), partition and offset. */
 KAFFE_API const char *kaffe_message_topic(const kaffe_message_t *m);
 KAFFE_API int32_t kaffe_message_partition(const kaffe_message_t *m);
 KAFFE_API int64_t kaffe_message_offset(const kaffe_message_t *m);
@@ -40,7 +45,7 @@ KAFFE_API const void *kaffe_message_value(const kaffe_message_t *m, size_t *len)
  * the message has no timestamp. */
 KAFFE_API int64_t kaffe_message_timestamp(const kaffe_message_t *m, kaffe_timestamp_type_t *type);
 
-/* Number of headers. */
+/* Number of headers (0 when there are none). */
 KAFFE_API size_t kaffe_message_header_count(const kaffe_message_t *m);
 
 /* The idx'th header (in wire order). *value is NULL for a null header value.

@@ -38,6 +38,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "common/errstr.h"
+#include "common/tsan.h"
 #include "conf/conf.h"
 #include "producer/producer.h"
 
@@ -474,6 +475,10 @@ static kaffe_status_t send_one(kaffe_producer_t *p, const kaffe_produce_msg_t *m
         vus[n].vtype = RD_KAFKA_VTYPE_HEADERS;
         vus[n++].u.headers = headers;
     }
+    /* The pending record travels to the delivery thread inside librdkafka,
+     * whose locks TSan cannot see: state the hand-off (pairs with the
+     * TSAN_ACQUIRE in complete()). */
+    TSAN_RELEASE(pending);
     rd_kafka_error_t *error = rd_kafka_produceva(p->rk, vus, n);
     if (error) {
         st = status_of(p, rd_kafka_error_code(error));
@@ -493,6 +498,7 @@ static void complete(kaffe_producer_t *p, const rd_kafka_message_t *m) {
     if (st == KAFFE_OK)
         atomic_store_explicit(&p->brokers_down, false, memory_order_relaxed);
     pending_t *pending = m->_private;
+    TSAN_ACQUIRE(pending); /* pairs with the TSAN_RELEASE in send_one() */
     if (pending->kind == PENDING_SYNC) {
         sync_pending_t *sp = (sync_pending_t *)pending;
         sync_wait_t *w = sp->wait;

@@ -1,0 +1,242 @@
+/* bench_consumer — the consumer end to end on the embedded cluster, against
+ * baselines measured in the same run. Prints figures; asserts nothing.
+ *
+ * 1. Throughput: a raw librdkafka poll loop (rd_kafka_consumer_poll, destroy,
+ *    nothing else; fetch.wait.max.ms 100 like kaffe's default) against kaffe
+ *    with a no-op handler (sync mode, partition order, 2 workers, commits
+ *    every 5 s as by default), over the same pre-produced messages,
+ *    alternated, best of 2 each. Target: kaffe >= 0.9x raw.
+ * 2. Parallelism: a handler that sleeps 1 ms, one partition: sync with 1
+ *    worker (Kaffe's model) against key order (1000 distinct keys) and
+ *    unordered with 64 workers. Target: >= 50x with 64 workers.
+ *
+ * Rates are measured between the 10% and the 90% message handled (the
+ * steady state): group joins (about 3 s on the mock cluster), the first
+ * fetches and the tail do not count, for the baseline and kaffe alike.
+ *
+ *   bench_consumer [messages-per-partition]   (default 40000, 8 partitions) */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <kaffe/kaffe.h>
+
+#include "mock/mock_cluster.h"
+
+#define PARTITIONS 8
+#define SLOW_KEYS 1000
+#define QUEUED_MIN "1000000" /* see raw_rate */
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what) {
+    fprintf(stderr, "bench_consumer: %s\n", what);
+    exit(1);
+}
+
+/* Produces count messages to topic (partition -1: spread evenly) with keys
+ * key-<i % keys> and 32-byte values. */
+static void produce(const char *bootstraps, const char *topic, int partitions, long count,
+                    int keys) {
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, err, sizeof err);
+    rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof err);
+    rd_kafka_conf_set(conf, "log_level", "2", err, sizeof err);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    if (!rk)
+        die(err);
+    char value[33];
+    memset(value, 'v', 32);
+    value[32] = '\0';
+    for (long i = 0; i < count; i++) {
+        char key[32];
+        int klen = snprintf(key, sizeof key, "key-%ld", i % keys);
+        rd_kafka_resp_err_t e;
+        do {
+            e = rd_kafka_producev(
+                rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION((int32_t)(i % partitions)),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, (size_t)klen),
+                RD_KAFKA_V_VALUE(value, 32), RD_KAFKA_V_END);
+            if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                rd_kafka_poll(rk, 10);
+        } while (e == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+        if (e)
+            die(rd_kafka_err2str(e));
+    }
+    rd_kafka_flush(rk, 60000);
+    if (rd_kafka_outq_len(rk) != 0)
+        die("produce: not everything delivered");
+    rd_kafka_destroy(rk);
+}
+
+/* --- raw librdkafka ------------------------------------------------------ */
+
+static double raw_rate(const char *bootstraps, const char *topic, const char *group, long total) {
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, err, sizeof err);
+    rd_kafka_conf_set(conf, "group.id", group, err, sizeof err);
+    rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof err);
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err);
+    rd_kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err, sizeof err);
+    rd_kafka_conf_set(conf, "log_level", "2", err, sizeof err);
+    /* The same fetch settings as kaffe's below: fetch.wait.max.ms is kaffe's
+     * default (see kaffe_consumer_new); queued.min.messages is raised for
+     * both because with librdkafka's 100000 a fast loop hits the prefetch
+     * threshold and the partition's next fetch backs off for about a
+     * second, which then dominates whatever is measured. */
+    rd_kafka_conf_set(conf, "fetch.wait.max.ms", "100", err, sizeof err);
+    rd_kafka_conf_set(conf, "queued.min.messages", QUEUED_MIN, err, sizeof err);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (!rk)
+        die(err);
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(rk, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    long n = 0, lo = total / 10, hi = total - total / 10;
+    double first = 0, last = 0;
+    double deadline = now_seconds() + 120;
+    while (n < total && now_seconds() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m)
+            continue;
+        if (!m->err) {
+            n++;
+            if (n == lo)
+                first = now_seconds();
+            else if (n == hi)
+                last = now_seconds();
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    if (n < total)
+        die("raw: not everything consumed");
+    return (double)(hi - lo) / (last - first);
+}
+
+/* --- kaffe --------------------------------------------------------------- */
+
+typedef struct counter {
+    _Alignas(64) atomic_long handled;
+    _Alignas(64) atomic_long lo_ns, hi_ns; /* when the 10% and 90% marks were passed */
+    long lo, hi;
+    int sleep_us;
+} counter_t;
+
+static long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+static int counting_handler(kaffe_message_t *m, void *opaque) {
+    (void)m;
+    counter_t *c = opaque;
+    if (c->sleep_us) {
+        struct timespec ts = {0, c->sleep_us * 1000L};
+        nanosleep(&ts, NULL);
+    }
+    long n = atomic_fetch_add_explicit(&c->handled, 1, memory_order_relaxed) + 1;
+    if (n == c->lo)
+        atomic_store_explicit(&c->lo_ns, now_ns(), memory_order_relaxed);
+    else if (n == c->hi)
+        atomic_store_explicit(&c->hi_ns, now_ns(), memory_order_relaxed);
+    return KAFFE_OK;
+}
+
+/* Messages per second through kaffe, in the steady state. */
+static double kaffe_rate(const char *bootstraps, const char *topic, const char *group, long total,
+                         int sleep_us, const char *workers, const char *ordering) {
+    counter_t counter = {.sleep_us = sleep_us, .lo = total / 10, .hi = total - total / 10};
+    kaffe_conf_t *conf = kaffe_conf_new();
+    char err[512];
+    const char *kv[][2] = {{"endpoints", bootstraps},  {"topics", topic},
+                           {"consumer_group", group},  {"start_with_earliest_message", "true"},
+                           {"workers", workers},       {"ordering", ordering},
+                           {"rdkafka.log_level", "2"}, {"rdkafka.queued.min.messages", QUEUED_MIN}};
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        if (kaffe_conf_set(conf, kv[i][0], kv[i][1], err, sizeof err) != KAFFE_OK)
+            die(err);
+    kaffe_conf_set_message_handler(conf, counting_handler, &counter);
+    kaffe_consumer_t *c = kaffe_consumer_new(conf, err, sizeof err);
+    if (!c)
+        die(err);
+    if (kaffe_consumer_start(c) != KAFFE_OK)
+        die("start");
+    double deadline = now_seconds() + 300;
+    while (atomic_load(&counter.handled) < total && now_seconds() < deadline) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    long n = atomic_load(&counter.handled);
+    if (kaffe_consumer_stop(c) != KAFFE_OK)
+        die("stop");
+    kaffe_consumer_destroy(c);
+    if (n < total)
+        die("kaffe: not everything handled");
+    double seconds = (double)(atomic_load(&counter.hi_ns) - atomic_load(&counter.lo_ns)) / 1e9;
+    return (double)(counter.hi - counter.lo) / seconds;
+}
+
+int main(int argc, char **argv) {
+    long per_partition = argc > 1 ? atol(argv[1]) : 40000;
+    if (per_partition < 1000 || per_partition > 90000)
+        die("messages per partition: 1000..90000 (the mock keeps ~100k per partition)");
+    char err[256];
+    mock_topic_t topics[] = {
+        {"bench", PARTITIONS}, {"slow-sync", 1}, {"slow-key", 1}, {"slow-unordered", 1}};
+    mock_cluster_t *mc = mock_cluster_start(1, topics, 4, err, sizeof err);
+    if (!mc)
+        die(err);
+    const char *b = mock_cluster_bootstraps(mc);
+
+    long total = per_partition * PARTITIONS;
+    printf("bench_consumer: embedded cluster, %d partitions x %ld messages (32-byte values)\n",
+           PARTITIONS, per_partition);
+    produce(b, "bench", PARTITIONS, total, 1000);
+    /* Alternated, best of 2 each: the first consumer after producing sees a
+     * slower mock cluster, whichever it is. */
+    double raw = 0, kaffe = 0;
+    for (int round = 0; round < 2; round++) {
+        char group[32];
+        snprintf(group, sizeof group, "bench-raw-%d", round);
+        double r = raw_rate(b, "bench", group, total);
+        snprintf(group, sizeof group, "bench-kaffe-%d", round);
+        double k = kaffe_rate(b, "bench", group, total, 0, "2", "partition");
+        raw = r > raw ? r : raw;
+        kaffe = k > kaffe ? k : kaffe;
+    }
+    printf("  raw librdkafka poll loop        %10.0f msg/s\n", raw);
+    printf("  kaffe, no-op handler (2 workers) %9.0f msg/s   %.2fx raw (target >= 0.90x)\n", kaffe,
+           kaffe / raw);
+
+    /* 1 ms handler, one partition. */
+    long sync_n = 500, par_n = 20000;
+    produce(b, "slow-sync", 1, sync_n, SLOW_KEYS);
+    produce(b, "slow-key", 1, par_n, SLOW_KEYS);
+    produce(b, "slow-unordered", 1, par_n, SLOW_KEYS);
+    double one = kaffe_rate(b, "slow-sync", "bench-slow-1", sync_n, 1000, "1", "partition");
+    double key = kaffe_rate(b, "slow-key", "bench-slow-key", par_n, 1000, "64", "key");
+    double unord =
+        kaffe_rate(b, "slow-unordered", "bench-slow-unordered", par_n, 1000, "64", "unordered");
+    printf("handler sleeping 1 ms, 1 partition, %d distinct keys\n", SLOW_KEYS);
+    printf("  sync, 1 worker (Kaffe's model)  %10.0f msg/s\n", one);
+    printf("  key order, 64 workers           %10.0f msg/s   %.1fx (target >= 50x)\n", key,
+           key / one);
+    printf("  unordered, 64 workers           %10.0f msg/s   %.1fx (target >= 50x)\n", unord,
+           unord / one);
+    mock_cluster_stop(mc);
+    return 0;
+}

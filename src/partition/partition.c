@@ -1,0 +1,564 @@
+/* Per-partition dispatcher state and the RCU assignment table. See
+ * partition.h for the thread contract. */
+#include "partition/partition.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <urcu/urcu-memb.h>
+#include <urcu/rculfhash.h>
+
+#include "common/tsan.h"
+
+typedef struct parked {
+    void *msg;
+    int64_t offset;
+    size_t bytes;
+} parked_t;
+
+struct partition {
+    struct cds_lfht_node node; /* table link */
+    struct rcu_head rcu;       /* deferred free */
+    unsigned long hash;
+    char *topic;
+    int32_t partition;
+    uint64_t generation;
+
+    /* Poll thread only (created on the first message when the group has no
+     * committed offset). Read by settlers of a delivered message: the
+     * message's hand-off through the pool orders this store before them. */
+    ack_tracker_t *tracker;
+    int64_t committed_offset;
+    size_t window;
+    ack_snapshot_t skip; /* acked above the committed offset (metadata) */
+    bool has_skip;
+
+    int64_t max_in_flight;
+    int64_t max_in_flight_bytes;
+    bool paused;       /* dispatch stopped; poll thread only */
+    bool fetch_paused; /* rd_kafka_pause_partitions in force; poll thread only */
+    size_t parked_bytes;
+    parked_t *parked; /* ring, poll thread only */
+    size_t parked_head, parked_count, parked_cap;
+
+    pool_lane_t **lanes;
+    size_t lane_count; /* power of two, or 0 */
+    size_t round_robin;
+    uint64_t salt;
+
+    int64_t last_watermark; /* poll thread: last commit */
+    uint64_t last_metadata_hash;
+    bool committed_once;
+
+    /* Written by the poll thread (increment) and settlers (decrement). */
+    _Alignas(64) atomic_llong in_flight;
+    atomic_llong in_flight_bytes;
+    /* Settles in progress, and the closing flag they check (Dekker pair,
+     * seq_cst both sides: see partition_settle / partition_close_acks). */
+    _Alignas(64) atomic_int settlers;
+    atomic_bool closing;
+    atomic_llong failed_offset; /* lowest failed offset, or -1 */
+};
+
+struct partition_table {
+    struct cds_lfht *ht;
+};
+
+/* --- RCU thread registration ------------------------------------------- */
+
+static pthread_key_t registration_key;
+static pthread_once_t registration_once = PTHREAD_ONCE_INIT;
+static __thread bool thread_registered;
+
+static void unregister_at_exit(void *unused) {
+    (void)unused;
+    urcu_memb_unregister_thread();
+}
+
+static void create_registration_key(void) {
+    pthread_key_create(&registration_key, unregister_at_exit);
+}
+
+static void ensure_registered(void) {
+    if (thread_registered)
+        return;
+    pthread_once(&registration_once, create_registration_key);
+    urcu_memb_register_thread();
+    thread_registered = true;
+    /* A non-NULL value makes the key's destructor run at thread exit. */
+    pthread_setspecific(registration_key, (void *)1);
+}
+
+void partition_read_lock(void) {
+    ensure_registered();
+    urcu_memb_read_lock();
+}
+
+void partition_read_unlock(void) {
+    urcu_memb_read_unlock();
+}
+
+/* --- hashing ------------------------------------------------------------ */
+
+static uint64_t mix64(uint64_t h) {
+    h ^= h >> 33;
+    h *= UINT64_C(0xff51afd7ed558ccd);
+    h ^= h >> 33;
+    h *= UINT64_C(0xc4ceb9fe1a85ec53);
+    h ^= h >> 33;
+    return h;
+}
+
+static uint64_t hash_bytes(uint64_t seed, const void *data, size_t len) {
+    const unsigned char *b = data;
+    uint64_t h = UINT64_C(0xcbf29ce484222325) ^ seed;
+    for (size_t i = 0; i < len; i++) {
+        h ^= b[i];
+        h *= UINT64_C(0x100000001b3);
+    }
+    return mix64(h);
+}
+
+static unsigned long topic_partition_hash(const char *topic, int32_t partition) {
+    return (unsigned long)hash_bytes((uint64_t)(uint32_t)partition, topic, strlen(topic));
+}
+
+typedef struct lookup_key {
+    const char *topic;
+    int32_t partition;
+} lookup_key_t;
+
+static int match_node(struct cds_lfht_node *node, const void *key) {
+    const partition_t *p = caa_container_of(node, partition_t, node);
+    const lookup_key_t *k = key;
+    return p->partition == k->partition && strcmp(p->topic, k->topic) == 0;
+}
+
+/* --- table -------------------------------------------------------------- */
+
+partition_table_t *partition_table_new(void) {
+    partition_table_t *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->ht = cds_lfht_new_flavor(64, 64, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
+                                &urcu_memb_flavor, NULL);
+    if (!t->ht) {
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void partition_table_destroy(partition_table_t *t) {
+    if (!t)
+        return;
+    ensure_registered();
+    urcu_memb_barrier(); /* every call_rcu free has run */
+    cds_lfht_destroy(t->ht, NULL);
+    free(t);
+}
+
+static void free_partition(partition_t *p) {
+    ack_tracker_destroy(p->tracker);
+    if (p->has_skip)
+        ack_snapshot_free(&p->skip);
+    free(p->parked);
+    free(p->lanes);
+    free(p->topic);
+    free(p);
+}
+
+static void free_partition_rcu(struct rcu_head *head) {
+    partition_t *p = caa_container_of(head, partition_t, rcu);
+    /* Pairs with the TSAN_RELEASE of every settler: the grace period (which
+     * TSan cannot see) orders their reads before this free. */
+    TSAN_ACQUIRE(p);
+    free_partition(p);
+}
+
+partition_t *partition_table_add(partition_table_t *t, const partition_params_t *params) {
+    partition_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->topic = strdup(params->topic);
+    p->partition = params->partition;
+    p->generation = params->generation;
+    p->hash = topic_partition_hash(params->topic, params->partition);
+    p->committed_offset = params->committed_offset;
+    p->window = params->window;
+    p->max_in_flight = params->max_in_flight;
+    p->max_in_flight_bytes = params->max_in_flight_bytes;
+    p->salt = params->salt;
+    atomic_init(&p->in_flight, 0);
+    atomic_init(&p->in_flight_bytes, 0);
+    atomic_init(&p->settlers, 0);
+    atomic_init(&p->closing, false);
+    atomic_init(&p->failed_offset, -1);
+    if (!p->topic)
+        goto fail;
+    if (params->committed_offset >= 0) {
+        p->tracker = ack_tracker_new(params->committed_offset, params->window);
+        if (!p->tracker)
+            goto fail;
+        if (params->metadata && params->metadata_len > 0 &&
+            ack_metadata_decode(params->metadata, params->metadata_len, params->committed_offset,
+                                &p->skip) == KAFFE_OK)
+            p->has_skip = true;
+        /* What the group holds already is not committed again unchanged. */
+        p->committed_once = true;
+        p->last_watermark = params->committed_offset;
+        p->last_metadata_hash =
+            params->metadata ? hash_bytes(0, params->metadata, params->metadata_len) : 0;
+    }
+    if (params->lane_count > 0) {
+        size_t n = 1;
+        while (n < params->lane_count)
+            n <<= 1;
+        p->lanes = calloc(n, sizeof *p->lanes);
+        if (!p->lanes)
+            goto fail;
+        for (size_t i = 0; i < n; i++) {
+            p->lanes[i] = pool_lane_new(params->pool);
+            if (!p->lanes[i]) {
+                for (size_t j = 0; j < i; j++)
+                    pool_lane_release(p->lanes[j]);
+                goto fail;
+            }
+        }
+        p->lane_count = n;
+    }
+
+    partition_read_lock();
+    partition_t *old = partition_table_find(t, params->topic, params->partition);
+    if (old)
+        partition_table_remove(t, old);
+    cds_lfht_node_init(&p->node);
+    cds_lfht_add(t->ht, p->hash, &p->node);
+    partition_read_unlock();
+    return p;
+fail:
+    free_partition(p);
+    return NULL;
+}
+
+partition_t *partition_table_find(partition_table_t *t, const char *topic, int32_t partition) {
+    lookup_key_t key = {topic, partition};
+    struct cds_lfht_iter iter;
+    partition_read_lock();
+    cds_lfht_lookup(t->ht, topic_partition_hash(topic, partition), match_node, &key, &iter);
+    struct cds_lfht_node *node = cds_lfht_iter_get_node(&iter);
+    partition_read_unlock();
+    return node ? caa_container_of(node, partition_t, node) : NULL;
+}
+
+void partition_table_remove(partition_table_t *t, partition_t *p) {
+    partition_read_lock();
+    cds_lfht_del(t->ht, &p->node);
+    partition_read_unlock();
+    for (size_t i = 0; i < p->lane_count; i++)
+        pool_lane_release(p->lanes[i]);
+    p->lane_count = 0;
+    /* call_rcu hands p to liburcu's callback thread through its own queue,
+     * which TSan cannot see; pairs with the acquire in free_partition_rcu. */
+    TSAN_RELEASE(p);
+    urcu_memb_call_rcu(&p->rcu, free_partition_rcu);
+}
+
+partition_t **partition_table_collect(partition_table_t *t, size_t *count) {
+    size_t cap = 16, n = 0;
+    partition_t **out = malloc(cap * sizeof *out);
+    struct cds_lfht_iter iter;
+    partition_t *p;
+    partition_read_lock();
+    cds_lfht_for_each_entry(t->ht, &iter, p, node) {
+        if (n == cap) {
+            cap *= 2;
+            partition_t **grown = out ? realloc(out, cap * sizeof *out) : NULL;
+            if (!grown)
+                break;
+            out = grown;
+        }
+        if (out)
+            out[n++] = p;
+    }
+    partition_read_unlock();
+    *count = n;
+    return out;
+}
+
+/* --- accessors ---------------------------------------------------------- */
+
+const char *partition_topic(const partition_t *p) {
+    return p->topic;
+}
+
+int32_t partition_id(const partition_t *p) {
+    return p->partition;
+}
+
+uint64_t partition_generation(const partition_t *p) {
+    return p->generation;
+}
+
+bool partition_is_paused(const partition_t *p) {
+    return p->paused;
+}
+
+bool partition_park_full(const partition_t *p) {
+    return (int64_t)p->parked_count >= p->max_in_flight ||
+           (int64_t)p->parked_bytes >= p->max_in_flight_bytes;
+}
+
+bool partition_park_below_half(const partition_t *p) {
+    return (int64_t)p->parked_count * 2 < p->max_in_flight &&
+           (int64_t)p->parked_bytes * 2 < p->max_in_flight_bytes;
+}
+
+bool partition_fetch_paused(const partition_t *p) {
+    return p->fetch_paused;
+}
+
+void partition_set_fetch_paused(partition_t *p, bool paused) {
+    p->fetch_paused = paused;
+}
+
+int64_t partition_failed_offset(const partition_t *p) {
+    return atomic_load_explicit(&p->failed_offset, memory_order_acquire);
+}
+
+int64_t partition_in_flight(const partition_t *p, int64_t *bytes) {
+    /* acquire: pairs with the release decrements in partition_settle, so a
+     * count that reached zero makes every settled ack visible. */
+    if (bytes)
+        *bytes = atomic_load_explicit(&p->in_flight_bytes, memory_order_acquire);
+    return atomic_load_explicit(&p->in_flight, memory_order_acquire);
+}
+
+/* --- dispatch ----------------------------------------------------------- */
+
+partition_admit_result_t partition_admit(partition_t *p, int64_t offset, size_t bytes,
+                                         bool from_parked, bool *pause_now) {
+    *pause_now = false;
+    if (!from_parked && (p->paused || p->parked_count > 0))
+        return PARTITION_PARK;
+    if (!p->tracker) {
+        p->tracker = ack_tracker_new(offset, p->window);
+        if (!p->tracker) {
+            p->paused = true;
+            *pause_now = true;
+            return PARTITION_PARK;
+        }
+    }
+    kaffe_status_t st = ack_tracker_track(p->tracker, offset);
+    if (st == KAFFE_ERR_WINDOW_FULL) {
+        ack_tracker_advance(p->tracker);
+        /* A gap wider than the window (retention, compaction) with nothing
+         * in flight: start the window at this offset. */
+        if (ack_tracker_watermark(p->tracker) == ack_tracker_tracked_end(p->tracker) &&
+            partition_in_flight(p, NULL) == 0) {
+            ack_tracker_reset(p->tracker, offset);
+            st = ack_tracker_track(p->tracker, offset);
+        }
+    }
+    if (st == KAFFE_ERR_WINDOW_FULL) {
+        p->paused = true;
+        *pause_now = true;
+        return PARTITION_PARK;
+    }
+    if (st != KAFFE_OK)
+        return PARTITION_DROP;
+    if (p->has_skip) {
+        if (offset < p->skip.end) {
+            if (ack_snapshot_is_done(&p->skip, offset)) {
+                ack_tracker_ack(p->tracker, offset);
+                return PARTITION_SKIP;
+            }
+        } else {
+            ack_snapshot_free(&p->skip);
+            p->has_skip = false;
+        }
+    }
+    /* relaxed: a plain counter; the hand-off of the message through the pool
+     * orders this increment before the settle that decrements it. */
+    int64_t n = atomic_fetch_add_explicit(&p->in_flight, 1, memory_order_relaxed) + 1;
+    int64_t b =
+        atomic_fetch_add_explicit(&p->in_flight_bytes, (long long)bytes, memory_order_relaxed) +
+        (int64_t)bytes;
+    /* Stop dispatching; fetching goes on into the park list until that is
+     * as full as the in-flight limits (partition_park_full): the parked
+     * messages then feed the workers while a resumed fetch restarts, which
+     * takes librdkafka a few hundred milliseconds. */
+    if (n >= p->max_in_flight || b >= p->max_in_flight_bytes)
+        p->paused = true;
+    return PARTITION_DISPATCH;
+}
+
+pool_lane_t *partition_lane(partition_t *p, const void *key, size_t key_len) {
+    if (p->lane_count == 0)
+        return NULL;
+    if (p->lane_count == 1)
+        return p->lanes[0];
+    size_t idx;
+    if (!key)
+        idx = p->round_robin++;
+    else
+        idx = (size_t)hash_bytes(p->salt, key, key_len);
+    return p->lanes[idx & (p->lane_count - 1)];
+}
+
+bool partition_park(partition_t *p, void *msg, int64_t offset, size_t bytes) {
+    if (p->parked_count == p->parked_cap) {
+        size_t cap = p->parked_cap ? p->parked_cap * 2 : 64;
+        parked_t *ring = malloc(cap * sizeof *ring);
+        if (!ring)
+            return false;
+        for (size_t i = 0; i < p->parked_count; i++)
+            ring[i] = p->parked[(p->parked_head + i) % p->parked_cap];
+        free(p->parked);
+        p->parked = ring;
+        p->parked_cap = cap;
+        p->parked_head = 0;
+    }
+    p->parked[(p->parked_head + p->parked_count) % p->parked_cap] = (parked_t){msg, offset, bytes};
+    p->parked_count++;
+    p->parked_bytes += bytes;
+    return true;
+}
+
+void *partition_parked_peek(const partition_t *p, int64_t *offset, size_t *bytes) {
+    if (p->parked_count == 0)
+        return NULL;
+    const parked_t *e = &p->parked[p->parked_head];
+    if (offset)
+        *offset = e->offset;
+    if (bytes)
+        *bytes = e->bytes;
+    return e->msg;
+}
+
+void partition_parked_pop(partition_t *p) {
+    if (p->parked_count == 0)
+        return;
+    p->parked_bytes -= p->parked[p->parked_head].bytes;
+    p->parked_head = (p->parked_head + 1) % p->parked_cap;
+    p->parked_count--;
+}
+
+size_t partition_parked_count(const partition_t *p) {
+    return p->parked_count;
+}
+
+bool partition_try_unpause(partition_t *p) {
+    if (!p->paused)
+        return false;
+    int64_t bytes;
+    int64_t n = partition_in_flight(p, &bytes);
+    if (n * 2 >= p->max_in_flight && n > 0)
+        return false;
+    if (bytes * 2 >= p->max_in_flight_bytes && bytes > 0)
+        return false;
+    if (p->tracker)
+        ack_tracker_advance(p->tracker);
+    p->paused = false;
+    return true;
+}
+
+/* --- settle (any thread) ------------------------------------------------ */
+
+static void lower_failed_offset(partition_t *p, int64_t offset) {
+    int64_t cur = atomic_load_explicit(&p->failed_offset, memory_order_relaxed);
+    /* release: the mark is visible to the poll thread before the in-flight
+     * decrement that lets it commit (acquire there). */
+    while ((cur < 0 || offset < cur) &&
+           !atomic_compare_exchange_weak_explicit(&p->failed_offset, &cur, offset,
+                                                  memory_order_release, memory_order_relaxed))
+        ;
+}
+
+kaffe_status_t partition_settle(partition_table_t *t, const char *topic, int32_t partition,
+                                uint64_t generation, int64_t offset, size_t bytes,
+                                partition_settle_mode_t mode) {
+    kaffe_status_t st = KAFFE_OK;
+    partition_read_lock();
+    partition_t *p = partition_table_find(t, topic, partition);
+    if (!p || p->generation != generation) {
+        partition_read_unlock();
+        return KAFFE_ERR_REVOKED;
+    }
+    /* seq_cst pair with partition_close_acks: either this settle sees
+     * closing and backs out, or the closer waits for it to finish. */
+    atomic_fetch_add_explicit(&p->settlers, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&p->closing, memory_order_seq_cst)) {
+        st = KAFFE_ERR_REVOKED;
+    } else {
+        if (mode == PARTITION_ACK)
+            st = p->tracker ? ack_tracker_ack(p->tracker, offset) : KAFFE_ERR_ACK_UNTRACKED;
+        else if (mode == PARTITION_FAIL)
+            lower_failed_offset(p, offset);
+        if (st == KAFFE_OK) {
+            /* release: pairs with the acquire in partition_in_flight; the
+             * tracker update above is visible to whoever sees the count. */
+            atomic_fetch_sub_explicit(&p->in_flight_bytes, (long long)bytes, memory_order_release);
+            atomic_fetch_sub_explicit(&p->in_flight, 1, memory_order_release);
+        }
+    }
+    /* Pairs with the TSAN_ACQUIRE before the deferred free. */
+    TSAN_RELEASE(p);
+    /* release: pairs with the acquire wait in partition_close_acks. */
+    atomic_fetch_sub_explicit(&p->settlers, 1, memory_order_release);
+    partition_read_unlock();
+    return st;
+}
+
+bool partition_is_current(partition_table_t *t, const char *topic, int32_t partition,
+                          uint64_t generation) {
+    partition_read_lock();
+    partition_t *p = partition_table_find(t, topic, partition);
+    bool current = p && p->generation == generation &&
+                   !atomic_load_explicit(&p->closing, memory_order_acquire);
+    if (p)
+        TSAN_RELEASE(p);
+    partition_read_unlock();
+    return current;
+}
+
+void partition_close_acks(partition_t *p) {
+    atomic_store_explicit(&p->closing, true, memory_order_seq_cst);
+    while (atomic_load_explicit(&p->settlers, memory_order_acquire) != 0)
+        sched_yield();
+}
+
+/* --- commit ------------------------------------------------------------- */
+
+bool partition_snapshot(partition_t *p, ack_snapshot_t *snap) {
+    if (!p->tracker)
+        return false;
+    if (ack_tracker_snapshot(p->tracker, snap) != KAFFE_OK)
+        return false;
+    int64_t failed = partition_failed_offset(p);
+    if (failed >= 0 && snap->end > failed) {
+        /* Nothing at or past the failed message is committed, not even as
+         * metadata. The watermark cannot pass it (it was never acked). */
+        snap->end = failed > snap->watermark ? failed : snap->watermark;
+        snap->bit_count = (size_t)(snap->end - snap->watermark);
+    }
+    return true;
+}
+
+static uint64_t metadata_hash(const char *metadata) {
+    return metadata ? hash_bytes(0, metadata, strlen(metadata)) : 0;
+}
+
+bool partition_commit_changed(partition_t *p, int64_t watermark, const char *metadata) {
+    return !p->committed_once || p->last_watermark != watermark ||
+           p->last_metadata_hash != metadata_hash(metadata);
+}
+
+void partition_commit_done(partition_t *p, int64_t watermark, const char *metadata) {
+    p->committed_once = true;
+    p->last_watermark = watermark;
+    p->last_metadata_hash = metadata_hash(metadata);
+}

@@ -1,0 +1,248 @@
+/* What the consumer commits: the watermark (never the highest polled
+ * offset) with acked offsets above it in the metadata, read back by a plain
+ * librdkafka client; where a group starts; and the default failure policy. */
+#include <criterion/criterion.h>
+
+#include "ack/ack.h"
+#include "consumer_helpers.h"
+#include "mock/mock_cluster.h"
+#include "support/plain_client.h"
+
+static mock_cluster_t *mc;
+
+static void start_cluster(void) {
+    char err[256];
+    mock_topic_t topics[] = {{"holes", 1}, {"early", 1}, {"fail", 1}, {"fail8", 2}};
+    mc = mock_cluster_start(1, topics, 4, err, sizeof err);
+    cr_assert_not_null(mc, "%s", err);
+}
+
+static void stop_cluster(void) {
+    mock_cluster_stop(mc);
+}
+
+TestSuite(consumer_commit, .init = start_cluster, .fini = stop_cluster, .timeout = 120);
+
+static kaffe_consumer_t *start_consumer(kaffe_conf_t *conf, recorder_t *r) {
+    char err[512];
+    kaffe_consumer_t *c = kaffe_consumer_new(conf, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    r->consumer = c;
+    cr_assert_eq(kaffe_consumer_start(c), KAFFE_OK);
+    return c;
+}
+
+static int count_value(recorder_t *r, long v) {
+    int n = 0;
+    for (size_t i = 0; i < r->count; i++)
+        n += r->msgs[i].value_index == v;
+    return n;
+}
+
+Test(consumer_commit, async_commit_stops_at_the_hole_and_restart_replays_only_the_hole) {
+    const char *b = mock_cluster_bootstraps(mc);
+    enum { N = 300, HOLE = 117 };
+    cr_assert_eq(plain_produce(b, "holes", 0, N, 0, 0), N);
+    recorder_t r;
+    recorder_init(&r);
+    r.keep = 1;
+    kaffe_consumer_t *c = start_consumer(
+        test_conf(b, "holes", "g-holes", record_handler, &r, "async_message_ack", "true",
+                  "ordering", "unordered", "workers", "4", "drain_timeout_ms", "200", NULL),
+        &r);
+    cr_assert(wait_handled(&r, N, 30000), "handled %ld", recorder_handled(&r));
+    /* Ack everything but the hole, in a random order. */
+    size_t *order = malloc(N * sizeof *order);
+    for (size_t i = 0; i < N; i++)
+        order[i] = i;
+    srand(42);
+    for (size_t i = N - 1; i > 0; i--) {
+        size_t j = (size_t)rand() % (i + 1);
+        size_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    kaffe_message_t *hole = NULL;
+    for (size_t i = 0; i < N; i++) {
+        seen_msg_t *s = &r.msgs[order[i]];
+        if (s->offset == HOLE) {
+            hole = s->m;
+            continue;
+        }
+        cr_assert_eq(kaffe_consumer_ack(c, s->m), KAFFE_OK, "ack of offset %lld",
+                     (long long)s->offset);
+    }
+    free(order);
+    cr_assert_not_null(hole);
+    cr_assert_eq(kaffe_consumer_commit(c), KAFFE_OK);
+    char *metadata = NULL;
+    cr_assert_eq(plain_committed(b, "g-holes", "holes", 0, &metadata), HOLE);
+    cr_assert_not_null(metadata, "acks above the hole travel in the metadata");
+    ack_snapshot_t snap = {0};
+    cr_assert_eq(ack_metadata_decode(metadata, strlen(metadata), HOLE, &snap), KAFFE_OK);
+    for (int64_t o = HOLE + 1; o < N; o++)
+        cr_assert(ack_snapshot_is_done(&snap, o), "offset %lld not in the metadata", (long long)o);
+    cr_assert(!ack_snapshot_is_done(&snap, HOLE));
+    ack_snapshot_free(&snap);
+    free(metadata);
+
+    cr_assert_eq(kaffe_consumer_stop(c), KAFFE_OK);
+    /* The hole is still unacked: stopping did not commit past it. */
+    cr_assert_eq(plain_committed(b, "g-holes", "holes", 0, NULL), HOLE);
+    /* Acking it now is refused cleanly. */
+    cr_assert_eq(kaffe_consumer_ack(c, hole), KAFFE_ERR_STOPPED);
+    kaffe_consumer_destroy(c);
+    recorder_free(&r);
+
+    /* Restart: only the hole comes back, then a new marker message. */
+    recorder_t r2;
+    recorder_init(&r2);
+    c = start_consumer(test_conf(b, "holes", "g-holes", record_handler, &r2, NULL), &r2);
+    cr_assert(wait_handled(&r2, 1, 30000));
+    cr_assert_eq(plain_produce(b, "holes", 0, 1, N, 0), 1);
+    cr_assert(wait_handled(&r2, 2, 30000));
+    cr_assert_eq(kaffe_consumer_stop(c), KAFFE_OK);
+    cr_assert_eq(r2.count, 2, "handled %zu after restart", r2.count);
+    cr_assert_eq(r2.msgs[0].offset, HOLE);
+    cr_assert_eq(r2.msgs[1].offset, N);
+    cr_assert_eq(plain_committed(b, "g-holes", "holes", 0, NULL), N + 1);
+    kaffe_consumer_destroy(c);
+    recorder_free(&r2);
+}
+
+Test(consumer_commit, start_with_earliest_message_and_committed_offsets_win) {
+    const char *b = mock_cluster_bootstraps(mc);
+    enum { OLD = 50 };
+    cr_assert_eq(plain_produce(b, "early", 0, OLD, 0, 0), OLD);
+
+    /* earliest = true: everything from the start. */
+    recorder_t r;
+    recorder_init(&r);
+    kaffe_consumer_t *c = start_consumer(test_conf(b, "early", "g-earliest", record_handler, &r,
+                                                   "start_with_earliest_message", "true", NULL),
+                                         &r);
+    cr_assert(wait_handled(&r, OLD, 30000));
+    cr_assert_eq(kaffe_consumer_stop(c), KAFFE_OK);
+    for (long v = 0; v < OLD; v++)
+        cr_assert_eq(count_value(&r, v), 1, "value-%ld", v);
+    kaffe_consumer_destroy(c);
+    recorder_free(&r);
+
+    /* earliest = false: only what is produced after joining. */
+    recorder_init(&r);
+    c = start_consumer(test_conf(b, "early", "g-latest", record_handler, &r,
+                                 "start_with_earliest_message", "false", NULL),
+                       &r);
+    long produced = OLD;
+    int64_t deadline = test_now_ms() + 30000;
+    while (recorder_handled(&r) == 0 && test_now_ms() < deadline) {
+        plain_produce(b, "early", 0, 1, (size_t)produced++, 0);
+        test_sleep_ms(100);
+    }
+    cr_assert_gt(recorder_handled(&r), 0);
+    cr_assert_eq(kaffe_consumer_stop(c), KAFFE_OK);
+    for (size_t i = 0; i < r.count; i++)
+        cr_assert_geq(r.msgs[i].value_index, OLD, "old message value-%ld handled",
+                      r.msgs[i].value_index);
+    kaffe_consumer_destroy(c);
+    recorder_free(&r);
+
+    /* Committed offsets win over both settings: g-earliest committed up to
+     * OLD; each round handles exactly what was produced since the previous
+     * commit (not older messages, not only newer ones). */
+    int64_t from = OLD;
+    cr_assert_eq(plain_committed(b, "g-earliest", "early", 0, NULL), from);
+    const char *settings[] = {"true", "false"};
+    for (int s = 0; s < 2; s++) {
+        int64_t end = plain_log_end(b, "early", 0);
+        cr_assert_gt(end, from);
+        recorder_init(&r);
+        c = start_consumer(test_conf(b, "early", "g-earliest", record_handler, &r,
+                                     "start_with_earliest_message", settings[s], NULL),
+                           &r);
+        long expect = (long)(end - from);
+        cr_assert(wait_handled(&r, expect, 30000), "earliest=%s: handled %ld of %ld", settings[s],
+                  recorder_handled(&r), expect);
+        cr_assert_eq(kaffe_consumer_stop(c), KAFFE_OK);
+        cr_assert_eq((long)r.count, expect);
+        for (size_t i = 0; i < r.count; i++)
+            cr_assert_geq(r.msgs[i].offset, from);
+        cr_assert_eq(plain_committed(b, "g-earliest", "early", 0, NULL), end);
+        kaffe_consumer_destroy(c);
+        recorder_free(&r);
+        /* Produced while no consumer of the group runs. */
+        cr_assert_eq(plain_produce(b, "early", 0, 3, 1000, 0), 3);
+        from = end;
+    }
+}
+
+static atomic_int error_calls;
+static atomic_int last_error_status;
+
+static void count_errors(int status, const char *reason, void *opaque) {
+    (void)reason;
+    (void)opaque;
+    atomic_fetch_add(&error_calls, 1);
+    atomic_store(&last_error_status, status);
+}
+
+Test(consumer_commit, handler_failure_stops_the_consumer_and_commits_nothing_past_it) {
+    const char *b = mock_cluster_bootstraps(mc);
+    enum { N = 100, FAIL_AT = 40 };
+    cr_assert_eq(plain_produce(b, "fail", 0, N, 0, 0), N);
+    recorder_t r;
+    recorder_init(&r);
+    r.fail_at_value = FAIL_AT;
+    kaffe_conf_t *conf = test_conf(b, "fail", "g-fail", record_handler, &r, NULL);
+    kaffe_conf_set_error_cb(conf, count_errors, NULL);
+    kaffe_consumer_t *c = start_consumer(conf, &r);
+    cr_assert_eq(kaffe_consumer_wait(c, 30000), KAFFE_OK, "the consumer stops by itself");
+    cr_assert_eq(kaffe_consumer_stop(c), KAFFE_ERR_HANDLER);
+    cr_assert_geq(atomic_load(&error_calls), 1);
+    char text[512];
+    cr_assert_eq(kaffe_consumer_last_error(c, text, sizeof text), KAFFE_ERR_HANDLER);
+    cr_assert(strstr(text, "offset 40"), "got: %s", text);
+    /* Partition order: nothing after the failed message was handled. */
+    cr_assert_eq(count_value(&r, FAIL_AT + 1), 0);
+    char *metadata = NULL;
+    cr_assert_eq(plain_committed(b, "g-fail", "fail", 0, &metadata), FAIL_AT);
+    cr_assert_null(metadata);
+    kaffe_consumer_destroy(c);
+    recorder_free(&r);
+
+    /* Restart: the failed message comes first. */
+    recorder_init(&r);
+    c = start_consumer(test_conf(b, "fail", "g-fail", record_handler, &r, NULL), &r);
+    cr_assert(wait_handled(&r, N - FAIL_AT, 30000));
+    cr_assert_eq(kaffe_consumer_stop(c), KAFFE_OK);
+    cr_assert_eq(r.msgs[0].offset, FAIL_AT);
+    cr_assert_eq(plain_committed(b, "g-fail", "fail", 0, NULL), N);
+    kaffe_consumer_destroy(c);
+    recorder_free(&r);
+}
+
+Test(consumer_commit, unordered_failure_commits_no_ack_at_or_past_the_failed_offset) {
+    const char *b = mock_cluster_bootstraps(mc);
+    enum { N = 400, FAIL_AT = 150 };
+    cr_assert_eq(plain_produce(b, "fail8", 0, N, 0, 0), N);
+    recorder_t r;
+    recorder_init(&r);
+    r.fail_at_value = FAIL_AT;
+    kaffe_consumer_t *c = start_consumer(test_conf(b, "fail8", "g-fail8", record_handler, &r,
+                                                   "ordering", "unordered", "workers", "8", NULL),
+                                         &r);
+    cr_assert_eq(kaffe_consumer_wait(c, 30000), KAFFE_OK);
+    cr_assert_eq(kaffe_consumer_stop(c), KAFFE_ERR_HANDLER);
+    char *metadata = NULL;
+    int64_t committed = plain_committed(b, "g-fail8", "fail8", 0, &metadata);
+    cr_assert(committed >= 0 && committed <= FAIL_AT, "committed %lld", (long long)committed);
+    if (metadata) {
+        ack_snapshot_t snap = {0};
+        cr_assert_eq(ack_metadata_decode(metadata, strlen(metadata), committed, &snap), KAFFE_OK);
+        cr_assert_leq(snap.end, FAIL_AT, "metadata reaches %lld", (long long)snap.end);
+        ack_snapshot_free(&snap);
+        free(metadata);
+    }
+    kaffe_consumer_destroy(c);
+    recorder_free(&r);
+}

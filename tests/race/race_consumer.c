@@ -1,0 +1,280 @@
+/* The consumer under ThreadSanitizer: handlers on many workers, async acks
+ * from several application threads in random order, duplicate acks racing
+ * the real ones, commits requested from another thread, and stop called
+ * from a thread other than the one that started it. Needs the embedded
+ * cluster (real TCP on 127.0.0.1). */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <kaffe/kaffe.h>
+
+#include "mock/mock_cluster.h"
+#include "support/check.h"
+#include "support/plain_client.h"
+#include "support/tsan_c11_threads.h" /* librdkafka threads, seen by TSan */
+
+enum { N = 2000, PARTITIONS = 2, ACKERS = 4 };
+
+typedef struct shared {
+    pthread_mutex_t lock;
+    kaffe_message_t **queue; /* handed to ackers */
+    size_t head, tail;
+    kaffe_message_t **acked; /* for duplicate acks */
+    size_t acked_count;
+    atomic_long handled;
+    atomic_long acks_ok;
+    atomic_long duplicates_refused;
+    atomic_int done;
+    kaffe_consumer_t *c;
+    char *seen; /* per offset+partition*N, under lock */
+    atomic_int bad;
+} shared_t;
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void nap(void) {
+    struct timespec ts = {0, 200000};
+    nanosleep(&ts, NULL);
+}
+
+static int async_handler(kaffe_message_t *m, void *opaque) {
+    shared_t *s = opaque;
+    size_t vlen;
+    const char *v = kaffe_message_value(m, &vlen);
+    int idx = -1;
+    if (v && vlen > 6)
+        idx = atoi(v + 6);
+    pthread_mutex_lock(&s->lock);
+    if (idx >= 0 && idx < N)
+        s->seen[idx]++;
+    s->queue[s->tail++] = m;
+    pthread_mutex_unlock(&s->lock);
+    atomic_fetch_add(&s->handled, 1);
+    return KAFFE_OK;
+}
+
+static void *acker_main(void *arg) {
+    shared_t *s = arg;
+    unsigned seed = (unsigned)(uintptr_t)pthread_self();
+    while (!atomic_load(&s->done)) {
+        kaffe_message_t *m = NULL;
+        pthread_mutex_lock(&s->lock);
+        size_t avail = s->tail - s->head;
+        if (avail > 0) {
+            /* Random order: swap a random pending message to the head. */
+            size_t k = s->head + (size_t)rand_r(&seed) % avail;
+            kaffe_message_t *t = s->queue[k];
+            s->queue[k] = s->queue[s->head];
+            s->queue[s->head] = t;
+            m = s->queue[s->head++];
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (!m) {
+            nap();
+            continue;
+        }
+        kaffe_status_t st = kaffe_consumer_ack(s->c, m);
+        if (st != KAFFE_OK) {
+            atomic_fetch_add(&s->bad, 1);
+            continue;
+        }
+        atomic_fetch_add(&s->acks_ok, 1);
+        pthread_mutex_lock(&s->lock);
+        s->acked[s->acked_count++] = m;
+        pthread_mutex_unlock(&s->lock);
+    }
+    return NULL;
+}
+
+/* Re-acks messages that were acked already: always refused. */
+static void *duplicate_main(void *arg) {
+    shared_t *s = arg;
+    unsigned seed = 7;
+    while (!atomic_load(&s->done)) {
+        kaffe_message_t *m = NULL;
+        pthread_mutex_lock(&s->lock);
+        if (s->acked_count > 0)
+            m = s->acked[(size_t)rand_r(&seed) % s->acked_count];
+        pthread_mutex_unlock(&s->lock);
+        if (m) {
+            kaffe_status_t st = kaffe_consumer_ack(s->c, m);
+            if (st == KAFFE_ERR_ACK_DUPLICATE)
+                atomic_fetch_add(&s->duplicates_refused, 1);
+            else
+                atomic_fetch_add(&s->bad, 1);
+        }
+        nap();
+    }
+    return NULL;
+}
+
+static void *committer_main(void *arg) {
+    shared_t *s = arg;
+    while (!atomic_load(&s->done)) {
+        kaffe_status_t st = kaffe_consumer_commit(s->c);
+        if (st != KAFFE_OK && st != KAFFE_ERR_STOPPED)
+            atomic_fetch_add(&s->bad, 1);
+        struct timespec ts = {0, 20000000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+static void *stopper_main(void *arg) {
+    shared_t *s = arg;
+    kaffe_status_t st = kaffe_consumer_stop(s->c);
+    if (st != KAFFE_OK)
+        atomic_fetch_add(&s->bad, 1);
+    return NULL;
+}
+
+static kaffe_conf_t *make_conf(const char *bootstraps, const char *group, void *opaque,
+                               kaffe_message_handler_t handler, const char *async,
+                               const char *ordering) {
+    kaffe_conf_t *conf = kaffe_conf_new();
+    const char *kv[][2] = {{"endpoints", bootstraps},
+                           {"topics", "race"},
+                           {"consumer_group", group},
+                           {"start_with_earliest_message", "true"},
+                           {"async_message_ack", async},
+                           {"ordering", ordering},
+                           {"workers", "8"},
+                           {"commit_interval_ms", "50"},
+                           {"max_in_flight_messages", "300"},
+                           {"rdkafka.session.timeout.ms", "6000"},
+                           {"rdkafka.heartbeat.interval.ms", "200"},
+                           {"rdkafka.fetch.wait.max.ms", "20"},
+                           {"rdkafka.log_level", "2"}};
+    char err[256];
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        if (kaffe_conf_set(conf, kv[i][0], kv[i][1], err, sizeof err) != KAFFE_OK)
+            CHECK(0, "%s", err);
+    kaffe_conf_set_message_handler(conf, handler, opaque);
+    return conf;
+}
+
+static mock_cluster_t *mc;
+
+static void async_acks_from_many_threads(void) {
+    const char *b = mock_cluster_bootstraps(mc);
+    shared_t s = {0};
+    pthread_mutex_init(&s.lock, NULL);
+    s.queue = calloc(2 * N, sizeof *s.queue);
+    s.acked = calloc(2 * N, sizeof *s.acked);
+    s.seen = calloc(N, 1);
+    char err[512];
+    s.c = kaffe_consumer_new(make_conf(b, "race-async", &s, async_handler, "true", "unordered"),
+                             err, sizeof err);
+    CHECK(s.c != NULL, "%s", err);
+    if (!s.c)
+        return;
+    pthread_t ackers[ACKERS], dup, committer;
+    for (int i = 0; i < ACKERS; i++)
+        pthread_create(&ackers[i], NULL, acker_main, &s);
+    pthread_create(&dup, NULL, duplicate_main, &s);
+    CHECK(kaffe_consumer_start(s.c) == KAFFE_OK, "start");
+    pthread_create(&committer, NULL, committer_main, &s);
+    int64_t deadline = now_ms() + 120000;
+    while (atomic_load(&s.acks_ok) < N && now_ms() < deadline)
+        nap();
+    CHECK(atomic_load(&s.acks_ok) == N, "acked %ld of %d", atomic_load(&s.acks_ok), N);
+    CHECK(kaffe_consumer_commit(s.c) == KAFFE_OK, "commit");
+    /* Stop from yet another thread while the others still run. */
+    pthread_t stopper;
+    pthread_create(&stopper, NULL, stopper_main, &s);
+    pthread_join(stopper, NULL);
+    atomic_store(&s.done, 1);
+    for (int i = 0; i < ACKERS; i++)
+        pthread_join(ackers[i], NULL);
+    pthread_join(dup, NULL);
+    pthread_join(committer, NULL);
+    CHECK(atomic_load(&s.bad) == 0, "%d unexpected results", atomic_load(&s.bad));
+    CHECK(atomic_load(&s.duplicates_refused) > 0, "no duplicate ack was tried");
+    for (int i = 0; i < N; i++)
+        CHECK(s.seen[i] == 1, "value-%d handled %d times", i, s.seen[i]);
+    for (int p = 0; p < PARTITIONS; p++)
+        CHECK(plain_committed(b, "race-async", "race", p, NULL) == plain_log_end(b, "race", p),
+              "partition %d not fully committed", p);
+    kaffe_consumer_destroy(s.c);
+    free(s.queue);
+    free(s.acked);
+    free(s.seen);
+    pthread_mutex_destroy(&s.lock);
+}
+
+/* Sync, key order: a handler checks it never runs two messages of one key
+ * at once and sees each key's offsets rising. */
+typedef struct keyed {
+    atomic_int busy[PARTITIONS][16]; /* a (partition, key) runs one at a time */
+    int64_t last[PARTITIONS][16];    /* plain: ordered by the lanes */
+    atomic_long handled;
+    atomic_int bad;
+} keyed_t;
+
+static int keyed_handler(kaffe_message_t *m, void *opaque) {
+    keyed_t *k = opaque;
+    size_t klen;
+    const char *key = kaffe_message_key(m, &klen);
+    int kid = key && klen > 4 ? atoi(key + 4) % 16 : 0;
+    int p = kaffe_message_partition(m);
+    if (key && atomic_fetch_add(&k->busy[p][kid], 1) != 0)
+        atomic_fetch_add(&k->bad, 1);
+    if (key && k->last[p][kid] >= kaffe_message_offset(m))
+        atomic_fetch_add(&k->bad, 1);
+    if (key)
+        k->last[p][kid] = kaffe_message_offset(m);
+    if (key)
+        atomic_fetch_sub(&k->busy[p][kid], 1);
+    atomic_fetch_add(&k->handled, 1);
+    return KAFFE_OK;
+}
+
+static void sync_key_order_on_many_workers(void) {
+    const char *b = mock_cluster_bootstraps(mc);
+    keyed_t k = {0};
+    for (int p = 0; p < PARTITIONS; p++)
+        for (int i = 0; i < 16; i++)
+            k.last[p][i] = -1;
+    char err[512];
+    kaffe_consumer_t *c = kaffe_consumer_new(
+        make_conf(b, "race-key", &k, keyed_handler, "false", "key"), err, sizeof err);
+    CHECK(c != NULL, "%s", err);
+    if (!c)
+        return;
+    CHECK(kaffe_consumer_start(c) == KAFFE_OK, "start");
+    int64_t deadline = now_ms() + 120000;
+    while (atomic_load(&k.handled) < N && now_ms() < deadline)
+        nap();
+    CHECK(atomic_load(&k.handled) == N, "handled %ld of %d", atomic_load(&k.handled), N);
+    CHECK(kaffe_consumer_stop(c) == KAFFE_OK, "stop");
+    CHECK(atomic_load(&k.bad) == 0, "%d key-order violations", atomic_load(&k.bad));
+    for (int p = 0; p < PARTITIONS; p++)
+        CHECK(plain_committed(b, "race-key", "race", p, NULL) == plain_log_end(b, "race", p),
+              "partition %d not fully committed", p);
+    kaffe_consumer_destroy(c);
+}
+
+int main(void) {
+    char err[256];
+    mock_topic_t topics[] = {{"race", PARTITIONS}};
+    mc = mock_cluster_start(1, topics, 1, err, sizeof err);
+    if (!mc) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    if (plain_produce(mock_cluster_bootstraps(mc), "race", RD_KAFKA_PARTITION_UA, N, 0, 16) != N) {
+        fprintf(stderr, "produce failed\n");
+        return 1;
+    }
+    RUN_CASE(async_acks_from_many_threads);
+    RUN_CASE(sync_key_order_on_many_workers);
+    mock_cluster_stop(mc);
+    return check_summary("race_consumer");
+}
