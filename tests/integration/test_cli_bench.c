@@ -115,3 +115,28 @@ Test(cli_bench, bad_flags_exit_2) {
         cr_assert_eq(subprocess_wait(&sp, 10000), 2, "case %zu", i);
     }
 }
+
+/* Every scenario of --list, in four concurrent runs (each with its own
+ * embedded cluster) to keep the test short; figures are meaningless here,
+ * correctness is not. */
+Test(cli_bench, every_scenario_completes_and_is_correct) {
+    static char names[64][64];
+    static const char *groups[4][64];
+    size_t count = 0, sizes[4] = {0};
+    char *argv[] = {KAFFE_CLI_PATH, "bench", "--list", NULL};
+    subprocess_t sp;
+    cr_assert_eq(subprocess_start(&sp, argv, 0), 0);
+    char line[512];
+    while (count < 64 && subprocess_read_line(&sp, line, sizeof line, 10000) == 0)
+        if (sscanf(line, "%63s", names[count]) == 1)
+            count++;
+    cr_assert_eq(subprocess_wait(&sp, 10000), 0);
+    cr_assert_gt(count, 10);
+    for (size_t i = 0; i < count; i++)
+        groups[i % 4][sizes[i % 4]++] = names[i];
+    static run_t runs[4];
+    for (int g = 0; g < 4; g++)
+        run_start(&runs[g], g + 1, groups[g], sizes[g]);
+    for (int g = 0; g < 4; g++)
+        run_check(&runs[g]);
+}
