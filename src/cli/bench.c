@@ -265,6 +265,8 @@ static void run_child(const bench_options_t *o, const char *brokers, const char 
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
+    if (got_result && !r->error[0] && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+        snprintf(r->error, sizeof r->error, "scenario process ended with status %d", status);
     if (!got_result) {
         r->ran = false;
         if (WIFSIGNALED(status))
