@@ -24,6 +24,8 @@
 
 #include <kaffe/consumer.h>
 
+#include "metrics/histogram.h"
+#include "partition/partition.h"
 #include "pool/pool.h"
 
 #define MESSAGE_QUARANTINE 4096
@@ -47,5 +49,28 @@ struct kaffe_message_s {
     /* 1 while the object holds a message (reset when released). */
     atomic_int live;
 };
+
+/* Consumer-wide counters for kaffe_consumer_stats (stats.c). Each is an
+ * independent monotonic counter: relaxed increments and loads, ordering
+ * nothing. Grouped by writer so that the poll thread and the workers do not
+ * share a cache line. */
+typedef struct consumer_metrics {
+    _Alignas(64) atomic_ullong received; /* poll thread: dispatched to a partition */
+    atomic_ullong already_acked;         /* poll thread: skipped per commit metadata */
+    _Alignas(64) atomic_ullong handled;  /* workers: handler returned */
+    atomic_ullong failed;                /* workers: handler returned an error */
+    atomic_ullong acked;                 /* workers (sync) or any thread (async ack) */
+    /* Failure policy counters (retry / dead letter / skip). */
+    atomic_ullong retried, dead_lettered, skipped;
+    histogram_t handler_latency; /* ns, workers record (lock-free) */
+} consumer_metrics_t;
+
+/* What stats.c reads of a consumer (consumer.c). Any thread between new and
+ * destroy; the pointers live as long as the consumer. */
+consumer_metrics_t *consumer_metrics(kaffe_consumer_t *c);
+partition_table_t *consumer_partitions(kaffe_consumer_t *c);
+rd_kafka_t *consumer_rdkafka(kaffe_consumer_t *c);
+const char *consumer_group(kaffe_consumer_t *c);
+bool consumer_running(kaffe_consumer_t *c);
 
 #endif

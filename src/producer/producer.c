@@ -25,6 +25,7 @@
  * time in librdkafka because the caller does not return before its report
  * (librdkafka never reads a payload after reporting it). */
 #include <kaffe/producer.h>
+#include <kaffe/stats.h>
 
 #include <errno.h>
 #include <pthread.h>
@@ -40,6 +41,8 @@
 #include "common/errstr.h"
 #include "common/tsan.h"
 #include "conf/conf.h"
+#include "metrics/histogram.h"
+#include "metrics/stats_export.h"
 #include "producer/producer.h"
 
 /* Metadata requests made by the refresh thread are bounded by this, so that
@@ -146,6 +149,12 @@ struct kaffe_producer_s {
     pthread_mutex_t refresh_lock;
     pthread_cond_t refresh_wakeup;
     bool stop_refresh; /* protected by refresh_lock */
+
+    /* Stats (kaffe_producer_stats). Independent counters: relaxed
+     * increments and loads, ordering nothing. */
+    _Alignas(64) atomic_llong stat_in_flight; /* produce threads +, delivery thread - */
+    atomic_ullong stat_produced, stat_failed; /* delivery thread */
+    histogram_t stat_latency;                 /* ns, delivery thread */
 };
 
 /* The producer whose delivery thread this is (NULL elsewhere): sync calls
@@ -479,8 +488,12 @@ static kaffe_status_t send_one(kaffe_producer_t *p, const kaffe_produce_msg_t *m
      * whose locks TSan cannot see: state the hand-off (pairs with the
      * TSAN_ACQUIRE in complete()). */
     TSAN_RELEASE(pending);
+    /* Counted before the report can arrive, so the gauge never dips below
+     * zero; taken back if the message is refused. relaxed: statistics. */
+    atomic_fetch_add_explicit(&p->stat_in_flight, 1, memory_order_relaxed);
     rd_kafka_error_t *error = rd_kafka_produceva(p->rk, vus, n);
     if (error) {
+        atomic_fetch_sub_explicit(&p->stat_in_flight, 1, memory_order_relaxed);
         st = status_of(p, rd_kafka_error_code(error));
         rd_kafka_error_destroy(error);
         if (headers)
@@ -497,6 +510,13 @@ static void complete(kaffe_producer_t *p, const rd_kafka_message_t *m) {
     kaffe_status_t st = status_of(p, m->err);
     if (st == KAFFE_OK)
         atomic_store_explicit(&p->brokers_down, false, memory_order_relaxed);
+    /* relaxed: statistics only. */
+    atomic_fetch_sub_explicit(&p->stat_in_flight, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(st == KAFFE_OK ? &p->stat_produced : &p->stat_failed, 1,
+                              memory_order_relaxed);
+    int64_t latency_us = rd_kafka_message_latency(m);
+    if (latency_us >= 0)
+        histogram_record(&p->stat_latency, (uint64_t)latency_us * 1000);
     pending_t *pending = m->_private;
     TSAN_ACQUIRE(pending); /* pairs with the TSAN_RELEASE in send_one() */
     if (pending->kind == PENDING_SYNC) {
@@ -549,6 +569,8 @@ static void handle_event(kaffe_producer_t *p, rd_kafka_event_t *ev) {
             rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
             if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
                 atomic_store_explicit(&p->brokers_down, true, memory_order_relaxed);
+            conf_log(p->conf, KAFFE_LOG_ERROR, "producer", "%s: %s",
+                     kaffe_err_name(status_of(p, err)), rd_kafka_event_error_string(ev));
             if (p->error_cb)
                 p->error_cb(status_of(p, err), rd_kafka_event_error_string(ev), p->error_opaque);
             break;
@@ -632,6 +654,12 @@ static rd_kafka_conf_t *producer_rdconf(const kaffe_conf_t *conf, int *message_t
     return rdconf;
 }
 
+/* librdkafka's log lines, on its threads: through the conf's log sink. */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    const kaffe_producer_t *p = rd_kafka_opaque(rk);
+    conf_log_rdkafka(p->conf, level, fac, buf);
+}
+
 KAFFE_API kaffe_producer_t *kaffe_producer_new(kaffe_conf_t *conf, char *errstr,
                                                size_t errstr_size) {
     if (!conf) {
@@ -663,6 +691,12 @@ KAFFE_API kaffe_producer_t *kaffe_producer_new(kaffe_conf_t *conf, char *errstr,
     p->error_cb = conf_error_cb(conf, &p->error_opaque);
     p->refresh_ms = (int)conf_int(conf, "partition_refresh_ms");
 
+    /* Read by log_cb from librdkafka's threads (created by rd_kafka_new,
+     * which orders this store before them); on failure the caller keeps
+     * conf (the fail paths free p only). */
+    p->conf = conf;
+    rd_kafka_conf_set_opaque(rdconf, p);
+    rd_kafka_conf_set_log_cb(rdconf, log_cb);
     char rderr[512];
     p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, rdconf, rderr, sizeof rderr);
     if (!p->rk) {
@@ -891,4 +925,15 @@ KAFFE_API kaffe_status_t kaffe_producer_flush(kaffe_producer_t *p, int timeout_m
         return KAFFE_ERR_STATE;
     return rd_kafka_flush(p->rk, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR ? KAFFE_OK
                                                                            : KAFFE_ERR_TIMED_OUT;
+}
+
+KAFFE_API kaffe_status_t kaffe_producer_stats(kaffe_producer_t *p, kaffe_producer_stats_t *stats) {
+    if (!p || !stats)
+        return KAFFE_ERR_INVALID_ARG;
+    /* relaxed: independent counters (see the struct). */
+    stats->messages_produced = atomic_load_explicit(&p->stat_produced, memory_order_relaxed);
+    stats->messages_failed = atomic_load_explicit(&p->stat_failed, memory_order_relaxed);
+    stats->messages_in_flight = atomic_load_explicit(&p->stat_in_flight, memory_order_relaxed);
+    metrics_latency_from_histogram(&p->stat_latency, &stats->produce_latency);
+    return KAFFE_OK;
 }
