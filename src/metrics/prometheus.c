@@ -2,6 +2,7 @@
  * Pure functions of their input: any thread. */
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,18 +25,47 @@ static void put(out_t *o, const char *fmt, ...) {
         o->len += (size_t)n;
 }
 
+/* Appends n bytes (no formatting: the hot path of rendering). */
+static void put_raw(out_t *o, const char *s, size_t n) {
+    if (o->len < o->size) {
+        size_t room = o->size - o->len - 1; /* keep the NUL */
+        size_t k = n < room ? n : room;
+        memcpy(o->buf + o->len, s, k);
+        o->buf[o->len + k] = '\0';
+    }
+    o->len += n;
+}
+
+static void put_str(out_t *o, const char *s) {
+    put_raw(o, s, strlen(s));
+}
+
+/* A signed integer, without printf. */
+static void put_int(out_t *o, int64_t v) {
+    char digits[24];
+    size_t i = sizeof digits;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        digits[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        digits[--i] = '-';
+    put_raw(o, digits + i, sizeof digits - i);
+}
+
 /* A label value, escaped as the format requires (\\, \", \n). */
 static void put_label_value(out_t *o, const char *v) {
+    const char *run = v;
     for (; *v; v++) {
-        if (*v == '\\')
-            put(o, "\\\\");
-        else if (*v == '"')
-            put(o, "\\\"");
-        else if (*v == '\n')
-            put(o, "\\n");
-        else
-            put(o, "%c", *v);
+        const char *esc = *v == '\\' ? "\\\\" : *v == '"' ? "\\\"" : *v == '\n' ? "\\n" : NULL;
+        if (!esc)
+            continue;
+        put_raw(o, run, (size_t)(v - run));
+        put_str(o, esc);
+        run = v + 1;
     }
+    put_raw(o, run, (size_t)(v - run));
 }
 
 static void header(out_t *o, const char *name, const char *type, const char *help) {
@@ -47,20 +77,26 @@ static void labels(out_t *o, const char *label, const char *value, const char *t
                    int32_t partition, const char *extra) {
     if (!label && !topic && !extra)
         return;
-    put(o, "{");
+    put_str(o, "{");
     if (label) {
-        put(o, "%s=\"", label);
+        put_str(o, label);
+        put_str(o, "=\"");
         put_label_value(o, value);
-        put(o, "\"");
+        put_str(o, "\"");
     }
     if (topic) {
-        put(o, "%stopic=\"", label ? "," : "");
+        put_str(o, label ? ",topic=\"" : "topic=\"");
         put_label_value(o, topic);
-        put(o, "\",partition=\"%d\"", (int)partition);
+        put_str(o, "\",partition=\"");
+        put_int(o, partition);
+        put_str(o, "\"");
     }
-    if (extra)
-        put(o, "%s%s", label || topic ? "," : "", extra);
-    put(o, "}");
+    if (extra) {
+        if (label || topic)
+            put_str(o, ",");
+        put_str(o, extra);
+    }
+    put_str(o, "}");
 }
 
 static void scalar(out_t *o, const char *name, const char *type, const char *help,
@@ -92,39 +128,40 @@ static void histogram(out_t *o, const char *name, const char *help, const char *
     put(o, " %llu\n", (unsigned long long)h->count);
 }
 
-typedef double (*partition_value_fn)(const kaffe_partition_stats_t *p);
+/* Partition gauges are integers; the age is milliseconds shown as seconds. */
+typedef int64_t (*partition_value_fn)(const kaffe_partition_stats_t *p);
 
-static double p_assigned(const kaffe_partition_stats_t *p) {
+static int64_t p_assigned(const kaffe_partition_stats_t *p) {
     return p->assigned;
 }
-static double p_committed(const kaffe_partition_stats_t *p) {
+static int64_t p_committed(const kaffe_partition_stats_t *p) {
     return (double)p->committed_offset;
 }
-static double p_watermark(const kaffe_partition_stats_t *p) {
+static int64_t p_watermark(const kaffe_partition_stats_t *p) {
     return (double)p->watermark;
 }
-static double p_log_end(const kaffe_partition_stats_t *p) {
+static int64_t p_log_end(const kaffe_partition_stats_t *p) {
     return (double)p->log_end_offset;
 }
-static double p_lag(const kaffe_partition_stats_t *p) {
+static int64_t p_lag(const kaffe_partition_stats_t *p) {
     return (double)p->lag;
 }
-static double p_in_flight(const kaffe_partition_stats_t *p) {
+static int64_t p_in_flight(const kaffe_partition_stats_t *p) {
     return (double)p->in_flight;
 }
-static double p_in_flight_bytes(const kaffe_partition_stats_t *p) {
-    return (double)p->in_flight_bytes;
+static int64_t p_in_flight_bytes(const kaffe_partition_stats_t *p) {
+    return p->in_flight_bytes;
 }
-static double p_paused(const kaffe_partition_stats_t *p) {
+static int64_t p_paused(const kaffe_partition_stats_t *p) {
     return p->paused;
 }
-static double p_dispatch_paused(const kaffe_partition_stats_t *p) {
+static int64_t p_dispatch_paused(const kaffe_partition_stats_t *p) {
     return p->dispatch_paused;
 }
-static double p_oldest(const kaffe_partition_stats_t *p) {
-    return (double)p->oldest_unacked_age_ms / 1000.0;
+static int64_t p_oldest(const kaffe_partition_stats_t *p) {
+    return p->oldest_unacked_age_ms;
 }
-static double p_metadata(const kaffe_partition_stats_t *p) {
+static int64_t p_metadata(const kaffe_partition_stats_t *p) {
     return (double)p->commit_metadata_bytes;
 }
 
@@ -207,9 +244,15 @@ KAFFE_API size_t kaffe_consumer_stats_prometheus(const kaffe_consumer_stats_t *s
         header(&o, partition_metrics[m].name, "gauge", partition_metrics[m].help);
         for (size_t i = 0; i < s->partition_count; i++) {
             const kaffe_partition_stats_t *p = &s->partitions[i];
-            put(&o, "%s", partition_metrics[m].name);
+            put_str(&o, partition_metrics[m].name);
             labels(&o, "group", g, p->topic, p->partition, NULL);
-            put(&o, " %.17g\n", partition_metrics[m].value(p));
+            put_str(&o, " ");
+            int64_t v = partition_metrics[m].value(p);
+            if (partition_metrics[m].value == p_oldest) /* ms, shown in seconds */
+                put(&o, "%lld.%03lld", (long long)(v / 1000), (long long)(v % 1000));
+            else
+                put_int(&o, v);
+            put_str(&o, "\n");
         }
     }
     return o.len;

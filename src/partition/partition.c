@@ -288,6 +288,10 @@ partition_t *partition_table_add(partition_table_t *t, const partition_params_t 
     if (old)
         partition_table_remove(t, old);
     cds_lfht_node_init(&p->node);
+    /* cds_lfht_add publishes p with rcu_assign_pointer (a release store in
+     * liburcu, which TSan cannot see): state it for readers that reach p
+     * through the table only (partition_table_visit's TSAN_ACQUIRE). */
+    TSAN_RELEASE(&p->node);
     cds_lfht_add(t->ht, p->hash, &p->node);
     partition_read_unlock();
     return p;
@@ -348,6 +352,7 @@ size_t partition_table_visit(partition_table_t *t, void (*fn)(const partition_t 
     partition_t *p;
     partition_read_lock();
     cds_lfht_for_each_entry(t->ht, &iter, p, node) {
+        TSAN_ACQUIRE(&p->node); /* pairs with the TSAN_RELEASE before cds_lfht_add */
         fn(p, arg);
         /* Pairs with the TSAN_ACQUIRE before the deferred free: the grace
          * period (invisible to TSan) orders these reads before it. */

@@ -226,6 +226,7 @@ static kaffe_consumer_stats_t sample_stats(kaffe_partition_stats_t *parts) {
     parts[0].committed_offset = 5;
     parts[0].lag = 7;
     parts[0].in_flight = 3;
+    parts[0].oldest_unacked_age_ms = 1234;
     snprintf(parts[1].topic, sizeof parts[1].topic, "we\"ird\\to\npic");
     parts[1].partition = 12;
     parts[1].committed_offset = -1;
@@ -277,6 +278,8 @@ Test(stats_prometheus, consumer_text_parses_with_labels_types_and_histogram) {
     cr_assert_eq(x->value, 1);
     x = find(&p, "kaffe_consumer_partition_committed_offset", "we\"ird\\to\npic", "12");
     cr_assert_eq(x->value, -1);
+    x = find(&p, "kaffe_consumer_partition_oldest_unacked_age_seconds", "orders", "0");
+    cr_assert_float_eq(x->value, 1.234, 1e-9);
     x = find(&p, "kaffe_consumer_messages_acked_total", NULL, NULL);
     cr_assert_eq(x->value, 8);
     x = find(&p, "kaffe_consumer_handler_latency_seconds_count", NULL, NULL);
