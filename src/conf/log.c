@@ -19,6 +19,10 @@
 #define MIN_PEM_LINE 8 /* PEM body lines shorter than this are not secret enough to match */
 
 static int threshold(const kaffe_conf_t *conf) {
+    /* rdkafka.debug alone asks for librdkafka's debug lines (librdkafka
+     * raises its own log level for it): let them through. */
+    if (!conf_is_set(conf, "log_level") && conf_passthrough_find(conf, "debug"))
+        return KAFFE_LOG_DEBUG;
     const char *v = conf_str(conf, "log_level");
     if (strcmp(v, "error") == 0)
         return KAFFE_LOG_ERROR;

@@ -343,8 +343,8 @@ static const property_t properties[] = {
      .to_rdkafka = log_level_to_rdkafka,
      .description = "The least severe log lines passed to the log callback (or stderr), for "
                     "kaffe's own lines and librdkafka's (syslog levels 3, 4, 6, 7). librdkafka's "
-                    "debug lines also need rdkafka.debug (e.g. broker,cgrp). Secrets are "
-                    "removed from every line."},
+                    "debug lines also need rdkafka.debug (e.g. broker,cgrp); rdkafka.debug "
+                    "without log_level implies debug. Secrets are removed from every line."},
 };
 
 size_t property_count(void) {

@@ -258,3 +258,19 @@ Test(logging, kaffe_errors_are_logged_with_their_name_and_log_level_filters) {
     cr_assert_eq(sink.below_error, 0, "lines below log_level=error arrived");
     sink_free(&sink);
 }
+
+Test(logging, rdkafka_debug_without_log_level_lets_debug_lines_through) {
+    log_sink_t sink;
+    sink_init(&sink);
+    kaffe_conf_t *conf = kaffe_conf_new();
+    kaffe_conf_set_log_cb(conf, on_log, &sink);
+    conf_log_rdkafka(conf, 7, "FETCH", "dropped at the default level (info)");
+    set(conf, "rdkafka.debug", "fetch");
+    conf_log_rdkafka(conf, 7, "FETCH", "kept once rdkafka.debug is set");
+    set(conf, "log_level", "info");
+    conf_log_rdkafka(conf, 7, "FETCH", "dropped again: log_level says info");
+    cr_assert_eq(sink.lines, 1, "%s", sink.text ? sink.text : "");
+    cr_assert(sink_contains(&sink, "7 rdkafka:FETCH: kept once rdkafka.debug is set\n"));
+    kaffe_conf_destroy(conf);
+    sink_free(&sink);
+}
