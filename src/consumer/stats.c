@@ -99,7 +99,9 @@ KAFFE_API kaffe_status_t kaffe_consumer_stats(kaffe_consumer_t *c, kaffe_consume
         stats->partition_count = 0;
         return KAFFE_ERR_NOMEM;
     }
-    qsort(stats->partitions, stats->partition_count, sizeof *stats->partitions, by_topic_partition);
+    if (stats->partition_count > 1) /* partitions may be NULL otherwise */
+        qsort(stats->partitions, stats->partition_count, sizeof *stats->partitions,
+              by_topic_partition);
     rd_kafka_t *rk = consumer_rdkafka(c);
     for (size_t i = 0; i < stats->partition_count; i++) {
         kaffe_partition_stats_t *ps = &stats->partitions[i];
