@@ -80,13 +80,14 @@ typedef struct kaffe_partition_stats {
 
 /* A consumer. */
 typedef struct kaffe_consumer_stats {
-    char group[256];            /* consumer_group, truncated to fit */
-    int running;                /* 1 between start and the end of stop */
-    uint64_t messages_received; /* fetched and assigned to a partition */
-    uint64_t messages_handled;  /* handler calls that returned */
-    uint64_t messages_acked;    /* acks that counted (sync return or async ack) */
-    uint64_t messages_failed;   /* handler calls that returned an error */
-    uint64_t messages_retried;  /* failure policy (0 until the policy exists) */
+    char group[256];              /* consumer_group, truncated to fit */
+    int running;                  /* 1 between start and the end of stop */
+    uint64_t messages_dispatched; /* fetched and handed to the workers */
+    uint64_t messages_handled;    /* handler calls that returned */
+    uint64_t messages_acked;      /* acks that counted (sync return, async ack, or a
+                                     failure policy that settles a message as done) */
+    uint64_t messages_failed;     /* handler calls that returned an error */
+    uint64_t messages_retried;    /* failure policy (0 until the policy exists) */
     uint64_t messages_dead_lettered;
     uint64_t messages_skipped;
     uint64_t messages_already_acked; /* skipped on replay: acked before, per commit metadata */

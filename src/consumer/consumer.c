@@ -36,7 +36,6 @@ enum state { ST_NEW, ST_RUNNING, ST_STOPPING, ST_STOPPED };
 #define POLL_MS 100       /* stop-request latency bound */
 #define PAUSED_POLL_MS 5  /* while some partition waits to be resumed */
 #define COMMITTED_TIMEOUT_MS 10000
-#define STATS_REFRESH_MS 100 /* staleness bound of the watermark in stats */
 
 typedef struct message_block {
     struct message_block *next;
@@ -44,6 +43,7 @@ typedef struct message_block {
 } message_block_t;
 
 struct kaffe_consumer_s {
+    consumer_metrics_t metrics; /* stats and log routing (stats.c) */
     kaffe_conf_t *conf;
     rd_kafka_t *rk;
     kaffe_message_handler_t handler;
@@ -98,26 +98,12 @@ struct kaffe_consumer_s {
     kaffe_status_t commit_status;
     int last_error;
     char last_error_text[512];
-
-    consumer_metrics_t metrics; /* counters for kaffe_consumer_stats (stats.c) */
-    int64_t last_refresh_ms;    /* poll thread: last stats watermark refresh */
 };
 
 static int64_t now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* relaxed: an independent statistics counter, ordering nothing. */
-static void count(atomic_ullong *counter) {
-    atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
 }
 
 static void sleep_ms(int ms) {
@@ -273,20 +259,14 @@ static void run_message(pool_item_t *item, void *opaque) {
     }
     if (rd_kafka_message_headers(m->rkm, &m->headers) != RD_KAFKA_RESP_ERR_NO_ERROR)
         m->headers = NULL;
-    int64_t started = now_ns();
     int rc = c->handler(m, c->handler_opaque);
-    histogram_record(&c->metrics.handler_latency, (uint64_t)(now_ns() - started));
-    count(&c->metrics.handled);
     if (rc != KAFFE_OK) {
-        count(&c->metrics.failed);
         handler_failed(c, m, rc);
         return;
     }
     if (!c->async) {
         atomic_store_explicit(&m->settled, 1, memory_order_relaxed);
-        if (partition_settle(c->table, m->topic, m->rkm->partition, m->generation, m->rkm->offset,
-                             m->bytes, PARTITION_ACK) == KAFFE_OK)
-            count(&c->metrics.acked);
+        settle(c, m, PARTITION_ACK);
     }
     message_drop(m, 1);
 }
@@ -324,9 +304,6 @@ static void place(kaffe_consumer_t *c, partition_t *p, kaffe_message_t *m,
             push(c, p, m);
             break;
         case PARTITION_SKIP:
-            count(&c->metrics.already_acked);
-            message_discard(c, m);
-            break;
         case PARTITION_DROP:
             message_discard(c, m);
             break;
@@ -345,7 +322,6 @@ static void dispatch(kaffe_consumer_t *c, rd_kafka_message_t *rkm) {
         rd_kafka_message_destroy(rkm);
         return;
     }
-    count(&c->metrics.received);
     kaffe_message_t *m = message_new(c, rkm, partition_generation(p));
     if (!m) {
         rd_kafka_message_destroy(rkm);
@@ -595,12 +571,6 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
-/* librdkafka's log lines, on its threads: through the conf's log sink. */
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    kaffe_consumer_t *c = rd_kafka_opaque(rk);
-    conf_log_rdkafka(c->conf, level, fac, buf);
-}
-
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
     kaffe_consumer_t *c = opaque;
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
@@ -662,17 +632,6 @@ static void stop_sequence(kaffe_consumer_t *c) {
     pthread_mutex_unlock(&c->lock);
 }
 
-/* Advances every tracker so that the watermark kaffe_consumer_stats reads
- * is at most STATS_REFRESH_MS old (otherwise only commits advance it). */
-static void refresh_watermarks(kaffe_consumer_t *c, int64_t now) {
-    c->last_refresh_ms = now;
-    size_t n;
-    partition_t **ps = partition_table_collect(c->table, &n);
-    for (size_t i = 0; i < n; i++)
-        partition_refresh_watermark(ps[i]);
-    free(ps);
-}
-
 static void *poll_main(void *arg) {
     kaffe_consumer_t *c = arg;
     c->last_commit_ms = now_ms();
@@ -699,8 +658,6 @@ static void *poll_main(void *arg) {
         serve_commit_requests(c);
         if (now - c->last_commit_ms >= c->commit_interval_ms)
             commit_all(c, false);
-        if (now - c->last_refresh_ms >= STATS_REFRESH_MS)
-            refresh_watermarks(c, now);
     }
     stop_sequence(c);
     return NULL;
@@ -723,6 +680,7 @@ kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr, size_t er
         return NULL;
     }
     c->handler = conf_message_handler(conf, &c->handler_opaque);
+    consumer_observe(&c->metrics, conf, rdconf, &c->handler, &c->handler_opaque);
     c->error_cb = conf_error_cb(conf, &c->error_opaque);
     c->async = conf_bool(conf, "async_message_ack");
     const char *ordering = conf_str(conf, "ordering");
@@ -775,11 +733,6 @@ kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr, size_t er
     rd_kafka_conf_set_rebalance_cb(rdconf, rebalance_cb);
     rd_kafka_conf_set_error_cb(rdconf, error_cb);
     rd_kafka_conf_set_offset_commit_cb(rdconf, offset_commit_cb);
-    rd_kafka_conf_set_log_cb(rdconf, log_cb);
-    /* Read by log_cb from librdkafka's threads (created by rd_kafka_new,
-     * which orders this store before them). The caller keeps conf if
-     * rd_kafka_new fails (the fail path frees c only). */
-    c->conf = conf;
     char rderr[512];
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, rdconf, rderr, sizeof rderr);
     if (!c->rk) {
@@ -797,29 +750,6 @@ fail:
     pthread_cond_destroy(&c->cond);
     free(c);
     return NULL;
-}
-
-/* --- for stats.c (see internal.h) ---------------------------------------- */
-
-consumer_metrics_t *consumer_metrics(kaffe_consumer_t *c) {
-    return &c->metrics;
-}
-
-partition_table_t *consumer_partitions(kaffe_consumer_t *c) {
-    return c->table;
-}
-
-rd_kafka_t *consumer_rdkafka(kaffe_consumer_t *c) {
-    return c->rk;
-}
-
-const char *consumer_group(kaffe_consumer_t *c) {
-    return conf_str(c->conf, "consumer_group");
-}
-
-bool consumer_running(kaffe_consumer_t *c) {
-    /* relaxed: a status flag, ordering nothing. */
-    return atomic_load_explicit(&c->state, memory_order_relaxed) == ST_RUNNING;
 }
 
 kaffe_status_t kaffe_consumer_set_rebalance_cb(kaffe_consumer_t *c, kaffe_rebalance_cb_t cb,
@@ -895,8 +825,6 @@ kaffe_status_t kaffe_consumer_ack(kaffe_consumer_t *c, kaffe_message_t *m) {
     else
         st = partition_settle(c->table, m->topic, m->rkm->partition, m->generation, m->rkm->offset,
                               m->bytes, PARTITION_ACK);
-    if (st == KAFFE_OK)
-        count(&c->metrics.acked);
     message_drop(m, 1);
     return st;
 }
@@ -1020,4 +948,23 @@ void kaffe_consumer_destroy(kaffe_consumer_t *c) {
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->cond);
     free(c);
+}
+
+/* --- for stats.c (see internal.h) ---------------------------------------- */
+
+consumer_metrics_t *consumer_metrics(kaffe_consumer_t *c) {
+    return &c->metrics;
+}
+
+partition_table_t *consumer_partitions(kaffe_consumer_t *c) {
+    return c->table;
+}
+
+rd_kafka_t *consumer_rdkafka(kaffe_consumer_t *c) {
+    return c->rk;
+}
+
+bool consumer_running(kaffe_consumer_t *c) {
+    /* relaxed: a status flag, ordering nothing. */
+    return atomic_load_explicit(&c->state, memory_order_relaxed) == ST_RUNNING;
 }

@@ -50,27 +50,33 @@ struct kaffe_message_s {
     atomic_int live;
 };
 
-/* Consumer-wide counters for kaffe_consumer_stats (stats.c). Each is an
- * independent monotonic counter: relaxed increments and loads, ordering
- * nothing. Grouped by writer so that the poll thread and the workers do not
- * share a cache line. */
+/* What stats.c keeps per consumer: the wrapped message handler (which
+ * times each call), handler counters, and the conf its librdkafka log
+ * callback routes through. Set up by consumer_observe() in
+ * kaffe_consumer_new before any thread runs; then the counters are
+ * independent monotonic counters (relaxed increments and loads, ordering
+ * nothing) and the rest is immutable. */
 typedef struct consumer_metrics {
-    _Alignas(64) atomic_ullong received; /* poll thread: dispatched to a partition */
-    atomic_ullong already_acked;         /* poll thread: skipped per commit metadata */
-    _Alignas(64) atomic_ullong handled;  /* workers: handler returned */
-    atomic_ullong failed;                /* workers: handler returned an error */
-    atomic_ullong acked;                 /* workers (sync) or any thread (async ack) */
-    /* Failure policy counters (retry / dead letter / skip). */
-    atomic_ullong retried, dead_lettered, skipped;
-    histogram_t handler_latency; /* ns, workers record (lock-free) */
+    const kaffe_conf_t *conf;
+    kaffe_message_handler_t user_handler;
+    void *user_opaque;
+    _Alignas(64) atomic_ullong handled; /* workers: handler returned */
+    atomic_ullong failed;               /* workers: handler returned an error */
+    histogram_t handler_latency;        /* ns, workers record (lock-free) */
 } consumer_metrics_t;
+
+/* Wraps *handler / *opaque with the timing handler and registers the
+ * librdkafka log callback on rdconf (routed through conf's log sink; the
+ * rd_kafka_t's opaque must be the consumer). kaffe_consumer_new, once,
+ * before rd_kafka_new. */
+void consumer_observe(consumer_metrics_t *m, const kaffe_conf_t *conf, rd_kafka_conf_t *rdconf,
+                      kaffe_message_handler_t *handler, void **opaque);
 
 /* What stats.c reads of a consumer (consumer.c). Any thread between new and
  * destroy; the pointers live as long as the consumer. */
 consumer_metrics_t *consumer_metrics(kaffe_consumer_t *c);
 partition_table_t *consumer_partitions(kaffe_consumer_t *c);
 rd_kafka_t *consumer_rdkafka(kaffe_consumer_t *c);
-const char *consumer_group(kaffe_consumer_t *c);
 bool consumer_running(kaffe_consumer_t *c);
 
 #endif

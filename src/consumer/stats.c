@@ -8,10 +8,55 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "conf/conf.h"
 #include "consumer/internal.h"
 #include "metrics/stats_export.h"
 #include "partition/partition.h"
+
+/* --- handler timing and log routing (set up by consumer_observe) -------- */
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The handler kaffe calls (worker threads): times the application's. */
+static int timed_handler(kaffe_message_t *msg, void *opaque) {
+    consumer_metrics_t *m = opaque;
+    int64_t started = now_ns();
+    int rc = m->user_handler(msg, m->user_opaque);
+    histogram_record(&m->handler_latency, (uint64_t)(now_ns() - started));
+    /* relaxed: independent statistics counters. */
+    atomic_fetch_add_explicit(&m->handled, 1, memory_order_relaxed);
+    if (rc != KAFFE_OK)
+        atomic_fetch_add_explicit(&m->failed, 1, memory_order_relaxed);
+    return rc;
+}
+
+/* librdkafka's log lines, on its threads. The consumer is the rd_kafka_t's
+ * opaque; metrics.conf was set before rd_kafka_new created the threads. */
+static void rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    kaffe_consumer_t *c = rd_kafka_opaque(rk);
+    if (c)
+        conf_log_rdkafka(consumer_metrics(c)->conf, level, fac, buf);
+}
+
+void consumer_observe(consumer_metrics_t *m, const kaffe_conf_t *conf, rd_kafka_conf_t *rdconf,
+                      kaffe_message_handler_t *handler, void **opaque) {
+    m->conf = conf;
+    m->user_handler = *handler;
+    m->user_opaque = *opaque;
+    if (*handler) {
+        *handler = timed_handler;
+        *opaque = m;
+    }
+    rd_kafka_conf_set_log_cb(rdconf, rdkafka_log);
+}
+
+/* --- snapshots ---------------------------------------------------------- */
 
 typedef struct collect {
     kaffe_consumer_stats_t *stats;
@@ -79,17 +124,20 @@ KAFFE_API kaffe_status_t kaffe_consumer_stats(kaffe_consumer_t *c, kaffe_consume
     if (!c || !stats)
         return KAFFE_ERR_INVALID_ARG;
     consumer_metrics_t *m = consumer_metrics(c);
-    strncpy(stats->group, consumer_group(c), sizeof stats->group - 1);
+    strncpy(stats->group, conf_str(m->conf, "consumer_group"), sizeof stats->group - 1);
     stats->group[sizeof stats->group - 1] = '\0';
     stats->running = consumer_running(c);
-    stats->messages_received = load(&m->received);
+    partition_counters_t pc;
+    partition_table_counters(consumer_partitions(c), &pc);
+    stats->messages_dispatched = pc.admitted;
     stats->messages_handled = load(&m->handled);
-    stats->messages_acked = load(&m->acked);
+    stats->messages_acked = pc.acked;
     stats->messages_failed = load(&m->failed);
-    stats->messages_retried = load(&m->retried);
-    stats->messages_dead_lettered = load(&m->dead_lettered);
-    stats->messages_skipped = load(&m->skipped);
-    stats->messages_already_acked = load(&m->already_acked);
+    /* The failure policies' counters are not on main yet: 0 until then. */
+    stats->messages_retried = 0;
+    stats->messages_dead_lettered = 0;
+    stats->messages_skipped = 0;
+    stats->messages_already_acked = pc.already_acked;
     metrics_latency_from_histogram(&m->handler_latency, &stats->handler_latency);
 
     stats->partition_count = 0;

@@ -209,8 +209,8 @@ KAFFE_API size_t kaffe_consumer_stats_prometheus(const kaffe_consumer_stats_t *s
         const char *name, *help;
         size_t offset;
     } counters[] = {
-        {"kaffe_consumer_messages_received_total", "Messages fetched for an assigned partition.",
-         offsetof(kaffe_consumer_stats_t, messages_received)},
+        {"kaffe_consumer_messages_dispatched_total", "Messages fetched and handed to the workers.",
+         offsetof(kaffe_consumer_stats_t, messages_dispatched)},
         {"kaffe_consumer_messages_handled_total", "Handler calls that returned.",
          offsetof(kaffe_consumer_stats_t, messages_handled)},
         {"kaffe_consumer_messages_acked_total", "Messages acked (sync return or async ack).",

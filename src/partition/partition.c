@@ -22,6 +22,7 @@ typedef struct parked {
 
 struct partition {
     struct cds_lfht_node node; /* table link */
+    partition_table_t *table;  /* its table (for the table-wide counters) */
     struct rcu_head rcu;       /* deferred free */
     unsigned long hash;
     char *topic;
@@ -105,7 +106,19 @@ static void publish_tracker(partition_t *p) {
 
 struct partition_table {
     struct cds_lfht *ht;
+    /* Table-wide message counters (partition_table_counters). Independent
+     * monotonic counters: relaxed, ordering nothing. The first two have a
+     * single writer (the poll thread, in partition_admit): a load and a
+     * store, no read-modify-write. */
+    _Alignas(64) atomic_ullong admitted; /* PARTITION_DISPATCH results */
+    atomic_ullong already_acked;         /* PARTITION_SKIP results */
+    _Alignas(64) atomic_ullong acked;    /* settles with PARTITION_ACK that returned OK */
 };
+
+static void bump_single_writer(atomic_ullong *counter) {
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
 
 /* --- RCU thread registration ------------------------------------------- */
 
@@ -224,6 +237,7 @@ partition_t *partition_table_add(partition_table_t *t, const partition_params_t 
     if (!p)
         return NULL;
     p->topic = strdup(params->topic);
+    p->table = t;
     p->partition = params->partition;
     p->generation = params->generation;
     p->hash = topic_partition_hash(params->topic, params->partition);
@@ -452,6 +466,7 @@ partition_admit_result_t partition_admit(partition_t *p, int64_t offset, size_t 
         if (offset < p->skip.end) {
             if (ack_snapshot_is_done(&p->skip, offset)) {
                 ack_tracker_ack(p->tracker, offset);
+                bump_single_writer(&p->table->already_acked);
                 return PARTITION_SKIP;
             }
         } else {
@@ -465,6 +480,9 @@ partition_admit_result_t partition_admit(partition_t *p, int64_t offset, size_t 
     int64_t before = atomic_load_explicit(&p->in_flight, memory_order_relaxed);
     if (before == 0 || p->last_sample_offset < 0 ||
         offset >= p->last_sample_offset + p->sample_stride) {
+        /* Also keeps the watermark stats read recent (otherwise only
+         * commits and resumes advance it): amortised O(1) per offset. */
+        ack_tracker_advance(p->tracker);
         unsigned slot = atomic_load_explicit(&p->sample_next, memory_order_relaxed);
         atomic_store_explicit(&p->samples[slot].time_ms, monotonic_ms(), memory_order_relaxed);
         atomic_store_explicit(&p->samples[slot].offset, offset, memory_order_relaxed);
@@ -486,6 +504,7 @@ partition_admit_result_t partition_admit(partition_t *p, int64_t offset, size_t 
         p->paused = true;
         publish_paused(p);
     }
+    bump_single_writer(&p->table->admitted);
     return PARTITION_DISPATCH;
 }
 
@@ -588,9 +607,11 @@ kaffe_status_t partition_settle(partition_table_t *t, const char *topic, int32_t
     if (atomic_load_explicit(&p->closing, memory_order_seq_cst)) {
         st = KAFFE_ERR_REVOKED;
     } else {
-        if (mode == PARTITION_ACK)
+        if (mode == PARTITION_ACK) {
             st = p->tracker ? ack_tracker_ack(p->tracker, offset) : KAFFE_ERR_ACK_UNTRACKED;
-        else if (mode == PARTITION_FAIL)
+            if (st == KAFFE_OK) /* relaxed: a statistics counter */
+                atomic_fetch_add_explicit(&p->table->acked, 1, memory_order_relaxed);
+        } else if (mode == PARTITION_FAIL)
             lower_failed_offset(p, offset);
         if (st == KAFFE_OK) {
             /* release: pairs with the acquire in partition_in_flight; the
@@ -662,9 +683,10 @@ void partition_commit_done(partition_t *p, int64_t watermark, const char *metada
 
 /* --- stats -------------------------------------------------------------- */
 
-void partition_refresh_watermark(partition_t *p) {
-    if (p->tracker)
-        ack_tracker_advance(p->tracker);
+void partition_table_counters(partition_table_t *t, partition_counters_t *out) {
+    out->admitted = atomic_load_explicit(&t->admitted, memory_order_relaxed);
+    out->already_acked = atomic_load_explicit(&t->already_acked, memory_order_relaxed);
+    out->acked = atomic_load_explicit(&t->acked, memory_order_relaxed);
 }
 
 void partition_stats(const partition_t *p, partition_stats_t *out) {

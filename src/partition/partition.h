@@ -225,8 +225,14 @@ void partition_stats(const partition_t *p, partition_stats_t *out);
 /* The clock of partition_stats_t.oldest_dispatch_ms. */
 int64_t partition_now_ms(void);
 
-/* Advances the ack tracker so that the watermark stats read is recent.
- * Poll thread (the tracker's advance thread). */
-void partition_refresh_watermark(partition_t *p);
+/* Table-wide counters since the table was made (relaxed reads, each on
+ * its own). Any thread. */
+typedef struct partition_counters {
+    uint64_t admitted;      /* messages dispatched to workers */
+    uint64_t already_acked; /* skipped: acked before, per commit metadata */
+    uint64_t acked;         /* PARTITION_ACK settles that returned KAFFE_OK */
+} partition_counters_t;
+
+void partition_table_counters(partition_table_t *t, partition_counters_t *out);
 
 #endif

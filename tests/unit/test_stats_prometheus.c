@@ -210,7 +210,7 @@ static kaffe_consumer_stats_t sample_stats(kaffe_partition_stats_t *parts) {
     kaffe_consumer_stats_t s = {0};
     snprintf(s.group, sizeof s.group, "billing");
     s.running = 1;
-    s.messages_received = 10;
+    s.messages_dispatched = 10;
     s.messages_handled = 9;
     s.messages_acked = 8;
     histogram_reset(&hist);
