@@ -1,9 +1,12 @@
 /* kaffe consume -b BROKERS -t TOPIC[,TOPIC...] -g GROUP [--earliest]
  *               [--async [--ack-delay-ms MIN:MAX]] [--workers N]
  *               [--ordering partition|key|unordered] [--format json|value]
- *               [--count N] [--idle-exit-ms MS] [-c FILE] [-X name=value]...
+ *               [--count N] [--idle-exit-ms MS] [--metrics-addr HOST:PORT]
+ *               [-c FILE] [-X name=value]...
  * Prints every handled message; stops on SIGINT/SIGTERM, after --count
- * messages or --idle-exit-ms without one, always with a final commit. */
+ * messages or --idle-exit-ms without one, always with a final commit.
+ * --metrics-addr serves the consumer's stats at http://HOST:PORT/metrics
+ * (Prometheus text format) while it runs. */
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -20,6 +23,7 @@
 #include "cli/cli.h"
 #include "cli/delayed_ack.h"
 #include "cli/json_line.h"
+#include "cli/metrics_http.h"
 
 #define MAX_PROPS 64
 
@@ -74,6 +78,10 @@ static void consume_help(void) {
            "  -n, --count N            exit after N messages (later ones are not committed)\n"
            "  -i, --idle-exit-ms MS    exit after MS without a message (counted from the\n"
            "                           first partition assignment)\n"
+           "  -m, --metrics-addr HOST:PORT  serve the consumer's stats at\n"
+           "                           http://HOST:PORT/metrics (Prometheus text format;\n"
+           "                           HOST an IPv4 address, e.g. 127.0.0.1:9400; port 0:\n"
+           "                           any free port, printed on stderr)\n"
            "  -c, --config FILE        kaffe properties, name = value per line\n"
            "  -X name=value            a kaffe property, or rdkafka.<property> (repeatable)\n"
            "  -h, --help               this help\n"
@@ -215,11 +223,12 @@ int cli_consume(int argc, char **argv) {
                                             {"format", required_argument, NULL, 'f'},
                                             {"count", required_argument, NULL, 'n'},
                                             {"idle-exit-ms", required_argument, NULL, 'i'},
+                                            {"metrics-addr", required_argument, NULL, 'm'},
                                             {"config", required_argument, NULL, 'c'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     const char *brokers = NULL, *topics = NULL, *group = NULL, *ordering = NULL, *workers = NULL;
-    const char *config = NULL;
+    const char *config = NULL, *metrics_addr = NULL;
     char *props[MAX_PROPS];
     size_t prop_count = 0;
     bool earliest = false, async = false, delay_given = false;
@@ -228,7 +237,7 @@ int cli_consume(int argc, char **argv) {
     int opt;
     optind = 1;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":b:t:g:ead:w:o:f:n:i:c:X:h", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":b:t:g:ead:w:o:f:n:i:m:c:X:h", options, NULL)) != -1) {
         switch (opt) {
             case 'b':
                 brokers = optarg;
@@ -281,6 +290,14 @@ int cli_consume(int argc, char **argv) {
                     return cli_usage_error(
                         "consume", "--idle-exit-ms: expected 1..86400000, got \"%s\"", optarg);
                 break;
+            case 'm': {
+                char host[64], why[256];
+                uint16_t port;
+                if (cli_metrics_parse_addr(optarg, host, sizeof host, &port, why, sizeof why))
+                    return cli_usage_error("consume", "%s", why);
+                metrics_addr = optarg;
+                break;
+            }
             case 'c':
                 config = optarg;
                 break;
@@ -351,6 +368,24 @@ int cli_consume(int argc, char **argv) {
         free(st);
         return CLI_EXIT_FAILURE;
     }
+    /* After the signals are blocked: the server's thread inherits the mask. */
+    cli_metrics_server_t *metrics = NULL;
+    if (metrics_addr) {
+        metrics = cli_metrics_serve(metrics_addr, st->consumer, err, sizeof err);
+        if (!metrics) {
+            fprintf(stderr, "kaffe consume: %s\n", err);
+            delayed_ack_destroy(st->acker);
+            kaffe_consumer_destroy(st->consumer);
+            pthread_mutex_destroy(&st->out_lock);
+            free(st);
+            return CLI_EXIT_FAILURE;
+        }
+        char host[64], why[256];
+        uint16_t port;
+        cli_metrics_parse_addr(metrics_addr, host, sizeof host, &port, why, sizeof why);
+        fprintf(stderr, "kaffe consume: metrics at http://%s:%u/metrics\n", host,
+                (unsigned)cli_metrics_port(metrics));
+    }
     kaffe_status_t status = kaffe_consumer_start(st->consumer);
     if (status != KAFFE_OK) {
         fprintf(stderr, "kaffe consume: start: %s\n", kaffe_strerror(status));
@@ -387,6 +422,7 @@ int cli_consume(int argc, char **argv) {
                 text);
         rc = CLI_EXIT_FAILURE;
     }
+    cli_metrics_stop(metrics); /* before the consumer it reads goes */
     kaffe_consumer_destroy(st->consumer);
     pthread_mutex_destroy(&st->out_lock);
     free(st);
