@@ -7,7 +7,7 @@
  *    latency percentiles, stats call and rendering separately.
  * 2. Throughput impact: the same consumer without any stats caller
  *    (baseline), with a 1 Hz caller (what a scraper does), and with the
- *    1 kHz caller of (1); alternated, best of 2 each, steady-state rate
+ *    1 kHz caller of (1); alternated, best of 3 each, steady-state rate
  *    (10% to 90% of the messages handled, as bench_consumer).
  *
  *   bench_stats [partitions [messages-per-partition]]   (default 64 x 15000) */
@@ -191,7 +191,7 @@ int main(int argc, char **argv) {
     histogram_reset(&stats_ns);
     histogram_reset(&render_ns);
     size_t seen = 0, bytes = 0;
-    for (int round = 0; round < 2; round++) {
+    for (int round = 0; round < 3; round++) {
         char group[48];
         snprintf(group, sizeof group, "bench-stats-none-%d", round);
         double x = consume(b, "stats", group, total, 0, &r);
@@ -212,7 +212,7 @@ int main(int argc, char **argv) {
            seen, bytes);
     print_latency("kaffe_consumer_stats", &stats_ns);
     print_latency("kaffe_consumer_stats_prometheus", &render_ns);
-    printf("consumer throughput (steady state, best of 2)\n");
+    printf("consumer throughput (steady state, best of 3)\n");
     printf("  no stats caller                 %10.0f msg/s\n", base);
     printf("  1 Hz stats + render             %10.0f msg/s   %.3fx\n", hz1, hz1 / base);
     printf("  1 kHz stats + render            %10.0f msg/s   %.3fx\n", khz, khz / base);

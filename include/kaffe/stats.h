@@ -16,8 +16,9 @@
  * inside an RCU read-side section, plus librdkafka's cached high watermark
  * (rd_kafka_get_watermark_offsets: no broker round trip). Counters are read
  * one by one with relaxed loads, so a snapshot is not one instant: counters
- * may be a few messages apart from each other (never torn). Measured cost:
- * see bench/bench_stats.c. */
+ * may be a few messages apart from each other (never torn). Measured
+ * (bench/bench_stats.c, 2 shared cores, under full load): median 13 us per
+ * call with 64 partitions, 43 us with 256; rendering 53 us / 188 us. */
 #ifndef KAFFE_STATS_H
 #define KAFFE_STATS_H
 
