@@ -73,6 +73,10 @@ typedef struct consumer_metrics {
 void consumer_observe(consumer_metrics_t *m, const kaffe_conf_t *conf, rd_kafka_conf_t *rdconf,
                       kaffe_message_handler_t *handler, void **opaque);
 
+/* Only the log routing, for every further rd_kafka_conf_t the consumer
+ * makes (a client re-created after a fatal error needs it again). */
+void consumer_route_logs(rd_kafka_conf_t *rdconf);
+
 /* What stats.c reads of a consumer (consumer.c). Any thread between new and
  * destroy; the pointers live as long as the consumer. */
 consumer_metrics_t *consumer_metrics(kaffe_consumer_t *c);

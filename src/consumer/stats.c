@@ -44,6 +44,10 @@ static void rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const 
         conf_log_rdkafka(consumer_metrics(c)->conf, level, fac, buf);
 }
 
+void consumer_route_logs(rd_kafka_conf_t *rdconf) {
+    rd_kafka_conf_set_log_cb(rdconf, rdkafka_log);
+}
+
 void consumer_observe(consumer_metrics_t *m, const kaffe_conf_t *conf, rd_kafka_conf_t *rdconf,
                       kaffe_message_handler_t *handler, void **opaque) {
     m->conf = conf;
@@ -53,7 +57,7 @@ void consumer_observe(consumer_metrics_t *m, const kaffe_conf_t *conf, rd_kafka_
         *handler = timed_handler;
         *opaque = m;
     }
-    rd_kafka_conf_set_log_cb(rdconf, rdkafka_log);
+    consumer_route_logs(rdconf);
 }
 
 /* --- snapshots ---------------------------------------------------------- */
