@@ -23,7 +23,14 @@
  * is read and no report can touch the wait after the caller left. Payloads of
  * sync messages are not copied: the caller's buffers outlive the message's
  * time in librdkafka because the caller does not return before its report
- * (librdkafka never reads a payload after reporting it). */
+ * (librdkafka never reads a payload after reporting it).
+ *
+ * Async completion: an async message with a callback carries a record (the
+ * callback and its opaque) taken from the producer's record pool; the
+ * delivery thread runs the callback and returns the record to the pool (see
+ * record_get() and records_return()). No record is malloc'ed or freed per
+ * message: a malloc on the caller paired with a free on the delivery thread
+ * cost ~300 instructions per message and contended on glibc's arena lock. */
 #include <kaffe/producer.h>
 
 #include <errno.h>
