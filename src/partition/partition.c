@@ -65,6 +65,7 @@ struct partition {
 
 struct partition_table {
     struct cds_lfht *ht;
+    uint64_t version; /* poll thread only: bumped by add and remove */
 };
 
 /* --- RCU thread registration ------------------------------------------- */
@@ -237,6 +238,7 @@ partition_t *partition_table_add(partition_table_t *t, const partition_params_t 
         partition_table_remove(t, old);
     cds_lfht_node_init(&p->node);
     cds_lfht_add(t->ht, p->hash, &p->node);
+    t->version++;
     partition_read_unlock();
     return p;
 fail:
@@ -254,10 +256,15 @@ partition_t *partition_table_find(partition_table_t *t, const char *topic, int32
     return node ? caa_container_of(node, partition_t, node) : NULL;
 }
 
+uint64_t partition_table_version(const partition_table_t *t) {
+    return t->version;
+}
+
 void partition_table_remove(partition_table_t *t, partition_t *p) {
     partition_read_lock();
     cds_lfht_del(t->ht, &p->node);
     partition_read_unlock();
+    t->version++;
     for (size_t i = 0; i < p->lane_count; i++)
         pool_lane_release(p->lanes[i]);
     p->lane_count = 0;
