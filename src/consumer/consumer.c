@@ -389,6 +389,8 @@ static void resume_pass(kaffe_consumer_t *c) {
     size_t n;
     partition_t **ps = partition_table_collect(c->table, &n);
     size_t still_paused = 0;
+    pool_batch_t batch;
+    pool_batch_init(&batch, c->pool);
     for (size_t i = 0; i < n; i++) {
         partition_t *p = ps[i];
         if (partition_is_paused(p) && partition_try_unpause(p)) {
@@ -401,10 +403,11 @@ static void resume_pass(kaffe_consumer_t *c) {
                 if (r == PARTITION_PARK)
                     break; /* paused again; it stays first in line */
                 partition_parked_pop(p);
-                place(c, NULL, p, m, r);
+                place(c, &batch, p, m, r);
                 if (partition_is_paused(p))
                     break;
             }
+            pool_batch_flush(&batch);
         }
         /* Fetch again once the park list is half empty: what is parked and
          * in flight keeps the workers busy while the fetch restarts. */
@@ -670,7 +673,11 @@ static void stop_sequence(kaffe_consumer_t *c) {
 }
 
 /* Messages taken from librdkafka per poll: the queue lock, the clock read,
- * the commit/resume checks and the worker wake-ups are paid once per batch. */
+ * the commit/resume checks and the worker wake-ups are paid once per batch.
+ * Back-pressure acts per message inside a batch as it would one message at a
+ * time (a paused partition parks the rest of its messages); the messages of
+ * a batch are out of librdkafka already, so a fetch pause can leave the park
+ * list over its mark by at most one batch. */
 #define POLL_BATCH 256
 #define WAKE_EVERY 32
 
