@@ -76,6 +76,12 @@ struct kaffe_consumer_s {
     ack_snapshot_t snap;
     message_block_t *blocks;
     size_t block_used;
+    /* The dispatcher's last lookup: valid while the table's version is
+     * still cache_version (partition_table_version). */
+    const rd_kafka_topic_t *cache_rkt;
+    int32_t cache_partition;
+    uint64_t cache_version;
+    partition_t *cache_p;
 
     /* Any thread. Each is a flag or counter; the orders are at the uses. */
     atomic_int state;            /* enum state */
@@ -104,6 +110,12 @@ static int64_t now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void sleep_ms(int ms) {
@@ -146,9 +158,10 @@ static void fail_consumer(kaffe_consumer_t *c, int status) {
 
 /* --- messages ----------------------------------------------------------- */
 
-/* A message object for rkm. Poll thread only (the single free-list dequeuer). */
+/* A message object for rkm, received by the poll thread at polled_ns. Poll
+ * thread only (the single free-list dequeuer). */
 static kaffe_message_t *message_new(kaffe_consumer_t *c, rd_kafka_message_t *rkm,
-                                    uint64_t generation) {
+                                    uint64_t generation, uint64_t polled_ns) {
     kaffe_message_t *m = NULL;
     if (atomic_load_explicit(&c->free_count, memory_order_relaxed) > MESSAGE_QUARANTINE) {
         struct cds_wfcq_node *node = __cds_wfcq_dequeue_blocking(&c->free_head, &c->free_tail);
@@ -175,9 +188,7 @@ static kaffe_message_t *message_new(kaffe_consumer_t *c, rd_kafka_message_t *rkm
     m->headers = NULL;
     m->generation = generation;
     m->bytes = rkm->len + rkm->key_len;
-    struct timespec polled;
-    clock_gettime(CLOCK_MONOTONIC, &polled);
-    m->polled_ns = (uint64_t)polled.tv_sec * 1000000000u + (uint64_t)polled.tv_nsec;
+    m->polled_ns = polled_ns;
     /* relaxed: the message reaches other threads only through the pool (or
      * the park list), whose hand-off orders these stores. */
     atomic_store_explicit(&m->refs, c->async ? 2 : 1, memory_order_relaxed);
@@ -291,20 +302,26 @@ static void pause_fetch(kaffe_consumer_t *c, partition_t *p, bool pause) {
         partition_set_fetch_paused(p, pause);
 }
 
-static void push(kaffe_consumer_t *c, partition_t *p, kaffe_message_t *m) {
+/* Queues m for a worker: through batch (whose flush wakes the workers) or,
+ * when batch is NULL, waking a worker at once. */
+static void push(kaffe_consumer_t *c, pool_batch_t *batch, partition_t *p, kaffe_message_t *m) {
     pool_lane_t *lane = partition_lane(p, m->rkm->key, m->rkm->key_len);
-    if (lane)
+    if (batch && lane)
+        pool_batch_lane_push(batch, lane, &m->item);
+    else if (batch)
+        pool_batch_push(batch, &m->item);
+    else if (lane)
         pool_lane_push(lane, &m->item);
     else
         pool_push(c->pool, &m->item);
 }
 
-/* Handles an admit result for m (not parked). */
-static void place(kaffe_consumer_t *c, partition_t *p, kaffe_message_t *m,
+/* Handles an admit result for m (not parked). batch: as for push. */
+static void place(kaffe_consumer_t *c, pool_batch_t *batch, partition_t *p, kaffe_message_t *m,
                   partition_admit_result_t r) {
     switch (r) {
         case PARTITION_DISPATCH:
-            push(c, p, m);
+            push(c, batch, p, m);
             break;
         case PARTITION_SKIP:
         case PARTITION_DROP:
@@ -319,13 +336,32 @@ static void place(kaffe_consumer_t *c, partition_t *p, kaffe_message_t *m,
     }
 }
 
-static void dispatch(kaffe_consumer_t *c, rd_kafka_message_t *rkm) {
+/* The current assignment of rkm's partition, or NULL. Consecutive messages
+ * mostly come from one partition (a fetch response is a run of them), so
+ * the last answer is kept until the table changes. */
+static partition_t *find_partition(kaffe_consumer_t *c, const rd_kafka_message_t *rkm) {
+    uint64_t version = partition_table_version(c->table);
+    if (c->cache_p && c->cache_rkt == rkm->rkt && c->cache_partition == rkm->partition &&
+        c->cache_version == version)
+        return c->cache_p;
     partition_t *p = partition_table_find(c->table, rd_kafka_topic_name(rkm->rkt), rkm->partition);
+    c->cache_rkt = rkm->rkt;
+    c->cache_partition = rkm->partition;
+    c->cache_version = version;
+    c->cache_p = p;
+    return p;
+}
+
+/* Dispatches one polled message received at polled_ns; its push goes
+ * through batch (flushed by the caller). */
+static void dispatch(kaffe_consumer_t *c, pool_batch_t *batch, rd_kafka_message_t *rkm,
+                     uint64_t polled_ns) {
+    partition_t *p = find_partition(c, rkm);
     if (!p) { /* not (or no longer) assigned: librdkafka will not commit it either */
         rd_kafka_message_destroy(rkm);
         return;
     }
-    kaffe_message_t *m = message_new(c, rkm, partition_generation(p));
+    kaffe_message_t *m = message_new(c, rkm, partition_generation(p), polled_ns);
     if (!m) {
         rd_kafka_message_destroy(rkm);
         report_error(c, KAFFE_ERR_NOMEM, "out of memory for a message");
@@ -334,7 +370,7 @@ static void dispatch(kaffe_consumer_t *c, rd_kafka_message_t *rkm) {
     }
     bool pause_now;
     partition_admit_result_t r = partition_admit(p, rkm->offset, m->bytes, false, &pause_now);
-    place(c, p, m, r);
+    place(c, batch, p, m, r);
     if (pause_now || (r == PARTITION_PARK && partition_park_full(p)))
         pause_fetch(c, p, true);
     if (partition_is_paused(p))
@@ -355,6 +391,8 @@ static void resume_pass(kaffe_consumer_t *c) {
     size_t n;
     partition_t **ps = partition_table_collect(c->table, &n);
     size_t still_paused = 0;
+    pool_batch_t batch;
+    pool_batch_init(&batch, c->pool);
     for (size_t i = 0; i < n; i++) {
         partition_t *p = ps[i];
         if (partition_is_paused(p) && partition_try_unpause(p)) {
@@ -367,10 +405,11 @@ static void resume_pass(kaffe_consumer_t *c) {
                 if (r == PARTITION_PARK)
                     break; /* paused again; it stays first in line */
                 partition_parked_pop(p);
-                place(c, p, m, r);
+                place(c, &batch, p, m, r);
                 if (partition_is_paused(p))
                     break;
             }
+            pool_batch_flush(&batch);
         }
         /* Fetch again once the park list is half empty: what is parked and
          * in flight keeps the workers busy while the fetch restarts. */
@@ -635,25 +674,62 @@ static void stop_sequence(kaffe_consumer_t *c) {
     pthread_mutex_unlock(&c->lock);
 }
 
+/* Messages taken from librdkafka per poll: the queue lock, the clock read,
+ * the commit/resume checks and the worker wake-ups are paid once per batch.
+ * Back-pressure acts per message inside a batch as it would one message at a
+ * time (a paused partition parks the rest of its messages); the messages of
+ * a batch are out of librdkafka already, so a fetch pause can leave the park
+ * list over its mark by at most one batch. */
+#define POLL_BATCH 256
+#define WAKE_EVERY 32
+
+/* Dispatches or reports n polled messages, received at polled_ns. */
+static void handle_polled(kaffe_consumer_t *c, rd_kafka_message_t **rkms, size_t n,
+                          uint64_t polled_ns) {
+    pool_batch_t batch;
+    pool_batch_init(&batch, c->pool);
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_message_t *rkm = rkms[i];
+        /* Sleeping workers are woken every WAKE_EVERY messages, not only at
+         * the end: the first lanes start while the rest is dispatched. */
+        if (i % WAKE_EVERY == WAKE_EVERY - 1)
+            pool_batch_flush(&batch);
+        if (!rkm->err) {
+            dispatch(c, &batch, rkm, polled_ns);
+            continue;
+        }
+        if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            report_error(c, rkm->err, "%s%s%s", rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "",
+                         rkm->rkt ? ": " : "", rd_kafka_message_errstr(rkm));
+        rd_kafka_message_destroy(rkm);
+    }
+    /* Before anything that may block or wait for the workers. */
+    pool_batch_flush(&batch);
+}
+
 static void *poll_main(void *arg) {
     kaffe_consumer_t *c = arg;
     c->last_commit_ms = now_ms();
+    /* The consumer group queue rd_kafka_consumer_poll serves (rebalances,
+     * errors and commit results are served inside the batch call alike). */
+    rd_kafka_queue_t *queue = rd_kafka_queue_get_consumer(c->rk);
+    rd_kafka_message_t *rkms[POLL_BATCH];
     /* acquire: pairs with request_stop / fail_consumer. */
     while (!atomic_load_explicit(&c->stop_requested, memory_order_acquire)) {
-        rd_kafka_message_t *rkm =
-            rd_kafka_consumer_poll(c->rk, c->paused_count ? PAUSED_POLL_MS : POLL_MS);
-        if (rkm) {
-            if (!rkm->err)
-                dispatch(c, rkm);
-            else {
-                if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                    report_error(c, rkm->err, "%s%s%s",
-                                 rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "",
-                                 rkm->rkt ? ": " : "", rd_kafka_message_errstr(rkm));
-                rd_kafka_message_destroy(rkm);
-            }
+        /* What is queued already, without waiting (a batch call with a
+         * timeout would wait for a full batch); if nothing, wait for one. */
+        ssize_t got = queue ? rd_kafka_consume_batch_queue(queue, 0, rkms, POLL_BATCH) : 0;
+        size_t n = got > 0 ? (size_t)got : 0;
+        if (n == 0) {
+            rd_kafka_message_t *rkm =
+                rd_kafka_consumer_poll(c->rk, c->paused_count ? PAUSED_POLL_MS : POLL_MS);
+            if (rkm)
+                rkms[n++] = rkm;
         }
-        int64_t now = now_ms();
+        uint64_t polled_ns = now_ns();
+        if (n > 0)
+            handle_polled(c, rkms, n, polled_ns);
+        int64_t now = (int64_t)(polled_ns / 1000000u);
         if (c->paused_count && now != c->last_resume_ms) {
             c->last_resume_ms = now;
             resume_pass(c);
@@ -662,6 +738,8 @@ static void *poll_main(void *arg) {
         if (now - c->last_commit_ms >= c->commit_interval_ms)
             commit_all(c, false);
     }
+    if (queue)
+        rd_kafka_queue_destroy(queue);
     stop_sequence(c);
     return NULL;
 }

@@ -92,6 +92,24 @@ void pool_lane_push(pool_lane_t *lane, pool_item_t *item);
 /* Queues item for the first free worker, in no order. */
 void pool_push(pool_t *p, pool_item_t *item);
 
+/* Batched pushes: one thread pushes a run of items (each push keeping the
+ * pool_lane_push / pool_push contract) and wakes the sleeping workers once,
+ * at pool_batch_flush, instead of once per push. Items pushed are visible to
+ * workers that are awake at once; a sleeping worker learns of them at the
+ * flush (the flush's seq_cst fence pairs with the one in the sleeper, as for
+ * a single push). The pusher must flush before it blocks or hands the batch
+ * to anything that waits for the items to run. Not shared between threads. */
+typedef struct pool_batch {
+    pool_t *pool;
+    unsigned scheduled; /* lanes and items made ready since the last flush */
+} pool_batch_t;
+
+void pool_batch_init(pool_batch_t *b, pool_t *p);
+void pool_batch_lane_push(pool_batch_t *b, pool_lane_t *lane, pool_item_t *item);
+void pool_batch_push(pool_batch_t *b, pool_item_t *item);
+/* Wakes up to as many sleeping workers as lanes and items were made ready. */
+void pool_batch_flush(pool_batch_t *b);
+
 /* Gives the lane back: it is freed by the worker that runs past its last
  * item (or at once if it is idle). No push to the lane may follow. */
 void pool_lane_release(pool_lane_t *lane);
