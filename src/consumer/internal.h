@@ -36,7 +36,17 @@ struct kaffe_message_s {
     const char *topic;           /* rkm's topic name */
     rd_kafka_headers_t *headers; /* parsed by the worker before the handler; owned by rkm */
     uint64_t generation;         /* of the assignment it was delivered under */
-    size_t bytes;                /* key + value, for the in-flight byte limit */
+    /* Failure path. Written by the thread that owns the message at that
+     * point (the worker running it, the nacking thread, the poll thread
+     * re-dispatching it); each hand-off is a pool push, a lane wake or the
+     * consumer's delay lock, which order them. */
+    int attempt;            /* 1-based handler attempt */
+    struct pool_lane *lane; /* the lane it was pushed to; NULL: unordered */
+    int64_t due_ms;         /* retry / pause: when it may run again */
+    bool paused;            /* on_error=pause: waits for resume_partition */
+    bool lane_held;         /* waiting with its lane suspended (pool_hold) */
+    bool abandon;           /* a woken retry that must be released unhandled */
+    size_t bytes;           /* key + value, for the in-flight byte limit */
     /* References (worker, async ack). acq_rel on the drop: the last dropper
      * sees every use of the message by the others before it frees. */
     atomic_int refs;

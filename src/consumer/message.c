@@ -84,3 +84,7 @@ kaffe_status_t kaffe_message_header_last(const kaffe_message_t *m, const char *n
         *size = s;
     return KAFFE_OK;
 }
+
+int kaffe_message_attempt(const kaffe_message_t *m) {
+    return m ? m->attempt : 0;
+}
