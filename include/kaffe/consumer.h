@@ -83,8 +83,20 @@
  * Broker trouble. Errors that librdkafka recovers from by itself (brokers
  * down, a coordinator that moved, request timeouts) are told to the error
  * callback and never stop the consumer: fetching and committing resume when
- * the cluster is back (commits that failed meanwhile are repeated). A fatal
- * librdkafka error stops the consumer with that error. */
+ * the cluster is back (commits that failed meanwhile are repeated).
+ *
+ * Fatal errors (librdkafka's rd_kafka_fatal_error: a fenced or invalid
+ * member, ...) restart the underlying client, without the application
+ * re-creating the consumer: the error callback is told; every partition is
+ * revoked as in a rebalance (the rebalance callback is told; in-flight
+ * messages get drain_timeout_ms; acks of messages delivered before the
+ * restart return KAFFE_ERR_REVOKED afterwards); what is acked is committed
+ * (by the new client, when the failed one no longer can: the next
+ * assignment of a partition starts from the acked state when it is ahead of
+ * the committed one); after a backoff (100 ms doubling per recent restart,
+ * at most 5 s) a new client joins the group. At most restart_max restarts
+ * within restart_window_ms: the next fatal error stops the consumer with
+ * that error (restart_max=0: every fatal error stops it). */
 #ifndef KAFFE_CONSUMER_H
 #define KAFFE_CONSUMER_H
 
@@ -169,6 +181,7 @@ typedef struct kaffe_failure_counters {
     uint64_t dead_letter_failed; /* dead-letter produces that failed */
     uint64_t skipped;            /* messages acked unhandled (retry_exhausted=skip) */
     uint64_t paused;             /* messages paused (on_error=pause) */
+    uint64_t restarts;           /* client restarts after fatal errors */
 } kaffe_failure_counters_t;
 
 /* Copies the counters into *out. Any thread; each counter is read on its

@@ -348,6 +348,22 @@ static const property_t properties[] = {
      .description = "on_error=retry: what happens after the last attempt failed. stop: as "
                     "on_error=stop. dead_letter: as on_error=dead_letter. skip: the message is "
                     "acked without being handled, and counted (kaffe_consumer_failure_counters)."},
+    {.name = "restart_max",
+     .type = PROP_INT,
+     .default_value = "3",
+     .min = 0,
+     .max = 1000,
+     .roles = CONSUMER,
+     .description = "Client restarts after fatal librdkafka errors allowed within "
+                    "restart_window_ms; one more fatal error stops the consumer with it. 0: "
+                    "every fatal error stops the consumer."},
+    {.name = "restart_window_ms",
+     .type = PROP_INT,
+     .default_value = "60000",
+     .min = 1,
+     .max = 86400000,
+     .roles = CONSUMER,
+     .description = "The time window of the restart_max budget."},
     {.name = "dead_letter_topic",
      .type = PROP_STRING,
      .default_value = "",

@@ -68,6 +68,21 @@ struct kaffe_consumer_s {
     int64_t retry_backoff_ms, retry_backoff_max_ms;
     char *dead_letter_topic;
     kaffe_producer_t *dead_letter; /* NULL unless a policy can dead-letter */
+    int64_t restart_max, restart_window_ms;
+
+    /* Client restarts (poll thread only). */
+    rd_kafka_resp_err_t fatal_pending; /* a fatal error to restart for */
+    rd_kafka_t *fatal_seen;            /* the client whose fatal error was noticed */
+    int64_t *restart_times;            /* the last restart_max restarts, a ring */
+    size_t restart_next;
+    int64_t restart_backoff_ms;
+    rd_kafka_t **retired; /* closed clients; destroyed with the consumer */
+    size_t retired_n;
+    /* What the previous client could not commit: per partition, the
+     * watermark and metadata acked when it was retired. The next assignment
+     * of the partition starts from it when it is ahead of the committed
+     * offset (and commits it). */
+    rd_kafka_topic_partition_list_t *stash;
 
     pool_t *pool;             /* created by start, destroyed by stop */
     partition_table_t *table; /* whole life */
@@ -79,6 +94,7 @@ struct kaffe_consumer_s {
     int64_t last_resume_ms;
     size_t paused_count; /* partitions paused (recounted on each resume pass) */
     bool commit_force;   /* a commit failed: commit everything next time */
+    bool stashing;       /* revoke_partitions keeps the state in stash */
     bool drained;        /* the stop sequence drained: revokes do not wait again */
     uint64_t commits_served;
     ack_snapshot_t snap;
@@ -93,6 +109,7 @@ struct kaffe_consumer_s {
     atomic_int failure;          /* the status that stopped the consumer */
     atomic_long revoke_timeouts; /* > 0: workers check a message is current */
     atomic_ulong commit_requested;
+    atomic_int test_fatal; /* consumer_test_fatal_error: the error to raise */
     /* Released message objects (quarantine, then reuse): pushed by any
      * thread, popped by the poll thread only (single dequeuer: no lock). */
     struct __cds_wfcq_head free_head;
@@ -101,7 +118,8 @@ struct kaffe_consumer_s {
 
     /* Failure counters (kaffe_consumer_failure_counters). Relaxed: plain
      * statistics, they order nothing. */
-    atomic_ullong n_failures, n_retries, n_dead_lettered, n_dead_letter_failed, n_skipped, n_paused;
+    atomic_ullong n_failures, n_retries, n_dead_lettered, n_dead_letter_failed, n_skipped, n_paused,
+        n_restarts;
     atomic_ullong rng; /* backoff jitter: a splitmix64 sequence */
 
     /* Messages waiting for a retry or a resume (the delay list). Added by
@@ -828,6 +846,57 @@ static void serve_commit_requests(kaffe_consumer_t *c) {
     pthread_mutex_unlock(&c->lock);
 }
 
+/* --- the stash of a retired client (poll thread) ------------------------ */
+
+static void stash_partitions(kaffe_consumer_t *c, partition_t **ps, size_t n) {
+    if (!c->stash)
+        c->stash = rd_kafka_topic_partition_list_new((int)n);
+    char metadata[METADATA_MAX];
+    for (size_t i = 0; i < n; i++) {
+        if (!partition_snapshot(ps[i], &c->snap))
+            continue;
+        bool complete;
+        size_t len = ack_metadata_encode(&c->snap, metadata, sizeof metadata, &complete);
+        rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(
+            c->stash, partition_topic(ps[i]), partition_id(ps[i]));
+        if (!tp)
+            tp = rd_kafka_topic_partition_list_add(c->stash, partition_topic(ps[i]),
+                                                   partition_id(ps[i]));
+        tp->offset = c->snap.watermark;
+        free(tp->metadata);
+        tp->metadata = NULL;
+        tp->metadata_size = 0;
+        if (len > 0 && (tp->metadata = malloc(len))) {
+            memcpy(tp->metadata, metadata, len);
+            tp->metadata_size = len;
+        }
+    }
+}
+
+/* If the stash is ahead of what the group committed for tp, tp takes the
+ * stash's offset and metadata (the acks the retired client could not
+ * commit); the entry leaves the stash either way. */
+static bool stash_apply(kaffe_consumer_t *c, rd_kafka_topic_partition_t *tp, bool known) {
+    if (!c->stash)
+        return false;
+    rd_kafka_topic_partition_t *s =
+        rd_kafka_topic_partition_list_find(c->stash, tp->topic, tp->partition);
+    if (!s)
+        return false;
+    bool ahead = !known || s->offset > tp->offset;
+    if (ahead) {
+        tp->offset = s->offset;
+        free(tp->metadata);
+        tp->metadata = s->metadata;
+        tp->metadata_size = s->metadata_size;
+        s->metadata = NULL;
+        s->metadata_size = 0;
+        c->commit_force = true;
+    }
+    rd_kafka_topic_partition_list_del(c->stash, tp->topic, tp->partition);
+    return ahead;
+}
+
 /* --- rebalance (poll thread) -------------------------------------------- */
 
 static void assign_partitions(kaffe_consumer_t *c, rd_kafka_topic_partition_list_t *parts) {
@@ -841,6 +910,8 @@ static void assign_partitions(kaffe_consumer_t *c, rd_kafka_topic_partition_list
     for (int i = 0; i < committed->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &committed->elems[i];
         bool known = !err && !tp->err && tp->offset >= 0;
+        if (stash_apply(c, tp, known))
+            known = true;
         partition_params_t params = {
             .topic = tp->topic,
             .partition = tp->partition,
@@ -904,6 +975,8 @@ static void revoke_partitions(kaffe_consumer_t *c, rd_kafka_topic_partition_list
     }
     for (size_t i = 0; i < n; i++)
         partition_close_acks(ps[i]);
+    if (c->stashing)
+        stash_partitions(c, ps, n);
     commit_partitions(c, ps, n, true);
     for (size_t i = 0; i < n; i++) {
         if (c->rebalance_cb)
@@ -943,16 +1016,144 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
+/* Notices a fatal error of the current client, once per client: reports
+ * it, and restarts the client (restart_client, from the poll loop) or stops
+ * the consumer. Poll thread (librdkafka serves error_cb in
+ * rd_kafka_consumer_poll; the loop also checks after each poll, since a
+ * fatal error may come as a message error instead). */
+static bool check_fatal(kaffe_consumer_t *c) {
+    char fatal[256];
+    rd_kafka_resp_err_t orig = rd_kafka_fatal_error(c->rk, fatal, sizeof fatal);
+    if (!orig || c->fatal_seen == c->rk)
+        return orig != RD_KAFKA_RESP_ERR_NO_ERROR;
+    c->fatal_seen = c->rk;
+    report_error(c, orig, "fatal: %s", fatal);
+    if (c->restart_max > 0)
+        c->fatal_pending = orig;
+    else
+        fail_consumer(c, orig);
+    return true;
+}
+
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
     kaffe_consumer_t *c = opaque;
-    if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        char fatal[256];
-        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, fatal, sizeof fatal);
-        report_error(c, orig, "fatal: %s", fatal);
-        fail_consumer(c, orig);
+    if (err == RD_KAFKA_RESP_ERR__FATAL && rk == c->rk && check_fatal(c))
+        return;
+    report_error(c, err, "%s", reason);
+}
+
+/* --- the client (poll thread, or the constructor) ----------------------- */
+
+/* A librdkafka consumer for c from rdconf (taken, also on failure). */
+static rd_kafka_t *create_client(kaffe_consumer_t *c, rd_kafka_conf_t *rdconf, char *errstr,
+                                 size_t errstr_size) {
+    /* A paused partition is fetched again only in the next Fetch request,
+     * which may wait for the one in flight to long-poll fetch.wait.max.ms:
+     * librdkafka's 500 ms default starves the workers after back-pressure.
+     * Lower it to 100 ms unless set otherwise (rdkafka.fetch.wait.max.ms). */
+    char wait_ms[32];
+    size_t wait_size = sizeof wait_ms;
+    if (rd_kafka_conf_get(rdconf, "fetch.wait.max.ms", wait_ms, &wait_size) == RD_KAFKA_CONF_OK &&
+        strcmp(wait_ms, "500") == 0)
+        rd_kafka_conf_set(rdconf, "fetch.wait.max.ms", "100", NULL, 0);
+    rd_kafka_conf_set_opaque(rdconf, c);
+    rd_kafka_conf_set_rebalance_cb(rdconf, rebalance_cb);
+    rd_kafka_conf_set_error_cb(rdconf, error_cb);
+    rd_kafka_conf_set_offset_commit_cb(rdconf, offset_commit_cb);
+    char rderr[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, rdconf, rderr, sizeof rderr);
+    if (!rk) {
+        rd_kafka_conf_destroy(rdconf);
+        errstr_printf(errstr, errstr_size, "librdkafka: %s", rderr);
+        return NULL;
+    }
+    /* Errors and commit results are served by rd_kafka_consumer_poll. */
+    rd_kafka_poll_set_consumer(rk);
+    return rk;
+}
+
+static rd_kafka_resp_err_t subscribe_topics(kaffe_consumer_t *c) {
+    char **topics = NULL;
+    size_t count = conf_list(c->conf, "topics", &topics);
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)count);
+    for (size_t i = 0; i < count; i++)
+        rd_kafka_topic_partition_list_add(list, topics[i], RD_KAFKA_PARTITION_UA);
+    conf_list_free(topics);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(c->rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    return err;
+}
+
+/* A fatal error: retire the client and make a new one, within the restart
+ * budget. Every partition is revoked first (drained up to drain_timeout_ms,
+ * acks closed: later acks of its messages get KAFFE_ERR_REVOKED, and the new
+ * client's partitions have new generations, so they never touch its state),
+ * and what is acked is committed with the old client if it still can, and
+ * kept in the stash for the new client otherwise. Poll thread. */
+static void restart_client(kaffe_consumer_t *c) {
+    rd_kafka_resp_err_t reason = c->fatal_pending;
+    c->fatal_pending = RD_KAFKA_RESP_ERR_NO_ERROR;
+    int64_t now = now_ms();
+    size_t recent = 0;
+    for (int64_t i = 0; i < c->restart_max; i++)
+        recent += c->restart_times[i] && now - c->restart_times[i] < c->restart_window_ms;
+    if ((int64_t)recent >= c->restart_max) {
+        report_error(c, reason,
+                     "fatal error (%s): %zu client restarts within %lld ms, the budget: stopping",
+                     rd_kafka_err2name(reason), recent, (long long)c->restart_window_ms);
+        fail_consumer(c, reason);
         return;
     }
-    report_error(c, err, "%s", reason);
+    c->restart_times[c->restart_next++ % (size_t)c->restart_max] = now;
+    report_error(c, reason, "fatal error (%s): restarting the client (%zu of %lld within %lld ms)",
+                 rd_kafka_err2name(reason), recent + 1, (long long)c->restart_max,
+                 (long long)c->restart_window_ms);
+    size_t n;
+    partition_t **ps = partition_table_collect(c->table, &n);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new((int)n + 1);
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(parts, partition_topic(ps[i]), partition_id(ps[i]));
+    free(ps);
+    c->stashing = true;
+    revoke_partitions(c, parts);
+    c->stashing = false;
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_resp_err_t err = rd_kafka_consumer_close(c->rk);
+    if (err)
+        report_error(c, err, "closing the failed client: %s", rd_kafka_err2str(err));
+    /* Backoff: 100 ms doubling per recent restart, at most 5 s; a stop
+     * request cuts it short (the new client is still made, for the stop
+     * sequence). */
+    int64_t backoff = 100;
+    for (size_t i = 0; i < recent && backoff < 5000; i++)
+        backoff *= 2;
+    int64_t until = now_ms() + (backoff > 5000 ? 5000 : backoff);
+    while (now_ms() < until && !atomic_load_explicit(&c->stop_requested, memory_order_acquire))
+        sleep_ms(10);
+    char errstr[512];
+    rd_kafka_conf_t *rdconf = conf_to_rdkafka(c->conf, CONF_ROLE_CONSUMER, errstr, sizeof errstr);
+    rd_kafka_t *rk = rdconf ? create_client(c, rdconf, errstr, sizeof errstr) : NULL;
+    rd_kafka_t **grown = rk ? realloc(c->retired, (c->retired_n + 1) * sizeof *grown) : NULL;
+    if (!grown) {
+        if (rk)
+            rd_kafka_destroy(rk);
+        report_error(c, reason, "restarting the client failed: %s", rk ? "out of memory" : errstr);
+        fail_consumer(c, reason);
+        return;
+    }
+    /* The old client stays until the consumer is destroyed: messages the
+     * application still holds point into it. */
+    c->retired = grown;
+    c->retired[c->retired_n++] = c->rk;
+    c->rk = rk;
+    err = subscribe_topics(c);
+    if (err) {
+        report_error(c, err, "subscribing the new client: %s", rd_kafka_err2str(err));
+        fail_consumer(c, err);
+        return;
+    }
+    /* relaxed: a statistic (tests read it to know the restart is done). */
+    atomic_fetch_add_explicit(&c->n_restarts, 1, memory_order_relaxed);
 }
 
 /* --- the poll thread ---------------------------------------------------- */
@@ -1023,7 +1224,9 @@ static void *poll_main(void *arg) {
         if (rkm) {
             if (!rkm->err)
                 dispatch(c, rkm);
-            else {
+            else if (rkm->err == RD_KAFKA_RESP_ERR__FATAL && check_fatal(c)) {
+                rd_kafka_message_destroy(rkm);
+            } else {
                 if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                     report_error(c, rkm->err, "%s%s%s",
                                  rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "",
@@ -1039,6 +1242,13 @@ static void *poll_main(void *arg) {
         serve_commit_requests(c);
         if (now - c->last_commit_ms >= c->commit_interval_ms)
             commit_all(c, false);
+        /* relaxed: a standalone request; it publishes nothing else. */
+        int fatal = atomic_exchange_explicit(&c->test_fatal, 0, memory_order_relaxed);
+        if (fatal)
+            rd_kafka_test_fatal_error(c->rk, (rd_kafka_resp_err_t)fatal, "kaffe test");
+        check_fatal(c);
+        if (c->fatal_pending)
+            restart_client(c);
     }
     stop_sequence(c);
     return NULL;
@@ -1090,6 +1300,15 @@ kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr, size_t er
                          : strcmp(exhausted, "skip") == 0      ? POL_SKIP
                                                                : POL_STOP;
     c->retry_max_attempts = (int)conf_int(conf, "retry_max_attempts");
+    c->restart_max = conf_int(conf, "restart_max");
+    c->restart_window_ms = conf_int(conf, "restart_window_ms");
+    if (c->restart_max > 0 &&
+        !(c->restart_times = calloc((size_t)c->restart_max, sizeof *c->restart_times))) {
+        rd_kafka_conf_destroy(rdconf);
+        free(c);
+        errstr_printf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
     c->retry_backoff_ms = conf_int(conf, "retry_initial_backoff_ms");
     c->retry_backoff_max_ms = conf_int(conf, "retry_max_backoff_ms");
     if (c->retry_backoff_max_ms < c->retry_backoff_ms)
@@ -1098,6 +1317,7 @@ kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr, size_t er
                         (c->on_error == POL_RETRY && c->retry_exhausted == POL_DEAD_LETTER);
     if (dead_letters && conf_str(conf, "dead_letter_topic")[0] == '\0') {
         rd_kafka_conf_destroy(rdconf);
+        free(c->restart_times);
         free(c);
         errstr_printf(errstr, errstr_size,
                       "dead_letter_topic: required with on_error=dead_letter or "
@@ -1113,6 +1333,7 @@ kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr, size_t er
     atomic_init(&c->failure, KAFFE_OK);
     atomic_init(&c->revoke_timeouts, 0);
     atomic_init(&c->commit_requested, 0);
+    atomic_init(&c->test_fatal, 0);
     atomic_init(&c->free_count, 0);
     __cds_wfcq_init(&c->free_head, &c->free_tail);
     atomic_init(&c->n_failures, 0);
@@ -1121,6 +1342,7 @@ kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr, size_t er
     atomic_init(&c->n_dead_letter_failed, 0);
     atomic_init(&c->n_skipped, 0);
     atomic_init(&c->n_paused, 0);
+    atomic_init(&c->n_restarts, 0);
     atomic_init(&c->rng, c->salt);
     atomic_init(&c->delayed_count, 0);
     pthread_mutex_init(&c->delay_lock, NULL);
@@ -1133,28 +1355,9 @@ kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr, size_t er
         errstr_printf(errstr, errstr_size, "out of memory");
         goto fail;
     }
-    /* A paused partition is fetched again only in the next Fetch request,
-     * which may wait for the one in flight to long-poll fetch.wait.max.ms:
-     * librdkafka's 500 ms default starves the workers after back-pressure.
-     * Lower it to 100 ms unless set otherwise (rdkafka.fetch.wait.max.ms). */
-    char wait_ms[32];
-    size_t wait_size = sizeof wait_ms;
-    if (rd_kafka_conf_get(rdconf, "fetch.wait.max.ms", wait_ms, &wait_size) == RD_KAFKA_CONF_OK &&
-        strcmp(wait_ms, "500") == 0)
-        rd_kafka_conf_set(rdconf, "fetch.wait.max.ms", "100", NULL, 0);
-    rd_kafka_conf_set_opaque(rdconf, c);
-    rd_kafka_conf_set_rebalance_cb(rdconf, rebalance_cb);
-    rd_kafka_conf_set_error_cb(rdconf, error_cb);
-    rd_kafka_conf_set_offset_commit_cb(rdconf, offset_commit_cb);
-    char rderr[512];
-    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, rdconf, rderr, sizeof rderr);
-    if (!c->rk) {
-        rd_kafka_conf_destroy(rdconf);
-        errstr_printf(errstr, errstr_size, "librdkafka: %s", rderr);
+    c->rk = create_client(c, rdconf, errstr, errstr_size);
+    if (!c->rk)
         goto fail;
-    }
-    /* Errors and commit results are served by rd_kafka_consumer_poll. */
-    rd_kafka_poll_set_consumer(c->rk);
     if (dead_letters) {
         /* The dead-letter producer: the consumer's own settings (endpoints,
          * TLS, SASL, produce_timeout_ms, rdkafka.*). */
@@ -1176,6 +1379,7 @@ kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr, size_t er
     return c;
 fail:
     free(c->dead_letter_topic);
+    free(c->restart_times);
     partition_table_destroy(c->table);
     pthread_mutex_destroy(&c->delay_lock);
     pthread_mutex_destroy(&c->lock);
@@ -1210,14 +1414,7 @@ kaffe_status_t kaffe_consumer_start(kaffe_consumer_t *c) {
         goto out;
     }
     pool_set_hold_cb(c->pool, hold_cb);
-    char **topics = NULL;
-    size_t count = conf_list(c->conf, "topics", &topics);
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)count);
-    for (size_t i = 0; i < count; i++)
-        rd_kafka_topic_partition_list_add(list, topics[i], RD_KAFKA_PARTITION_UA);
-    conf_list_free(topics);
-    rd_kafka_resp_err_t err = rd_kafka_subscribe(c->rk, list);
-    rd_kafka_topic_partition_list_destroy(list);
+    rd_kafka_resp_err_t err = subscribe_topics(c);
     if (err) {
         st = (kaffe_status_t)err;
         goto out;
@@ -1317,7 +1514,12 @@ kaffe_status_t kaffe_consumer_failure_counters(kaffe_consumer_t *c, kaffe_failur
     out->dead_letter_failed = atomic_load_explicit(&c->n_dead_letter_failed, memory_order_relaxed);
     out->skipped = atomic_load_explicit(&c->n_skipped, memory_order_relaxed);
     out->paused = atomic_load_explicit(&c->n_paused, memory_order_relaxed);
+    out->restarts = atomic_load_explicit(&c->n_restarts, memory_order_relaxed);
     return KAFFE_OK;
+}
+
+void consumer_test_fatal_error(kaffe_consumer_t *c, rd_kafka_resp_err_t err) {
+    atomic_store_explicit(&c->test_fatal, (int)err, memory_order_relaxed);
 }
 
 kaffe_status_t kaffe_consumer_request_stop(kaffe_consumer_t *c) {
@@ -1434,6 +1636,12 @@ void kaffe_consumer_destroy(kaffe_consumer_t *c) {
             if (atomic_load_explicit(&b->msgs[i].live, memory_order_acquire) && b->msgs[i].rkm)
                 rd_kafka_message_destroy(b->msgs[i].rkm);
     rd_kafka_destroy(c->rk);
+    for (size_t i = 0; i < c->retired_n; i++)
+        rd_kafka_destroy(c->retired[i]);
+    free(c->retired);
+    free(c->restart_times);
+    if (c->stash)
+        rd_kafka_topic_partition_list_destroy(c->stash);
     partition_table_destroy(c->table);
     ack_snapshot_free(&c->snap);
     while (c->blocks) {

@@ -58,4 +58,9 @@ struct kaffe_message_s {
     atomic_int live;
 };
 
+/* Tests only: asks the poll thread to raise a fabricated fatal error
+ * (rd_kafka_test_fatal_error) on the consumer's current client. Any thread;
+ * served within ~100 ms. */
+void consumer_test_fatal_error(kaffe_consumer_t *c, rd_kafka_resp_err_t err);
+
 #endif

@@ -4,6 +4,7 @@
  * plain librdkafka clients. */
 #include <criterion/criterion.h>
 
+#include "consumer/internal.h"
 #include "consumer_helpers.h"
 #include "mock/mock_cluster.h"
 #include "support/plain_client.h"
@@ -80,9 +81,9 @@ static int fx_attempts(fx_t *f) {
 
 static atomic_long errors_told;
 static void count_errors(int status, const char *reason, void *opaque) {
-    (void)status;
-    (void)reason;
     (void)opaque;
+    if (getenv("KAFFE_TEST_VERBOSE"))
+        fprintf(stderr, "error callback: %s: %s\n", kaffe_err_name(status), reason);
     atomic_fetch_add(&errors_told, 1);
 }
 
@@ -523,6 +524,106 @@ Test(consumer_failure, all_brokers_down_then_up_resumes_by_itself_and_loses_noth
     for (int v = 0; v < 2 * HALF; v++)
         cr_assert(seen[v], "value-%d lost", v);
     free(seen);
+    kaffe_consumer_destroy(c);
+    recorder_free(&r);
+    mock_cluster_stop(own);
+}
+
+static int restarted(void *arg) {
+    kaffe_failure_counters_t k;
+    kaffe_consumer_failure_counters(arg, &k);
+    return k.restarts >= 1;
+}
+
+Test(consumer_failure, a_fatal_error_restarts_the_client_and_old_acks_are_revoked) {
+    char err[512];
+    mock_topic_t topics[] = {{"fatal", 2}};
+    mock_cluster_t *own = mock_cluster_start(1, topics, 1, err, sizeof err);
+    cr_assert_not_null(own, "%s", err);
+    const char *b = mock_cluster_bootstraps(own);
+    enum { HALF = 100 };
+    cr_assert_eq(plain_produce(b, "fatal", RD_KAFKA_PARTITION_UA, HALF, 0, 4), HALF);
+    recorder_t r;
+    recorder_init(&r);
+    r.keep = 1;
+    kaffe_consumer_t *c =
+        start_consumer(test_conf(b, "fatal", "g-fatal", record_handler, &r, "async_message_ack",
+                                 "true", "restart_max", "2", "drain_timeout_ms", "200", NULL),
+                       &r);
+    cr_assert(wait_handled(&r, HALF, 30000));
+    /* Ack half of what came; hold the rest across the restart. */
+    pthread_mutex_lock(&r.lock);
+    seen_msg_t *old = malloc(HALF * sizeof *old);
+    memcpy(old, r.msgs, HALF * sizeof *old);
+    pthread_mutex_unlock(&r.lock);
+    for (size_t i = 0; i < HALF; i += 2)
+        cr_assert_eq(kaffe_consumer_ack(c, old[i].m), KAFFE_OK);
+    consumer_test_fatal_error(c, RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID);
+    cr_assert(wait_until(restarted, c, 30000));
+    /* Acks from before the restart: refused, nothing changed. */
+    for (size_t i = 1; i < HALF; i += 2)
+        cr_assert_eq(kaffe_consumer_ack(c, old[i].m), KAFFE_ERR_REVOKED);
+    free(old);
+    cr_assert_eq(plain_produce(b, "fatal", RD_KAFKA_PARTITION_UA, HALF, HALF, 4), HALF);
+    /* The new client redelivers the unacked half, then the new messages:
+     * ack everything it hands over until the log end is committed. */
+    size_t acked = (size_t)HALF;
+    int64_t deadline = test_now_ms() + 60000;
+    int done = 0;
+    while (!done && test_now_ms() < deadline) {
+        pthread_mutex_lock(&r.lock);
+        size_t count = r.count;
+        pthread_mutex_unlock(&r.lock);
+        for (; acked < count; acked++) {
+            pthread_mutex_lock(&r.lock);
+            kaffe_message_t *m = r.msgs[acked].m;
+            pthread_mutex_unlock(&r.lock);
+            cr_assert_eq(kaffe_consumer_ack(c, m), KAFFE_OK);
+        }
+        done = 1;
+        for (int p = 0; p < 2; p++)
+            done &= plain_committed(b, "g-fatal", "fatal", p, NULL) == plain_log_end(b, "fatal", p);
+        if (!done)
+            test_sleep_ms(50);
+    }
+    cr_assert(done, "committed to the log end after the restart");
+    cr_assert_eq(kaffe_consumer_wait(c, 0), KAFFE_ERR_TIMED_OUT, "still running");
+    cr_assert_eq(kaffe_consumer_stop(c), KAFFE_OK);
+    /* Nothing lost: every value handled at least once. */
+    char *seen = calloc(2 * HALF, 1);
+    for (size_t i = 0; i < r.count; i++)
+        if (r.msgs[i].value_index >= 0 && r.msgs[i].value_index < 2 * HALF)
+            seen[r.msgs[i].value_index] = 1;
+    for (int v = 0; v < 2 * HALF; v++)
+        cr_assert(seen[v], "value-%d lost", v);
+    free(seen);
+    /* The acked half was not handled again (its acks reached the commit). */
+    cr_assert_leq(r.count, (size_t)(2 * HALF + HALF / 2), "handled %zu", r.count);
+    kaffe_consumer_destroy(c);
+    recorder_free(&r);
+    mock_cluster_stop(own);
+}
+
+Test(consumer_failure, fatal_errors_beyond_the_restart_budget_stop_the_consumer) {
+    char err[512];
+    mock_topic_t topics[] = {{"budget", 1}};
+    mock_cluster_t *own = mock_cluster_start(1, topics, 1, err, sizeof err);
+    cr_assert_not_null(own, "%s", err);
+    const char *b = mock_cluster_bootstraps(own);
+    cr_assert_eq(plain_produce(b, "budget", 0, 10, 0, 0), 10);
+    recorder_t r;
+    recorder_init(&r);
+    kaffe_consumer_t *c = start_consumer(
+        test_conf(b, "budget", "g-budget", record_handler, &r, "restart_max", "1", NULL), &r);
+    cr_assert(wait_handled(&r, 10, 30000));
+    consumer_test_fatal_error(c, RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID);
+    cr_assert(wait_until(restarted, c, 30000));
+    cr_assert_eq(plain_produce(b, "budget", 0, 1, 10, 0), 1);
+    cr_assert(wait_handled(&r, 11, 30000), "the new client consumes");
+    consumer_test_fatal_error(c, RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID);
+    cr_assert_eq(kaffe_consumer_wait(c, 30000), KAFFE_OK);
+    cr_assert_eq(kaffe_consumer_stop(c), RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID);
+    cr_assert_eq(plain_committed(b, "g-budget", "budget", 0, NULL), 11);
     kaffe_consumer_destroy(c);
     recorder_free(&r);
     mock_cluster_stop(own);
