@@ -39,6 +39,17 @@ enum policy { POL_STOP, POL_RETRY, POL_DEAD_LETTER, POL_PAUSE, POL_SKIP };
 #define PAUSED_POLL_MS 5  /* while some partition waits to be resumed */
 #define COMMITTED_TIMEOUT_MS 10000
 
+/* One librdkafka client and the messages it delivered that are still
+ * alive (their rd_kafka_message_t must be destroyed before the client). */
+struct consumer_client {
+    rd_kafka_t *rk;
+    /* Messages alive. Incremented by the poll thread (message_new), relaxed;
+     * decremented by whoever destroys a message's rd_kafka_message_t,
+     * release: pairs with the poll thread's acquire load before it destroys
+     * the retired client, so every rd_kafka_message_destroy happened before. */
+    atomic_long live;
+};
+
 typedef struct message_block {
     struct message_block *next;
     kaffe_message_t msgs[MESSAGE_BLOCK];
@@ -76,7 +87,8 @@ struct kaffe_consumer_s {
     int64_t *restart_times;            /* the last restart_max restarts, a ring */
     size_t restart_next;
     int64_t restart_backoff_ms;
-    rd_kafka_t **retired; /* closed clients; destroyed with the consumer */
+    client_t *client;   /* the current client (c->rk is client->rk) */
+    client_t **retired; /* closed clients, destroyed once no message uses them */
     size_t retired_n;
     /* What the previous client could not commit: per partition, the
      * watermark and metadata acked when it was retired. The next assignment
@@ -213,6 +225,8 @@ static kaffe_message_t *message_new(kaffe_consumer_t *c, rd_kafka_message_t *rkm
         m = &c->blocks->msgs[c->block_used++];
     }
     m->consumer = c;
+    m->client = c->client;
+    atomic_fetch_add_explicit(&c->client->live, 1, memory_order_relaxed);
     m->rkm = rkm;
     m->topic = rd_kafka_topic_name(rkm->rkt);
     m->headers = NULL;
@@ -239,7 +253,10 @@ static void message_drop(kaffe_message_t *m, int n) {
     if (atomic_fetch_sub_explicit(&m->refs, n, memory_order_acq_rel) != n)
         return;
     kaffe_consumer_t *c = m->consumer;
+    client_t *client = m->client;
     rd_kafka_message_destroy(m->rkm);
+    /* release: see consumer_client.live. */
+    atomic_fetch_sub_explicit(&client->live, 1, memory_order_release);
     m->rkm = NULL;
     m->headers = NULL;
     /* release: a late ack that reads live == 0 (acquire) refuses the message
@@ -1072,6 +1089,32 @@ static rd_kafka_t *create_client(kaffe_consumer_t *c, rd_kafka_conf_t *rdconf, c
     return rk;
 }
 
+static client_t *client_new(rd_kafka_t *rk) {
+    client_t *client = calloc(1, sizeof *client);
+    if (client) {
+        client->rk = rk;
+        atomic_init(&client->live, 0);
+    }
+    return client;
+}
+
+/* Destroys the retired clients no message uses any more. Poll thread. */
+static void reap_retired(kaffe_consumer_t *c) {
+    size_t kept = 0;
+    for (size_t i = 0; i < c->retired_n; i++) {
+        client_t *client = c->retired[i];
+        /* acquire: pairs with the release in message_drop. */
+        if (atomic_load_explicit(&client->live, memory_order_acquire) == 0) {
+            /* Closed already (as far as a failed client can be). */
+            rd_kafka_destroy_flags(client->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+            free(client);
+        } else {
+            c->retired[kept++] = client;
+        }
+    }
+    c->retired_n = kept;
+}
+
 static rd_kafka_resp_err_t subscribe_topics(kaffe_consumer_t *c) {
     char **topics = NULL;
     size_t count = conf_list(c->conf, "topics", &topics);
@@ -1133,18 +1176,21 @@ static void restart_client(kaffe_consumer_t *c) {
     char errstr[512];
     rd_kafka_conf_t *rdconf = conf_to_rdkafka(c->conf, CONF_ROLE_CONSUMER, errstr, sizeof errstr);
     rd_kafka_t *rk = rdconf ? create_client(c, rdconf, errstr, sizeof errstr) : NULL;
-    rd_kafka_t **grown = rk ? realloc(c->retired, (c->retired_n + 1) * sizeof *grown) : NULL;
+    client_t *client = rk ? client_new(rk) : NULL;
+    client_t **grown = client ? realloc(c->retired, (c->retired_n + 1) * sizeof *grown) : NULL;
     if (!grown) {
+        free(client);
         if (rk)
             rd_kafka_destroy(rk);
         report_error(c, reason, "restarting the client failed: %s", rk ? "out of memory" : errstr);
         fail_consumer(c, reason);
         return;
     }
-    /* The old client stays until the consumer is destroyed: messages the
-     * application still holds point into it. */
+    /* The old client stays until no message it delivered is alive (the
+     * application may still hold some): reap_retired destroys it. */
     c->retired = grown;
-    c->retired[c->retired_n++] = c->rk;
+    c->retired[c->retired_n++] = c->client;
+    c->client = client;
     c->rk = rk;
     err = subscribe_topics(c);
     if (err) {
@@ -1249,6 +1295,8 @@ static void *poll_main(void *arg) {
         check_fatal(c);
         if (c->fatal_pending)
             restart_client(c);
+        if (c->retired_n)
+            reap_retired(c);
     }
     stop_sequence(c);
     return NULL;
@@ -1358,6 +1406,12 @@ kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr, size_t er
     c->rk = create_client(c, rdconf, errstr, errstr_size);
     if (!c->rk)
         goto fail;
+    c->client = client_new(c->rk);
+    if (!c->client) {
+        rd_kafka_destroy(c->rk);
+        errstr_printf(errstr, errstr_size, "out of memory");
+        goto fail;
+    }
     if (dead_letters) {
         /* The dead-letter producer: the consumer's own settings (endpoints,
          * TLS, SASL, produce_timeout_ms, rdkafka.*). */
@@ -1372,6 +1426,7 @@ kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr, size_t er
             kaffe_conf_destroy(pconf);
             errstr_printf(errstr, errstr_size, "dead_letter_topic: the producer: %s", perr);
             rd_kafka_destroy(c->rk);
+            free(c->client);
             goto fail;
         }
     }
@@ -1635,9 +1690,14 @@ void kaffe_consumer_destroy(kaffe_consumer_t *c) {
         for (size_t i = 0; i < MESSAGE_BLOCK; i++)
             if (atomic_load_explicit(&b->msgs[i].live, memory_order_acquire) && b->msgs[i].rkm)
                 rd_kafka_message_destroy(b->msgs[i].rkm);
-    rd_kafka_destroy(c->rk);
-    for (size_t i = 0; i < c->retired_n; i++)
-        rd_kafka_destroy(c->retired[i]);
+    /* Closed by the stop sequence (or never subscribed); closing again
+     * could wait on a failed client. */
+    rd_kafka_destroy_flags(c->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    free(c->client);
+    for (size_t i = 0; i < c->retired_n; i++) {
+        rd_kafka_destroy_flags(c->retired[i]->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        free(c->retired[i]);
+    }
     free(c->retired);
     free(c->restart_times);
     if (c->stash)

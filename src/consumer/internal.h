@@ -29,9 +29,12 @@
 #define MESSAGE_QUARANTINE 4096
 #define MESSAGE_BLOCK 256
 
+typedef struct consumer_client client_t;
+
 struct kaffe_message_s {
     pool_item_t item; /* lane / ready queue / free list link */
     kaffe_consumer_t *consumer;
+    client_t *client;            /* the librdkafka client that delivered rkm */
     rd_kafka_message_t *rkm;     /* owned; NULL while free */
     const char *topic;           /* rkm's topic name */
     rd_kafka_headers_t *headers; /* parsed by the worker before the handler; owned by rkm */
