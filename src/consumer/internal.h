@@ -50,6 +50,7 @@ struct kaffe_message_s {
     bool lane_held;         /* waiting with its lane suspended (pool_hold) */
     bool abandon;           /* a woken retry that must be released unhandled */
     size_t bytes;           /* key + value, for the in-flight byte limit */
+    uint64_t polled_ns;     /* CLOCK_MONOTONIC when the poll thread received it (see consumer.h) */
     /* References (worker, async ack). acq_rel on the drop: the last dropper
      * sees every use of the message by the others before it frees. */
     atomic_int refs;

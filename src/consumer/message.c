@@ -4,6 +4,7 @@
 
 #include <kaffe/message.h>
 
+#include "consumer/consumer.h"
 #include "consumer/internal.h"
 
 const char *kaffe_message_topic(const kaffe_message_t *m) {
@@ -87,4 +88,8 @@ kaffe_status_t kaffe_message_header_last(const kaffe_message_t *m, const char *n
 
 int kaffe_message_attempt(const kaffe_message_t *m) {
     return m ? m->attempt : 0;
+}
+
+uint64_t consumer_message_polled_ns(const kaffe_message_t *m) {
+    return m->polled_ns;
 }
