@@ -36,6 +36,11 @@ struct pool_lane {
      * two finishes last frees the lane (neither touches it afterwards). */
     atomic_int refs;
     pool_item_t release; /* kind RELEASE: the last item a released lane runs */
+    /* The held item (pool_hold), run first when the lane is woken. Written by
+     * the holding worker before the hold callback, read by the worker that
+     * takes the lane after pool_lane_wake: ordered by whatever hands the lane
+     * from the hold callback to the waker, then by the ready queue. */
+    pool_item_t *held;
 };
 
 struct pool {
@@ -44,6 +49,7 @@ struct pool {
     struct cds_wfcq_head ready_head;
     struct cds_wfcq_tail ready_tail;
     pool_run_t run;
+    pool_hold_t hold;
     void *opaque;
     /* Workers blocked (or about to block) in worker_sleep. Read by every push,
      * so it sits on its own cache line. */
@@ -115,28 +121,63 @@ static void lane_drop_ref(pool_lane_t *lane) {
         free(lane);
 }
 
+/* The item whose run callback called pool_hold on this worker (or NULL). */
+static _Thread_local pool_item_t *hold_request;
+
 static void run_lane(pool_t *p, pool_lane_t *lane) {
     long ran = 0;
+    pool_item_t *held = NULL;
     while (ran < POOL_LANE_BATCH) {
-        struct cds_wfcq_node *node = __cds_wfcq_dequeue_blocking(&lane->head, &lane->tail);
-        if (!node)
-            break;
-        pool_item_t *item = caa_container_of(node, pool_item_t, node);
-        TSAN_ACQUIRE(item);
+        pool_item_t *item = lane->held;
+        if (item) {
+            lane->held = NULL;
+        } else {
+            struct cds_wfcq_node *node = __cds_wfcq_dequeue_blocking(&lane->head, &lane->tail);
+            if (!node)
+                break;
+            item = caa_container_of(node, pool_item_t, node);
+            TSAN_ACQUIRE(item);
+        }
         if (item->kind == KIND_RELEASE) {
             /* Nothing follows the sentinel and nobody else holds the lane. */
             lane_drop_ref(lane);
             return;
         }
+        hold_request = NULL;
         p->run(item, p->opaque);
+        if (hold_request == item) {
+            /* Still pending: not counted as ran, so the lane cannot go idle
+             * and no push schedules it until it is woken. */
+            hold_request = NULL;
+            lane->held = held = item;
+            break;
+        }
         ran++;
     }
     /* acq_rel: release publishes this worker's dequeues (and the runs) to the
      * worker that takes the lane next, whose acquire is the push's fetch_add
      * or this same counter; acquire makes the pushes counted so far visible. */
     long left = atomic_fetch_sub_explicit(&lane->pending, ran, memory_order_acq_rel) - ran;
+    if (held) {
+        /* The last touch of the lane by this worker: after it, the waker may
+         * schedule the lane at any time. */
+        p->hold(lane, held, p->opaque);
+        return;
+    }
     if (left > 0)
         ready_push(p, &lane->task);
+}
+
+void pool_set_hold_cb(pool_t *p, pool_hold_t cb) {
+    p->hold = cb;
+}
+
+void pool_hold(pool_item_t *item) {
+    hold_request = item;
+}
+
+void pool_lane_wake(pool_lane_t *lane) {
+    ready_push(lane->pool, &lane->task);
 }
 
 static void *worker_main(void *arg) {
@@ -152,8 +193,10 @@ static void *worker_main(void *arg) {
             TSAN_ACQUIRE(task);
             if (task->kind == KIND_LANE)
                 run_lane(p, caa_container_of(task, pool_lane_t, task));
-            else
+            else {
                 p->run(task, p->opaque);
+                hold_request = NULL; /* ignored for direct items */
+            }
             continue;
         }
         /* Queue empty: leave only once stopping (every push is done). */
