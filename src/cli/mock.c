@@ -45,7 +45,8 @@ int cli_mock(int argc, char **argv) {
     int rc = CLI_EXIT_OK;
     int opt;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "B:t:h", options, NULL)) != -1) {
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":B:t:h", options, NULL)) != -1) {
         switch (opt) {
             case 'B':
                 if (parse_int(optarg, 1, 16, &brokers) != 0)
@@ -73,7 +74,7 @@ int cli_mock(int argc, char **argv) {
                 mock_help();
                 goto out;
             default:
-                rc = CLI_EXIT_USAGE;
+                rc = cli_bad_option("mock", opt, argv);
         }
         if (rc != CLI_EXIT_OK)
             goto out;

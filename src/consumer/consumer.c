@@ -173,6 +173,9 @@ static kaffe_message_t *message_new(kaffe_consumer_t *c, rd_kafka_message_t *rkm
     m->headers = NULL;
     m->generation = generation;
     m->bytes = rkm->len + rkm->key_len;
+    struct timespec polled;
+    clock_gettime(CLOCK_MONOTONIC, &polled);
+    m->polled_ns = (uint64_t)polled.tv_sec * 1000000000u + (uint64_t)polled.tv_nsec;
     /* relaxed: the message reaches other threads only through the pool (or
      * the park list), whose hand-off orders these stores. */
     atomic_store_explicit(&m->refs, c->async ? 2 : 1, memory_order_relaxed);

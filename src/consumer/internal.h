@@ -37,6 +37,7 @@ struct kaffe_message_s {
     rd_kafka_headers_t *headers; /* parsed by the worker before the handler; owned by rkm */
     uint64_t generation;         /* of the assignment it was delivered under */
     size_t bytes;                /* key + value, for the in-flight byte limit */
+    uint64_t polled_ns; /* CLOCK_MONOTONIC when the poll thread received it (see consumer.h) */
     /* References (worker, async ack). acq_rel on the drop: the last dropper
      * sees every use of the message by the others before it frees. */
     atomic_int refs;
