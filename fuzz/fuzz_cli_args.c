@@ -3,7 +3,7 @@
  * cli_parse_bench_args in src/cli), which print nothing and start nothing.
  *
  * Input: a byte choosing the subcommand, then the arguments separated by NUL
- * bytes (at most 64; argv[0] is the subcommand's name). Each argument is its
+ * bytes (at most 99; argv[0] is the subcommand's name). Each argument is its
  * own allocation, freed after the run, so that ASan sees any pointer a parse
  * keeps into a previous run's arguments (getopt's state is global).
  *
@@ -25,7 +25,7 @@
 #include "cli/cli.h"
 #include "fuzz_support.h"
 
-#define MAX_ARGS 64
+#define MAX_ARGS 100 /* room for more than CLI_MAX_PROPS -X options */
 #define ERR_SIZE 200
 
 static int arg_count;
