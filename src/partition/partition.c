@@ -589,7 +589,9 @@ bool partition_try_unpause(partition_t *p) {
 /* --- settle (any thread) ------------------------------------------------ */
 
 static void lower_failed_offset(partition_t *p, int64_t offset) {
-    int64_t cur = atomic_load_explicit(&p->failed_offset, memory_order_relaxed);
+    /* long long, the atomic's type: int64_t is long on LP64, and clang
+     * rejects a long * as the compare-exchange's expected pointer. */
+    long long cur = atomic_load_explicit(&p->failed_offset, memory_order_relaxed);
     /* release: the mark is visible to the poll thread before the in-flight
      * decrement that lets it commit (acquire there). */
     while ((cur < 0 || offset < cur) &&
