@@ -82,7 +82,7 @@ Test(cli_produce, a_partition_and_a_batch_keep_line_order) {
     cr_assert_eq(n, 5);
     qsort(msgs, n, sizeof msgs[0], by_partition_offset);
     for (size_t i = 0; i < n; i++) {
-        char want[8];
+        char want[32];
         snprintf(want, sizeof want, "l%zu", i + 1);
         cr_expect_eq(msgs[i].partition, 1);
         cr_expect_str_eq(msgs[i].value, want);
