@@ -12,6 +12,7 @@
 #
 # The plain build also builds the API reference with Doxygen (warnings are
 # errors: every public symbol must be documented).
+#
 # Then the fuzz targets (scripts/fuzz.sh: clang, libFuzzer, ASan + UBSan),
 # each for FUZZ_SECONDS (45 s by default here). They need clang with libFuzzer:
 # without it they are skipped with a message, except with CI=true.
