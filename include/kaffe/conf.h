@@ -1,4 +1,5 @@
-/* kaffe — configuration.
+/** @file
+ * kaffe — configuration.
  *
  * A kaffe_conf_t holds string properties, like librdkafka's, checked against
  * one property table (see docs/CONFIGURATION.md). Kaffe's option names are
@@ -23,9 +24,11 @@
 extern "C" {
 #endif
 
+/** A configuration (opaque): string properties and callbacks. Not thread-safe;
+ * see the file description. */
 typedef struct kaffe_conf_s kaffe_conf_t;
 
-/* The message handler, called on a worker thread for each message.
+/** The message handler, called on a worker thread for each message.
  * Sync mode: m is valid until the handler returns; returning KAFFE_OK acks it.
  * Async mode (async_message_ack=true): returning KAFFE_OK accepts m; the
  * application must call kaffe_consumer_ack() on it exactly once, from any
@@ -35,7 +38,7 @@ typedef struct kaffe_conf_s kaffe_conf_t;
  * nothing at or past m). */
 typedef int (*kaffe_message_handler_t)(kaffe_message_t *m, void *opaque);
 
-/* Told about errors that do not belong to one call: broker down,
+/** Told about errors that do not belong to one call: broker down,
  * authentication failure, unknown topic, a handler failure that stopped the
  * consumer. status is a kaffe_status_t or librdkafka code (its symbolic
  * name is kaffe_err_name(status), its generic text kaffe_strerror(status));
@@ -44,24 +47,24 @@ typedef int (*kaffe_message_handler_t)(kaffe_message_t *m, void *opaque);
  * kaffe internal thread; must not call kaffe_consumer_stop/destroy. */
 typedef void (*kaffe_error_cb_t)(int status, const char *reason, void *opaque);
 
-/* A user partitioner: returns a partition in [0, partition_count), or -1 to
+/** A user partitioner: returns a partition in [0, partition_count), or -1 to
  * fail the produce call with KAFFE_ERR_PARTITIONER. key is NULL for a null
  * key. May be called from several threads at once. */
 typedef int32_t (*kaffe_partitioner_t)(const char *topic, int32_t partition_count, const void *key,
                                        size_t key_len, const void *value, size_t value_len,
                                        void *opaque);
 
-/* Log levels, numbered as syslog's (LOG_ERR, LOG_WARNING, LOG_INFO,
+/** Log levels, numbered as syslog's (LOG_ERR, LOG_WARNING, LOG_INFO,
  * LOG_DEBUG). librdkafka's levels are mapped onto these (0-3 error,
  * 4 warning, 5-6 info, 7 debug). */
 typedef enum kaffe_log_level {
-    KAFFE_LOG_ERROR = 3,
-    KAFFE_LOG_WARNING = 4,
-    KAFFE_LOG_INFO = 6,
-    KAFFE_LOG_DEBUG = 7,
+    KAFFE_LOG_ERROR = 3,   /**< an error (syslog LOG_ERR) */
+    KAFFE_LOG_WARNING = 4, /**< a warning (LOG_WARNING) */
+    KAFFE_LOG_INFO = 6,    /**< information (LOG_INFO) */
+    KAFFE_LOG_DEBUG = 7,   /**< debugging detail (LOG_DEBUG) */
 } kaffe_log_level_t;
 
-/* Receives one log line: kaffe's own (facility "consumer", "producer", ...)
+/** Receives one log line: kaffe's own (facility "consumer", "producer", ...)
  * and librdkafka's (facility "rdkafka:<its facility>", e.g. "rdkafka:FAIL").
  * Only lines at or above the log_level property arrive. message is one line
  * without a trailing newline, valid only during the call, with every secret
@@ -71,16 +74,16 @@ typedef enum kaffe_log_level {
  * kaffe_*_destroy. */
 typedef void (*kaffe_log_cb_t)(int level, const char *facility, const char *message, void *opaque);
 
-/* A new configuration with every property at its default. NULL on OOM. */
+/** A new configuration with every property at its default. NULL on OOM. */
 KAFFE_API kaffe_conf_t *kaffe_conf_new(void);
 
-/* A deep copy (callbacks included). NULL on OOM. */
+/** A deep copy (callbacks included). NULL on OOM. */
 KAFFE_API kaffe_conf_t *kaffe_conf_dup(const kaffe_conf_t *conf);
 
-/* Frees conf. NULL is allowed. */
+/** Frees conf. NULL is allowed. */
 KAFFE_API void kaffe_conf_destroy(kaffe_conf_t *conf);
 
-/* Sets a property. Returns KAFFE_OK, KAFFE_ERR_UNKNOWN_CONF (no such name; the
+/** Sets a property. Returns KAFFE_OK, KAFFE_ERR_UNKNOWN_CONF (no such name; the
  * message suggests the closest known one) or KAFFE_ERR_INVALID_CONF (bad
  * value; the message names the property and what it accepts). On failure a
  * NUL-terminated message is written to errstr (which may be NULL) and conf is
@@ -88,25 +91,27 @@ KAFFE_API void kaffe_conf_destroy(kaffe_conf_t *conf);
 KAFFE_API kaffe_status_t kaffe_conf_set(kaffe_conf_t *conf, const char *name, const char *value,
                                         char *errstr, size_t errstr_size);
 
-/* Copies the current value of name (its default if never set) into dest.
+/** Copies the current value of name (its default if never set) into dest.
  * If dest is NULL or too small, *dest_size is set to the size needed
  * (including the NUL) and KAFFE_ERR_INVALID_ARG is returned for a short buffer.
  * Returns KAFFE_ERR_UNKNOWN_CONF for an unknown name. */
 KAFFE_API kaffe_status_t kaffe_conf_get(const kaffe_conf_t *conf, const char *name, char *dest,
                                         size_t *dest_size);
 
-/* Reads "name = value" lines from a file; '#' starts a comment, blank lines
+/** Reads "name = value" lines from a file; '#' starts a comment, blank lines
  * are ignored. Stops at the first bad line; errstr then reads "path:line: ...".
  * Properties set before the failing line stay set. */
 KAFFE_API kaffe_status_t kaffe_conf_load(kaffe_conf_t *conf, const char *path, char *errstr,
                                          size_t errstr_size);
 
-/* Callbacks. They are copied into the conf (opaque is borrowed, not owned). */
+/** @{ */
+/** Callbacks. They are copied into the conf (opaque is borrowed, not owned). */
 KAFFE_API void kaffe_conf_set_message_handler(kaffe_conf_t *conf, kaffe_message_handler_t handler,
                                               void *opaque);
 KAFFE_API void kaffe_conf_set_error_cb(kaffe_conf_t *conf, kaffe_error_cb_t cb, void *opaque);
 KAFFE_API void kaffe_conf_set_partitioner(kaffe_conf_t *conf, kaffe_partitioner_t fn, void *opaque);
-/* The log callback (see kaffe_log_cb_t). Unset (or NULL): lines go to
+/** @} */
+/** The log callback (see kaffe_log_cb_t). Unset (or NULL): lines go to
  * stderr as "kaffe <LEVEL> <facility>: <message>". */
 KAFFE_API void kaffe_conf_set_log_cb(kaffe_conf_t *conf, kaffe_log_cb_t cb, void *opaque);
 

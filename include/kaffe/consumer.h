@@ -1,4 +1,5 @@
-/* kaffe — the consumer.
+/** @file
+ * kaffe — the consumer.
  *
  * A consumer joins a consumer group, subscribes to the configured topics and
  * calls the configured message handler for every message, on a pool of
@@ -112,16 +113,18 @@
 extern "C" {
 #endif
 
+/** A consumer (opaque): one member of a consumer group. See the file
+ * description for its lifecycle, threads and guarantees. */
 typedef struct kaffe_consumer_s kaffe_consumer_t;
 
-/* Told when partitions are assigned to this consumer (assigned = 1, before
+/** Told when partitions are assigned to this consumer (assigned = 1, before
  * any of their messages is handled) or taken away (assigned = 0, after their
  * in-flight messages drained and their offsets were committed). Runs on the
  * poll thread; topic is valid only during the call. */
 typedef void (*kaffe_rebalance_cb_t)(kaffe_consumer_t *c, int assigned, const char *topic,
                                      int32_t partition, void *opaque);
 
-/* Creates a consumer from conf. On success the consumer takes conf: it is
+/** Creates a consumer from conf. On success the consumer takes conf: it is
  * freed by the consumer and must not be used or destroyed by the
  * application. On failure NULL is returned, a message is written to errstr
  * (naming the property at fault: a missing handler, no topics, ...), and the
@@ -129,17 +132,17 @@ typedef void (*kaffe_rebalance_cb_t)(kaffe_consumer_t *c, int assigned, const ch
 KAFFE_API kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr,
                                                size_t errstr_size);
 
-/* Sets the rebalance callback (opaque is borrowed). Before start only:
+/** Sets the rebalance callback (opaque is borrowed). Before start only:
  * KAFFE_ERR_STATE afterwards. */
 KAFFE_API kaffe_status_t kaffe_consumer_set_rebalance_cb(kaffe_consumer_t *c,
                                                          kaffe_rebalance_cb_t cb, void *opaque);
 
-/* Subscribes and starts the poll thread and the workers. Returns KAFFE_OK,
+/** Subscribes and starts the poll thread and the workers. Returns KAFFE_OK,
  * KAFFE_ERR_STATE if already started (or stopped), or a librdkafka error of
  * the subscription. Any one thread. */
 KAFFE_API kaffe_status_t kaffe_consumer_start(kaffe_consumer_t *c);
 
-/* Acks a message in async mode. Call exactly once per message the handler
+/** Acks a message in async mode. Call exactly once per message the handler
  * accepted (returned KAFFE_OK for), from any thread, at any time, even from
  * inside the handler; m must not be used after this call (it is released,
  * whatever the result). Returns:
@@ -157,7 +160,7 @@ KAFFE_API kaffe_status_t kaffe_consumer_start(kaffe_consumer_t *c);
  * after kaffe_consumer_destroy() is undefined. */
 KAFFE_API kaffe_status_t kaffe_consumer_ack(kaffe_consumer_t *c, kaffe_message_t *m);
 
-/* Reports, in async mode, that handling m failed with status error (not
+/** Reports, in async mode, that handling m failed with status error (not
  * KAFFE_OK): the on_error policy applies to m as if its handler had returned
  * error. Instead of kaffe_consumer_ack(), exactly once, from any thread; m
  * must not be used after this call. Returns KAFFE_OK (the policy took it),
@@ -165,7 +168,7 @@ KAFFE_API kaffe_status_t kaffe_consumer_ack(kaffe_consumer_t *c, kaffe_message_t
  * INVALID_ARG; error KAFFE_OK is INVALID_ARG): then nothing changed. */
 KAFFE_API kaffe_status_t kaffe_consumer_nack(kaffe_consumer_t *c, kaffe_message_t *m, int error);
 
-/* on_error=pause: hands the messages waiting in topic/partition to the
+/** on_error=pause: hands the messages waiting in topic/partition to the
  * handler again (the partition then flows on). Any thread, handlers and
  * callbacks included (it only marks them due; the poll thread hands them
  * over within a few ms). Returns KAFFE_OK, or KAFFE_ERR_UNKNOWN_PARTITION when no
@@ -173,23 +176,23 @@ KAFFE_API kaffe_status_t kaffe_consumer_nack(kaffe_consumer_t *c, kaffe_message_
 KAFFE_API kaffe_status_t kaffe_consumer_resume_partition(kaffe_consumer_t *c, const char *topic,
                                                          int32_t partition);
 
-/* What the failure policies did since the consumer was created. */
+/** What the failure policies did since the consumer was created. */
 typedef struct kaffe_failure_counters {
-    uint64_t failures;           /* handler failures and nacks */
-    uint64_t retries;            /* retry attempts scheduled */
-    uint64_t dead_lettered;      /* dead-letter produces acknowledged by the broker */
-    uint64_t dead_letter_failed; /* dead-letter produces that failed */
-    uint64_t skipped;            /* messages acked unhandled (retry_exhausted=skip) */
-    uint64_t paused;             /* messages paused (on_error=pause) */
-    uint64_t restarts;           /* client restarts after fatal errors */
+    uint64_t failures;           /**< handler failures and nacks */
+    uint64_t retries;            /**< retry attempts scheduled */
+    uint64_t dead_lettered;      /**< dead-letter produces acknowledged by the broker */
+    uint64_t dead_letter_failed; /**< dead-letter produces that failed */
+    uint64_t skipped;            /**< messages acked unhandled (retry_exhausted=skip) */
+    uint64_t paused;             /**< messages paused (on_error=pause) */
+    uint64_t restarts;           /**< client restarts after fatal errors */
 } kaffe_failure_counters_t;
 
-/* Copies the counters into *out. Any thread; each counter is read on its
+/** Copies the counters into *out. Any thread; each counter is read on its
  * own (the set is not a snapshot). KAFFE_ERR_INVALID_ARG for NULLs. */
 KAFFE_API kaffe_status_t kaffe_consumer_failure_counters(kaffe_consumer_t *c,
                                                          kaffe_failure_counters_t *out);
 
-/* Asks the consumer to stop and returns at once; the poll thread then stops
+/** Asks the consumer to stop and returns at once; the poll thread then stops
  * fetching, drains, commits and leaves the group, as kaffe_consumer_stop().
  * Async-signal-safe: it only stores to a lock-free atomic flag, so it may be
  * called from a signal handler (then call kaffe_consumer_stop() or
@@ -197,23 +200,23 @@ KAFFE_API kaffe_status_t kaffe_consumer_failure_counters(kaffe_consumer_t *c,
  * Returns KAFFE_ERR_INVALID_ARG for NULL, else KAFFE_OK. */
 KAFFE_API kaffe_status_t kaffe_consumer_request_stop(kaffe_consumer_t *c);
 
-/* Waits until the consumer has stopped by itself (handler failure, fatal
+/** Waits until the consumer has stopped by itself (handler failure, fatal
  * error) or after a stop request: KAFFE_OK once stopped, KAFFE_ERR_TIMED_OUT
  * after timeout_ms (< 0: no limit), KAFFE_ERR_STATE if never started. Any
  * thread but the poll thread and workers. */
 KAFFE_API kaffe_status_t kaffe_consumer_wait(kaffe_consumer_t *c, int timeout_ms);
 
-/* Commits now, synchronously, what is acked (each partition's watermark and
+/** Commits now, synchronously, what is acked (each partition's watermark and
  * metadata), and returns the result: KAFFE_OK, a librdkafka error, or
  * KAFFE_ERR_STATE / KAFFE_ERR_STOPPED when not running. Any thread except
  * the poll thread; it waits for the poll thread to do it (up to ~100 ms). */
 KAFFE_API kaffe_status_t kaffe_consumer_commit(kaffe_consumer_t *c);
 
-/* The last error reported to the error callback (KAFFE_OK if none), with
+/** The last error reported to the error callback (KAFFE_OK if none), with
  * its text copied into buf (may be NULL). Any thread. */
 KAFFE_API kaffe_status_t kaffe_consumer_last_error(kaffe_consumer_t *c, char *buf, size_t size);
 
-/* Stops fetching, waits for in-flight messages (delivered, queued on lanes,
+/** Stops fetching, waits for in-flight messages (delivered, queued on lanes,
  * or accepted and not yet acked) up to drain_timeout_ms, commits what is
  * acked, and leaves the group; then waits for the workers to finish the
  * handler calls they are in (it cannot interrupt a handler) and returns.
@@ -226,7 +229,7 @@ KAFFE_API kaffe_status_t kaffe_consumer_last_error(kaffe_consumer_t *c, char *bu
  * consumer (a handler failure, a fatal librdkafka error) or KAFFE_OK. */
 KAFFE_API kaffe_status_t kaffe_consumer_stop(kaffe_consumer_t *c);
 
-/* Frees the consumer, stopping it first if needed. Messages the application
+/** Frees the consumer, stopping it first if needed. Messages the application
  * still holds are freed too: none may be used or acked afterwards. NULL is
  * allowed. Not from a handler or callback. */
 KAFFE_API void kaffe_consumer_destroy(kaffe_consumer_t *c);

@@ -1,4 +1,5 @@
-/* kaffe — status codes.
+/** @file
+ * kaffe — status codes.
  *
  * Every kaffe call that can fail returns a kaffe_status_t. KAFFE_OK is 0.
  * kaffe's own codes are negative numbers at or below -1000. librdkafka's
@@ -16,7 +17,7 @@
 extern "C" {
 #endif
 
-/* XX(name, value, description) */
+/** XX(name, value, description) */
 #define KAFFE_ERRORS(XX)                                                                           \
     XX(OK, 0, "Success")                                                                           \
     XX(ERR_INVALID_ARG, -1001, "Invalid argument")                                                 \
@@ -46,18 +47,20 @@ extern "C" {
     XX(ERR_BATCH_INCOMPLETE, -1300,                                                                \
        "Some messages of the batch were not written: see the per-message results")
 
+/** A status: KAFFE_OK, one of kaffe's codes (generated from KAFFE_ERRORS), or
+ * a librdkafka error code passed through (see the file description). */
 typedef enum kaffe_status {
 #define KAFFE__ENUM(name, value, text) KAFFE_##name = value,
     KAFFE_ERRORS(KAFFE__ENUM)
 #undef KAFFE__ENUM
 } kaffe_status_t;
 
-/* The symbolic name of a status ("KAFFE_ERR_REVOKED", or librdkafka's
+/** The symbolic name of a status ("KAFFE_ERR_REVOKED", or librdkafka's
  * "RD_KAFKA_RESP_ERR_..." name for a librdkafka code). Never NULL; the string
  * is static. Thread-safe. */
 KAFFE_API const char *kaffe_err_name(int status);
 
-/* A one-line human description of a status. Never NULL; static. Thread-safe. */
+/** A one-line human description of a status. Never NULL; static. Thread-safe. */
 KAFFE_API const char *kaffe_strerror(int status);
 
 #ifdef __cplusplus

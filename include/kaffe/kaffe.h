@@ -1,4 +1,5 @@
-/* kaffe — a C library for consuming and producing Kafka messages, after the
+/** @file
+ * kaffe — a C library for consuming and producing Kafka messages, after the
  * Elixir library Kaffe, on top of librdkafka. This is the umbrella header. */
 #ifndef KAFFE_KAFFE_H
 #define KAFFE_KAFFE_H

@@ -1,4 +1,5 @@
-/* kaffe — a consumed message, as the handler sees it.
+/** @file
+ * kaffe — a consumed message, as the handler sees it.
  *
  * A kaffe_message_t is owned by the consumer; the application borrows it.
  * Sync mode: it is valid only while the handler runs. Async mode: if the
@@ -21,46 +22,51 @@
 extern "C" {
 #endif
 
+/** A consumed message (opaque): owned by the consumer, borrowed by the
+ * application; see the file description for how long it stays valid. */
 typedef struct kaffe_message_s kaffe_message_t;
 
+/** Which clock a message's timestamp comes from (kaffe_message_timestamp()). */
 typedef enum kaffe_timestamp_type {
-    KAFFE_TIMESTAMP_NONE = 0,
-    KAFFE_TIMESTAMP_CREATE_TIME = 1,
-    KAFFE_TIMESTAMP_LOG_APPEND_TIME = 2,
+    KAFFE_TIMESTAMP_NONE = 0,            /**< the message has no timestamp */
+    KAFFE_TIMESTAMP_CREATE_TIME = 1,     /**< set by the producer when it created the message */
+    KAFFE_TIMESTAMP_LOG_APPEND_TIME = 2, /**< set by the broker when it appended the message */
 } kaffe_timestamp_type_t;
 
-/* The topic name (NUL-terminated), partition and offset. */
+/** @{ */
+/** The topic name (NUL-terminated), partition and offset. */
 KAFFE_API const char *kaffe_message_topic(const kaffe_message_t *m);
 KAFFE_API int32_t kaffe_message_partition(const kaffe_message_t *m);
 KAFFE_API int64_t kaffe_message_offset(const kaffe_message_t *m);
+/** @} */
 
-/* The key; NULL for a null key (an empty key is a non-NULL pointer with
+/** The key; NULL for a null key (an empty key is a non-NULL pointer with
  * *len == 0). len may be NULL. */
 KAFFE_API const void *kaffe_message_key(const kaffe_message_t *m, size_t *len);
 
-/* The value; NULL for a null value (a tombstone). len may be NULL. */
+/** The value; NULL for a null value (a tombstone). len may be NULL. */
 KAFFE_API const void *kaffe_message_value(const kaffe_message_t *m, size_t *len);
 
-/* Milliseconds since the epoch; type (may be NULL) says which clock. -1 when
+/** Milliseconds since the epoch; type (may be NULL) says which clock. -1 when
  * the message has no timestamp. */
 KAFFE_API int64_t kaffe_message_timestamp(const kaffe_message_t *m, kaffe_timestamp_type_t *type);
 
-/* Which handler attempt this is: 1 the first time the message is handed to
+/** Which handler attempt this is: 1 the first time the message is handed to
  * the handler, 2 on its first retry (on_error=retry) or its redelivery after
  * kaffe_consumer_resume_partition() (on_error=pause), and so on. Counts
  * within this consumer's life only (a redelivery after a restart or a
  * rebalance starts at 1 again). 0 for NULL. */
 KAFFE_API int kaffe_message_attempt(const kaffe_message_t *m);
 
-/* Number of headers (0 when there are none). */
+/** Number of headers (0 when there are none). */
 KAFFE_API size_t kaffe_message_header_count(const kaffe_message_t *m);
 
-/* The idx'th header (in wire order). *value is NULL for a null header value.
+/** The idx'th header (in wire order). *value is NULL for a null header value.
  * Returns KAFFE_ERR_INVALID_ARG when idx is out of range. */
 KAFFE_API kaffe_status_t kaffe_message_header(const kaffe_message_t *m, size_t idx,
                                               const char **name, const void **value, size_t *size);
 
-/* The last header named name, or KAFFE_ERR_INVALID_ARG when there is none. */
+/** The last header named name, or KAFFE_ERR_INVALID_ARG when there is none. */
 KAFFE_API kaffe_status_t kaffe_message_header_last(const kaffe_message_t *m, const char *name,
                                                    const void **value, size_t *size);
 

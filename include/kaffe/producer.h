@@ -1,4 +1,5 @@
-/* kaffe — the producer.
+/** @file
+ * kaffe — the producer.
  *
  * Kaffe's three produce_sync forms, in C:
  *
@@ -75,57 +76,62 @@
 extern "C" {
 #endif
 
+/** A producer (opaque). Every produce call and kaffe_producer_flush() may be
+ * called from any number of threads at once (see the file description). */
 typedef struct kaffe_producer_s kaffe_producer_t;
 
-/* "No partition given": the partition strategy chooses. */
+/** "No partition given": the partition strategy chooses. */
 #define KAFFE_PARTITION_ANY ((int32_t)-1)
 
-/* One message header. Borrowed for the duration of the produce call. */
+/** One message header. Borrowed for the duration of the produce call. */
 typedef struct kaffe_header {
-    const char *name;  /* NUL-terminated */
-    const void *value; /* NULL for a null header value */
-    size_t value_len;
+    const char *name;  /**< NUL-terminated */
+    const void *value; /**< NULL for a null header value */
+    size_t value_len;  /**< bytes at value */
 } kaffe_header_t;
 
-/* A message to produce. Every pointer is borrowed for the duration of the
+/** A message to produce. Every pointer is borrowed for the duration of the
  * produce call only: kaffe copies what it must keep. Start from
  * KAFFE_PRODUCE_MSG_INIT: a zeroed struct names partition 0. */
 typedef struct kaffe_produce_msg {
-    const char *topic; /* NULL: the first configured topic */
-    int32_t partition; /* KAFFE_PARTITION_ANY: the partition strategy chooses */
-    const void *key;   /* NULL: a null key (an empty key is non-NULL with key_len 0) */
-    size_t key_len;
-    const void *value; /* NULL: a null value (a tombstone) */
-    size_t value_len;
-    const kaffe_header_t *headers; /* header_count headers, or NULL */
-    size_t header_count;
-    int64_t timestamp_ms; /* create time in ms since the epoch; 0: now */
+    const char *topic; /**< NULL: the first configured topic */
+    int32_t partition; /**< KAFFE_PARTITION_ANY: the partition strategy chooses */
+    const void *key;   /**< NULL: a null key (an empty key is non-NULL with key_len 0) */
+    size_t key_len;    /**< bytes at key */
+    const void *value; /**< NULL: a null value (a tombstone) */
+    size_t value_len;  /**< bytes at value */
+    const kaffe_header_t *headers; /**< header_count headers, or NULL */
+    size_t header_count;           /**< number of headers */
+    int64_t timestamp_ms;          /**< create time in ms since the epoch; 0: now */
 } kaffe_produce_msg_t;
 
+/** Initialiser for kaffe_produce_msg_t: the first configured topic, the
+ * partition chosen by the strategy (KAFFE_PARTITION_ANY), everything else
+ * zero (null key and value, no headers, timestamp now). */
 #define KAFFE_PRODUCE_MSG_INIT                                                                     \
     { .topic = NULL, .partition = KAFFE_PARTITION_ANY }
 
-/* What happened to one message. */
+/** What happened to one message. */
 typedef struct kaffe_produce_result {
-    kaffe_status_t status; /* KAFFE_OK: acknowledged by the broker */
-    int32_t partition;     /* the partition it was sent to; -1 if none was chosen */
-    int64_t offset;        /* its offset in that partition; -1 when not known */
+    kaffe_status_t status; /**< KAFFE_OK: acknowledged by the broker */
+    int32_t partition;     /**< the partition it was sent to; -1 if none was chosen */
+    int64_t offset;        /**< its offset in that partition; -1 when not known */
 } kaffe_produce_result_t;
 
-/* What an async delivery callback is told. Every pointer is valid only
+/** What an async delivery callback is told. Every pointer is valid only
  * during the callback. */
 typedef struct kaffe_delivery_report {
-    kaffe_status_t status; /* KAFFE_OK: acknowledged by the broker */
-    const char *topic;
-    int32_t partition; /* -1 if none was chosen */
-    int64_t offset;    /* -1 when not known */
-    const void *key;   /* kaffe's copy of the key, NULL for a null key */
-    size_t key_len;
-    const void *value; /* kaffe's copy of the value, NULL for a null value */
-    size_t value_len;
+    kaffe_status_t status; /**< KAFFE_OK: acknowledged by the broker */
+    const char *topic;     /**< the topic it was produced to */
+    int32_t partition;     /**< -1 if none was chosen */
+    int64_t offset;        /**< -1 when not known */
+    const void *key;       /**< kaffe's copy of the key, NULL for a null key */
+    size_t key_len;        /**< bytes at key */
+    const void *value;     /**< kaffe's copy of the value, NULL for a null value */
+    size_t value_len;      /**< bytes at value */
 } kaffe_delivery_report_t;
 
-/* Called exactly once per message accepted by kaffe_produce_async(), on the
+/** Called exactly once per message accepted by kaffe_produce_async(), on the
  * producer's delivery thread, when the broker acknowledged the message or it
  * finally failed. It must not block for long (it delays every other
  * delivery, sync ones included) and must not call kaffe_producer_flush(),
@@ -134,7 +140,7 @@ typedef struct kaffe_delivery_report {
  * returns RD_KAFKA_RESP_ERR__QUEUE_FULL instead of blocking. */
 typedef void (*kaffe_delivery_cb_t)(const kaffe_delivery_report_t *report, void *opaque);
 
-/* Creates a producer from conf (endpoints or heroku_kafka_env, topics,
+/** Creates a producer from conf (endpoints or heroku_kafka_env, topics,
  * partition_strategy or a partitioner function, produce_timeout_ms,
  * rdkafka.* passthrough). Does not wait for the cluster: topics are looked up
  * when first used. On success the producer takes conf: it is freed by the
@@ -144,19 +150,19 @@ typedef void (*kaffe_delivery_cb_t)(const kaffe_delivery_report_t *report, void 
 KAFFE_API kaffe_producer_t *kaffe_producer_new(kaffe_conf_t *conf, char *errstr,
                                                size_t errstr_size);
 
-/* Produces (key, value) to the first configured topic, partition chosen by
+/** Produces (key, value) to the first configured topic, partition chosen by
  * the strategy, and waits for the broker's acknowledgement. key or value may
  * be NULL (null key / null value); both are borrowed for the call only.
  * Returns KAFFE_OK once acknowledged, or why the message was not written. */
 KAFFE_API kaffe_status_t kaffe_produce_sync(kaffe_producer_t *p, const void *key, size_t key_len,
                                             const void *value, size_t value_len);
 
-/* As kaffe_produce_sync(), to topic. */
+/** As kaffe_produce_sync(), to topic. */
 KAFFE_API kaffe_status_t kaffe_produce_sync_topic(kaffe_producer_t *p, const char *topic,
                                                   const void *key, size_t key_len,
                                                   const void *value, size_t value_len);
 
-/* As kaffe_produce_sync(), to topic/partition; the strategy is not consulted
+/** As kaffe_produce_sync(), to topic/partition; the strategy is not consulted
  * (and round_robin's position does not move). A partition outside the
  * topic's partitions is KAFFE_ERR_UNKNOWN_PARTITION. */
 KAFFE_API kaffe_status_t kaffe_produce_sync_partition(kaffe_producer_t *p, const char *topic,
@@ -164,13 +170,13 @@ KAFFE_API kaffe_status_t kaffe_produce_sync_partition(kaffe_producer_t *p, const
                                                       size_t key_len, const void *value,
                                                       size_t value_len);
 
-/* Produces one message with every option (headers, timestamp) and waits for
+/** Produces one message with every option (headers, timestamp) and waits for
  * the acknowledgement. result (may be NULL) receives the status, partition
  * and offset. Returns the same status as result->status. */
 KAFFE_API kaffe_status_t kaffe_produce_sync_msg(kaffe_producer_t *p, const kaffe_produce_msg_t *msg,
                                                 kaffe_produce_result_t *result);
 
-/* Produces count messages and waits until every one of them is acknowledged
+/** Produces count messages and waits until every one of them is acknowledged
  * or has failed; results[i] (an array of count, owned by the caller) tells
  * what happened to msgs[i]. Messages are handed to librdkafka in order and
  * travel together; one failing does not stop the others. Per partition, the
@@ -185,7 +191,7 @@ KAFFE_API kaffe_status_t kaffe_produce_sync_batch(kaffe_producer_t *p,
                                                   const kaffe_produce_msg_t *msgs, size_t count,
                                                   kaffe_produce_result_t *results);
 
-/* Queues msg and returns without waiting for the broker. Key, value and
+/** Queues msg and returns without waiting for the broker. Key, value and
  * headers are copied; msg may be reused at once. When librdkafka's queue is
  * full (queue.buffering.max.messages), waits for room, except on the
  * delivery thread where it returns RD_KAFKA_RESP_ERR__QUEUE_FULL.
@@ -196,14 +202,14 @@ KAFFE_API kaffe_status_t kaffe_produce_sync_batch(kaffe_producer_t *p,
 KAFFE_API kaffe_status_t kaffe_produce_async(kaffe_producer_t *p, const kaffe_produce_msg_t *msg,
                                              kaffe_delivery_cb_t cb, void *opaque);
 
-/* Waits until every message produced before the call has been acknowledged
+/** Waits until every message produced before the call has been acknowledged
  * or failed, and its delivery callback has returned, or timeout_ms passes
  * (-1: no limit). Sends queued messages at once (linger.ms is skipped while a
  * flush waits). Returns KAFFE_OK, KAFFE_ERR_TIMED_OUT (messages remain in
  * flight), or KAFFE_ERR_STATE on the delivery thread. */
 KAFFE_API kaffe_status_t kaffe_producer_flush(kaffe_producer_t *p, int timeout_ms);
 
-/* Flushes (up to produce_timeout_ms), then fails whatever is still queued:
+/** Flushes (up to produce_timeout_ms), then fails whatever is still queued:
  * remaining async messages get their callbacks with
  * RD_KAFKA_RESP_ERR__PURGE_QUEUE or RD_KAFKA_RESP_ERR__PURGE_INFLIGHT before
  * this returns. Frees the producer. No produce call may be running or start
