@@ -11,6 +11,11 @@
  *
  *   H <partition> <offset> <monotonic us>    the handler ran for it
  *   A <partition> <offset> <monotonic us>    about to call kaffe_consumer_ack
+ *   C <partition> <committed> <monotonic us> <metadata or ->
+ *                                            the partition was just assigned;
+ *                                            its committed state, read with a
+ *                                            plain client before any of its
+ *                                            messages is handled
  *
  * A write(2) is in the kernel once it returns, so the log survives SIGKILL
  * (which is all the suite does to this process; no fsync needed). The test
@@ -31,6 +36,8 @@
 #include <unistd.h>
 
 #include <kaffe/kaffe.h>
+
+#include "support/plain_client.h"
 
 static kaffe_consumer_t *consumer;
 static int log_fd = -1;
@@ -119,6 +126,31 @@ static void *acker_main(void *arg) {
     return NULL;
 }
 
+static const char *bootstraps, *group;
+
+/* Poll thread, before any message of the partition is handled. */
+static void on_rebalance(kaffe_consumer_t *c, int assigned, const char *topic, int32_t partition,
+                         void *opaque) {
+    (void)c;
+    (void)opaque;
+    if (!assigned)
+        return;
+    char *metadata = NULL;
+    int64_t committed = plain_committed(bootstraps, group, topic, partition, &metadata);
+    size_t size = 128 + (metadata ? strlen(metadata) : 0);
+    char *line = malloc(size);
+    if (!line)
+        abort();
+    int n = snprintf(line, size, "C %d %lld %lld %s\n", (int)partition, (long long)committed,
+                     (long long)now_us(), metadata && *metadata ? metadata : "-");
+    if (write(log_fd, line, (size_t)n) != n) {
+        perror("fault_consumer: log write");
+        _exit(3);
+    }
+    free(line);
+    free(metadata);
+}
+
 static void on_signal(int sig) {
     (void)sig;
     kaffe_consumer_request_stop(consumer); /* async-signal-safe */
@@ -142,6 +174,8 @@ int main(int argc, char **argv) {
     if (getppid() == 1)
         return 2;
     seed = (unsigned)strtoul(argv[5], NULL, 10);
+    bootstraps = argv[1];
+    group = argv[3];
     const char *max_in_flight = argc > 6 ? argv[6] : "100";
     acks_per_sec = argc > 7 ? strtol(argv[7], NULL, 10) : 5000;
     if (acks_per_sec <= 0)
@@ -182,6 +216,7 @@ int main(int argc, char **argv) {
         kaffe_conf_destroy(conf);
         return 2;
     }
+    kaffe_consumer_set_rebalance_cb(consumer, on_rebalance, NULL);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;

@@ -450,10 +450,26 @@ typedef struct fault_event {
     int64_t t_us; /* CLOCK_MONOTONIC (system-wide) */
 } fault_event_t;
 
+/* A 'C' line: the committed state a partition was assigned with. */
+typedef struct fault_assignment {
+    int32_t partition;
+    int64_t t_us;
+    fault_done_t done;
+} fault_assignment_t;
+
 typedef struct fault_log {
     fault_event_t *ev;
     size_t count, cap;
+    fault_assignment_t *as;
+    size_t as_count, as_cap;
 } fault_log_t;
+
+static inline void fault_log_free(fault_log_t *log) {
+    for (size_t i = 0; i < log->as_count; i++)
+        fault_done_free(&log->as[i].done);
+    free(log->as);
+    free(log->ev);
+}
 
 /* Appends the events of a fault_consumer log file to log. A last line cut
  * short by a SIGKILL is impossible (one write(2) per line) but skipped if
@@ -462,13 +478,39 @@ static inline void fault_log_read(fault_log_t *log, const char *path) {
     FILE *f = fopen(path, "r");
     if (!f)
         return;
-    char line[128];
+    static char line[8192]; /* metadata is at most 4 KB */
     while (fgets(line, sizeof line, f)) {
         fault_event_t e;
         long long o, t;
         int p;
         if (sscanf(line, "%c %d %lld %lld", &e.kind, &p, &o, &t) != 4)
             continue;
+        if (e.kind == 'C') {
+            char *metadata = line;
+            for (int field = 0; field < 4 && metadata; field++) {
+                metadata = strchr(metadata, ' ');
+                if (metadata)
+                    metadata++;
+            }
+            cr_assert_not_null(metadata, "%s: malformed C line", path);
+            metadata[strcspn(metadata, "\n")] = '\0';
+            if (strcmp(metadata, "-") == 0)
+                *metadata = '\0';
+            if (log->as_count == log->as_cap) {
+                log->as_cap = log->as_cap ? log->as_cap * 2 : 64;
+                log->as = realloc(log->as, log->as_cap * sizeof *log->as);
+                cr_assert_not_null(log->as);
+            }
+            fault_assignment_t *a = &log->as[log->as_count++];
+            a->partition = p;
+            a->t_us = t;
+            a->done.committed = o;
+            memset(&a->done.snap, 0, sizeof a->done.snap);
+            if (o >= 0)
+                cr_assert_eq(ack_metadata_decode(metadata, strlen(metadata), o, &a->done.snap),
+                             KAFFE_OK, "%s: committed metadata does not decode", path);
+            continue;
+        }
         e.partition = p;
         e.offset = o;
         e.t_us = t;
@@ -504,7 +546,7 @@ static inline int64_t fault_log_first_handle_after(const char *path, int64_t t_u
         if (log.ev[i].kind == 'H' && log.ev[i].t_us >= t_us &&
             (first < 0 || log.ev[i].t_us < first))
             first = log.ev[i].t_us;
-    free(log.ev);
+    fault_log_free(&log);
     return first;
 }
 
@@ -542,13 +584,38 @@ static inline long fault_checkpoint_at_risk(const fault_checkpoint_t *cp, const 
     return n;
 }
 
+/* The sum over every assignment in the logs ('C' lines) of the offsets of
+ * that partition handled before it and not done in the state it was
+ * assigned with: the most that (re)assignments can hand out again. */
+static inline long fault_assignments_at_risk(const fault_log_t *log, const int64_t *log_end) {
+    long n = 0;
+    for (size_t a = 0; a < log->as_count; a++) {
+        const fault_assignment_t *as = &log->as[a];
+        int32_t p = as->partition;
+        unsigned char *seen = calloc((size_t)log_end[p] + 1, 1);
+        for (size_t i = 0; i < log->count; i++) {
+            const fault_event_t *e = &log->ev[i];
+            if (e->kind != 'H' || e->partition != p || e->t_us >= as->t_us ||
+                e->offset >= log_end[p] || seen[e->offset])
+                continue;
+            seen[e->offset] = 1;
+            n += !fault_done_has(&as->done, e->offset);
+        }
+        free(seen);
+    }
+    return n;
+}
+
 /* The verdict over all process logs and checkpoints: lost (offsets below
  * the log end never handled), duplicates, replays of acked (handles after a
  * checkpoint of offsets it had as done), and committed-but-never-acked
  * (offsets a checkpoint had as done with no 'A' line before it: a commit of
  * something the application did not ack, which would be a loss). */
 typedef struct fault_verdict {
-    long messages, lost, duplicates, replays_of_acked, committed_unacked;
+    long messages, lost, duplicates, committed_unacked;
+    long replays_of_acked;         /* the sum of the next two */
+    long replays_after_kill;       /* against the checkpoints after kills */
+    long replays_after_assignment; /* against the states logged at assignments only */
 } fault_verdict_t;
 
 static inline fault_verdict_t fault_verdict(const fault_log_t *log, const fault_checkpoint_t *cps,
@@ -568,11 +635,19 @@ static inline fault_verdict_t fault_verdict(const fault_log_t *log, const fault_
                 continue;
             if (e->kind == 'H') {
                 handles[e->offset]++;
-                for (size_t c = 0; c < cp_count; c++)
-                    if (e->t_us > cps[c].t_us && fault_done_has(&cps[c].done[p], e->offset)) {
-                        v.replays_of_acked++;
-                        break;
-                    }
+                int after_kill = 0, after_assignment = 0;
+                for (size_t c = 0; c < cp_count && !after_kill; c++)
+                    after_kill =
+                        e->t_us > cps[c].t_us && fault_done_has(&cps[c].done[p], e->offset);
+                for (size_t a = 0; a < log->as_count && !after_kill && !after_assignment; a++)
+                    after_assignment = log->as[a].partition == p && e->t_us > log->as[a].t_us &&
+                                       fault_done_has(&log->as[a].done, e->offset);
+                if (after_assignment && getenv("KAFFE_FAULTS_VERBOSE"))
+                    fprintf(stderr, "replay: partition %d offset %lld at %lld\n", (int)p,
+                            (long long)e->offset, (long long)e->t_us);
+                v.replays_after_kill += after_kill;
+                v.replays_after_assignment += after_assignment;
+                v.replays_of_acked += after_kill + after_assignment;
             } else if (e->kind == 'A' && e->t_us < first_ack[e->offset]) {
                 first_ack[e->offset] = e->t_us;
             }
@@ -582,11 +657,13 @@ static inline fault_verdict_t fault_verdict(const fault_log_t *log, const fault_
                 v.lost++;
             else
                 v.duplicates += handles[o] - 1;
-            for (size_t c = 0; c < cp_count; c++)
-                if (fault_done_has(&cps[c].done[p], o) && first_ack[o] > cps[c].t_us) {
-                    v.committed_unacked++;
-                    break;
-                }
+            int unacked = 0;
+            for (size_t c = 0; c < cp_count && !unacked; c++)
+                unacked = fault_done_has(&cps[c].done[p], o) && first_ack[o] > cps[c].t_us;
+            for (size_t a = 0; a < log->as_count && !unacked; a++)
+                unacked = log->as[a].partition == p && fault_done_has(&log->as[a].done, o) &&
+                          first_ack[o] > log->as[a].t_us;
+            v.committed_unacked += unacked;
         }
         free(handles);
         free(first_ack);
