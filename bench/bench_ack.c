@@ -10,10 +10,21 @@
  *   1 thread:  one thread tracks, acks and advances.
  *   2 threads: thread A tracks, acks the even offsets and advances; thread B
  *              acks the odd ones (so both hammer the same words).
+ *   consumer:  the shape of a real consumer, 4 threads: a dispatcher tracks
+ *              each fetched batch of 256 offsets and hands it to one of 2
+ *              worker threads (alternately, through a bounded queue of 64
+ *              batches each); a worker acks its batch in shuffled order; a
+ *              committer advances every ~50 us until everything is passed.
+ * For 1 thread, "ack() alone" counts only the time spent in the ack loops
+ * (track and advance excluded), for both implementations.
+ * Every figure is the median (and range) of REPEATS runs, tracker and
+ * baseline alternated, so that the machine's other tenants hit both alike.
  *
  *   bench_ack [million-offsets]     (default 32; the baseline runs a quarter) */
 #include <pthread.h>
 #include <sched.h>
+#include <stdalign.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,6 +250,10 @@ typedef struct run {
 
 #define INLINE static inline __attribute__((always_inline))
 
+/* 1 thread: acks per second counting only the time spent in the ack loops
+ * (the rest of the run is track and advance) of the last measure() call. */
+static double last_ack_only;
+
 /* The workload is written once and inlined per implementation (impl is a
  * constant there), so neither side pays for an indirect call. */
 INLINE void track_chunk(run_t *r, const impl_t *impl, int64_t base) {
@@ -301,9 +316,16 @@ INLINE double measure(const impl_t *impl, void *(*helper_fn)(void *), int64_t of
     if (threads == 2) {
         pthread_create(&helper, NULL, helper_fn, &r);
     }
+    double ack_seconds = 0;
     for (int64_t c = 0; c < r.chunks; c++) {
         track_chunk(&r, impl, c * chunk);
-        ack_chunk(&r, impl, c * chunk, 0);
+        if (threads == 1) {
+            double a0 = now_seconds();
+            ack_chunk(&r, impl, c * chunk, 0);
+            ack_seconds += now_seconds() - a0;
+        } else {
+            ack_chunk(&r, impl, c * chunk, 0);
+        }
         if (c % advance_every == advance_every - 1) {
             impl->advance(r.state);
         }
@@ -313,6 +335,7 @@ INLINE double measure(const impl_t *impl, void *(*helper_fn)(void *), int64_t of
     }
     int64_t wm = impl->advance(r.state);
     double seconds = now_seconds() - t0;
+    last_ack_only = threads == 1 ? (double)(r.chunks * chunk) / ack_seconds : 0;
     impl->destroy(r.state);
     if (wm != r.chunks * chunk || atomic_load(&r.failures)) {
         fprintf(stderr, "%s: watermark %lld of %lld, %ld failures\n", impl->name, (long long)wm,
@@ -320,6 +343,147 @@ INLINE double measure(const impl_t *impl, void *(*helper_fn)(void *), int64_t of
         return -1;
     }
     return (double)(r.chunks * chunk) / seconds;
+}
+
+/* ---- the consumer shape: dispatcher, 2 workers, committer ---------------- */
+
+#define BATCH 256 /* offsets per fetched batch handed to a worker */
+#define QUEUE 64  /* batches queued per worker */
+#define WORKERS 2
+
+static int batch_perm[BATCH];
+
+/* Single-producer single-consumer queue of batch base offsets; -1 ends. */
+typedef struct batch_queue {
+    /* head: written by the worker; tail: by the dispatcher. release/acquire
+     * pairs publish base[] entries (tail) and free slots (head). */
+    alignas(64) _Atomic int64_t head;
+    alignas(64) _Atomic int64_t tail;
+    alignas(64) int64_t base[QUEUE];
+} batch_queue_t;
+
+typedef struct consumer_run {
+    const impl_t *impl;
+    void *state;
+    int64_t total;
+    batch_queue_t queues[WORKERS];
+    atomic_long failures;
+} consumer_run_t;
+
+static void queue_push(batch_queue_t *q, int64_t base) {
+    int64_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    for (int waits = 0; tail - atomic_load_explicit(&q->head, memory_order_acquire) == QUEUE;
+         waits++) {
+        wait_a_little(waits);
+    }
+    q->base[tail % QUEUE] = base;
+    atomic_store_explicit(&q->tail, tail + 1, memory_order_release);
+}
+
+static int64_t queue_pop(batch_queue_t *q) {
+    int64_t head = atomic_load_explicit(&q->head, memory_order_relaxed);
+    for (int waits = 0; atomic_load_explicit(&q->tail, memory_order_acquire) == head; waits++) {
+        wait_a_little(waits);
+    }
+    int64_t base = q->base[head % QUEUE];
+    atomic_store_explicit(&q->head, head + 1, memory_order_release);
+    return base;
+}
+
+INLINE void dispatcher(consumer_run_t *r, const impl_t *impl) {
+    long failures = 0;
+    for (int64_t base = 0, k = 0; base < r->total; base += BATCH, k++) {
+        for (int64_t o = base; o < base + BATCH; o++) {
+            kaffe_status_t st;
+            for (int waits = 0; (st = impl->track(r->state, o)) == KAFFE_ERR_WINDOW_FULL; waits++) {
+                wait_a_little(waits); /* paused until the committer makes room */
+            }
+            failures += st != KAFFE_OK;
+        }
+        queue_push(&r->queues[k % WORKERS], base);
+    }
+    for (int w = 0; w < WORKERS; w++) {
+        queue_push(&r->queues[w], -1);
+    }
+    if (failures) {
+        atomic_fetch_add(&r->failures, failures);
+    }
+}
+
+typedef struct worker_arg {
+    consumer_run_t *r;
+    int index;
+} worker_arg_t;
+
+INLINE void worker(consumer_run_t *r, const impl_t *impl, int index) {
+    long failures = 0;
+    int64_t base;
+    while ((base = queue_pop(&r->queues[index])) >= 0) {
+        for (int i = 0; i < BATCH; i++) {
+            failures += impl->ack(r->state, base + batch_perm[i]) != KAFFE_OK;
+        }
+    }
+    if (failures) {
+        atomic_fetch_add(&r->failures, failures);
+    }
+}
+
+static void *dispatcher_tracker(void *p) {
+    dispatcher(p, &tracker_impl);
+    return NULL;
+}
+static void *dispatcher_heap(void *p) {
+    dispatcher(p, &heap_impl);
+    return NULL;
+}
+static void *worker_tracker(void *p) {
+    worker_arg_t *a = p;
+    worker(a->r, &tracker_impl, a->index);
+    return NULL;
+}
+static void *worker_heap(void *p) {
+    worker_arg_t *a = p;
+    worker(a->r, &heap_impl, a->index);
+    return NULL;
+}
+
+/* Acks per second through the consumer shape, or -1 on a failure. The
+ * calling thread is the committer. */
+static double measure_consumer(const impl_t *impl, int64_t total) {
+    bool tracker = impl == &tracker_impl;
+    consumer_run_t *r = aligned_alloc(64, sizeof *r);
+    memset(r, 0, sizeof *r);
+    r->impl = impl;
+    r->state = impl->create();
+    r->total = total / BATCH * BATCH;
+    worker_arg_t args[WORKERS];
+    pthread_t dispatch, workers[WORKERS];
+    double t0 = now_seconds();
+    pthread_create(&dispatch, NULL, tracker ? dispatcher_tracker : dispatcher_heap, r);
+    for (int w = 0; w < WORKERS; w++) {
+        args[w] = (worker_arg_t){r, w};
+        pthread_create(&workers[w], NULL, tracker ? worker_tracker : worker_heap, &args[w]);
+    }
+    int64_t wm;
+    while ((wm = impl->advance(r->state)) < r->total) {
+        struct timespec pause = {0, 50000};
+        nanosleep(&pause, NULL);
+    }
+    double seconds = now_seconds() - t0;
+    pthread_join(dispatch, NULL);
+    for (int w = 0; w < WORKERS; w++) {
+        pthread_join(workers[w], NULL);
+    }
+    impl->destroy(r->state);
+    long failures = atomic_load(&r->failures);
+    int64_t expected = r->total;
+    free(r);
+    if (wm != expected || failures) {
+        fprintf(stderr, "%s consumer shape: watermark %lld of %lld, %ld failures\n", impl->name,
+                (long long)wm, (long long)expected, failures);
+        return -1;
+    }
+    return (double)expected / seconds;
 }
 
 static double measure_tracker(int64_t offsets, int64_t chunk, int threads) {
@@ -330,17 +494,87 @@ static double measure_heap(int64_t offsets, int64_t chunk, int threads) {
     return measure(&heap_impl, second_acker_heap, offsets, chunk, threads);
 }
 
-static double best_of(double (*fn)(int64_t, int64_t, int), int64_t offsets, int64_t chunk,
-                      int threads) {
-    double best = 0;
+static int by_value(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+typedef struct stats {
+    double median, min, max;
+} stats_t;
+
+static stats_t stats_of(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, by_value);
+    double m = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    return (stats_t){m, v[0], v[n - 1]};
+}
+
+/* One row: REPEATS runs of each, alternated (tracker first on even runs).
+ * Rates in M acks/s; ratios per run pair. Returns false on a failure. */
+typedef double (*measure_fn)(int64_t offsets, int64_t chunk, int threads);
+
+static bool print_row(const char *label, const char *detail, measure_fn fast_fn, measure_fn slow_fn,
+                      int64_t offsets, int64_t chunk, int threads) {
+    double fast[REPEATS], slow[REPEATS], ratio[REPEATS];
+    double fast_ack[REPEATS], slow_ack[REPEATS], ratio_ack[REPEATS];
     for (int i = 0; i < REPEATS; i++) {
-        double rate = fn(offsets, chunk, threads);
-        if (rate < 0) {
-            return rate;
+        if (i % 2 == 0) {
+            fast[i] = fast_fn(offsets, chunk, threads);
+            fast_ack[i] = last_ack_only;
+            slow[i] = slow_fn(offsets / 4, chunk, threads);
+            slow_ack[i] = last_ack_only;
+        } else {
+            slow[i] = slow_fn(offsets / 4, chunk, threads);
+            slow_ack[i] = last_ack_only;
+            fast[i] = fast_fn(offsets, chunk, threads);
+            fast_ack[i] = last_ack_only;
         }
-        best = rate > best ? rate : best;
+        if (fast[i] < 0 || slow[i] < 0) {
+            return false;
+        }
+        ratio[i] = fast[i] / slow[i];
+        fast[i] /= 1e6;
+        slow[i] /= 1e6;
+        ratio_ack[i] = slow_ack[i] > 0 ? fast_ack[i] / slow_ack[i] : 0;
+        fast_ack[i] /= 1e6;
+        slow_ack[i] /= 1e6;
     }
-    return best;
+    stats_t f = stats_of(fast, REPEATS), s = stats_of(slow, REPEATS), r = stats_of(ratio, REPEATS);
+    printf("%-9s %-9s %7.1f (%5.1f..%5.1f) %6.1f (%4.1f..%4.1f) %6.1fx (%4.1f..%4.1f)\n", label,
+           detail, f.median, f.min, f.max, s.median, s.min, s.max, r.median, r.min, r.max);
+    if (threads == 1) {
+        f = stats_of(fast_ack, REPEATS);
+        s = stats_of(slow_ack, REPEATS);
+        r = stats_of(ratio_ack, REPEATS);
+        printf(
+            "  ack() alone       %7.1f (%5.1f..%5.1f) %6.1f (%4.1f..%4.1f) %6.1fx (%4.1f..%4.1f)\n",
+            f.median, f.min, f.max, s.median, s.min, s.max, r.median, r.min, r.max);
+    }
+    return true;
+}
+
+static double consumer_tracker(int64_t offsets, int64_t chunk, int threads) {
+    (void)chunk;
+    (void)threads;
+    return measure_consumer(&tracker_impl, offsets);
+}
+
+static double consumer_heap(int64_t offsets, int64_t chunk, int threads) {
+    (void)chunk;
+    (void)threads;
+    return measure_consumer(&heap_impl, offsets);
+}
+
+static void shuffle(int *v, int64_t n, unsigned *seed) {
+    for (int64_t i = 0; i < n; i++) {
+        v[i] = (int)i;
+    }
+    for (int64_t i = n; i > 1; i--) {
+        int64_t j = rand_r(seed) % i;
+        int tmp = v[i - 1];
+        v[i - 1] = v[j];
+        v[j] = tmp;
+    }
 }
 
 static void *nothing(void *p) {
@@ -366,35 +600,31 @@ int main(int argc, char **argv) {
 
     printf("bench_ack: track a chunk of offsets (the messages in flight), ack them in shuffled\n"
            "order, advance every %d offsets (and whenever the window is full); window %d\n"
-           "offsets (the ack_window default). %lld offsets per run (baseline: a quarter), best\n"
-           "of %d. 2 threads: one tracks, acks the even offsets and advances, the other acks\n"
-           "the odd ones. Baseline: a pthread mutex around a binary min-heap of pending\n"
-           "offsets (indexed removal on ack).\n\n",
-           ADVANCE_EVERY, CAPACITY, (long long)offsets, REPEATS);
-    printf("%-9s %-9s %18s %18s %8s\n", "threads", "in flight", "tracker M acks/s",
+           "offsets (the ack_window default). %lld offsets per run (baseline: a quarter),\n"
+           "median (min..max) of %d alternated runs. 2 threads: one tracks, acks the even\n"
+           "offsets and advances, the other acks the odd ones. consumer: a dispatcher tracks\n"
+           "batches of %d and hands them to %d workers that ack them shuffled; a committer\n"
+           "advances every ~50 us. Baseline: a pthread mutex around a binary min-heap of\n"
+           "pending offsets (indexed removal on ack).\n\n",
+           ADVANCE_EVERY, CAPACITY, (long long)offsets, REPEATS, BATCH, WORKERS);
+    printf("%-9s %-9s %21s %20s %20s\n", "threads", "in flight", "tracker M acks/s",
            "mutex+heap M/s", "ratio");
     int status = 0;
+    char label[16], detail[16];
     for (int threads = 1; threads <= 2; threads++) {
         for (size_t k = 0; k < sizeof chunks / sizeof chunks[0]; k++) {
             int64_t chunk = chunks[k];
-            for (int64_t i = 0; i < chunk; i++) {
-                perm[i] = (int)i;
-            }
-            for (int64_t i = chunk; i > 1; i--) {
-                int64_t j = rand_r(&seed) % i;
-                int tmp = perm[i - 1];
-                perm[i - 1] = perm[j];
-                perm[j] = tmp;
-            }
-            double fast = best_of(measure_tracker, offsets, chunk, threads);
-            double slow = best_of(measure_heap, offsets / 4, chunk, threads);
-            if (fast < 0 || slow < 0) {
+            shuffle(perm, chunk, &seed);
+            snprintf(label, sizeof label, "%d", threads);
+            snprintf(detail, sizeof detail, "%lld", (long long)chunk);
+            if (!print_row(label, detail, measure_tracker, measure_heap, offsets, chunk, threads)) {
                 status = 1;
-                continue;
             }
-            printf("%-9d %-9lld %18.1f %18.1f %7.1fx\n", threads, (long long)chunk, fast / 1e6,
-                   slow / 1e6, fast / slow);
         }
+    }
+    shuffle(batch_perm, BATCH, &seed);
+    if (!print_row("consumer", "<=32768", consumer_tracker, consumer_heap, offsets, BATCH, 4)) {
+        status = 1;
     }
     ack_tracker_t *t = ack_tracker_new(0, CAPACITY);
     baseline_t *b = baseline_new(0, CAPACITY);

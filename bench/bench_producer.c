@@ -41,6 +41,18 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* CPU time of the whole process (every thread: the client's, librdkafka's
+ * and the embedded cluster's), which other tenants of the machine disturb far
+ * less than wall time. */
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CPU microseconds per message of the last timed run. */
+static double last_cpu_us;
+
 static const char *fresh_topic(char *buf, size_t size) {
     snprintf(buf, size, "bench-%d", topic_seq++);
     if (mock_cluster_create_topic(mc, buf, PARTITIONS) != 0) {
@@ -52,13 +64,20 @@ static const char *fresh_topic(char *buf, size_t size) {
 
 /* ---- raw librdkafka ---- */
 
+/* The raw loop a competent librdkafka user writes: producev with a copied
+ * value and a per-message opaque, a delivery-report callback counting
+ * failures, served by rd_kafka_poll() on the producing thread. */
 static void raw_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     (void)rk;
+    (void)opaque;
     if (m->err)
-        (*(long *)opaque)++;
+        (*(long *)m->_private)++;
 }
 
-static double run_raw(const char *topic, long count, const char *value) {
+/* sticky: librdkafka's default partitioner (null keys stick to one partition
+ * for sticky.partitioning.linger.ms); otherwise explicit round-robin
+ * partitions, the sequence kaffe's default strategy produces. */
+static double run_raw(const char *topic, long count, const char *value, bool sticky) {
     char err[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "bootstrap.servers", mock_cluster_bootstraps(mc), err, sizeof err);
@@ -66,20 +85,22 @@ static double run_raw(const char *topic, long count, const char *value) {
     if (linger_ms)
         rd_kafka_conf_set(conf, "linger.ms", linger_ms, err, sizeof err);
     long failed = 0;
-    rd_kafka_conf_set_opaque(conf, &failed);
     rd_kafka_conf_set_dr_msg_cb(conf, raw_dr);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     /* Warm up: metadata and connections, as kaffe's first call does. */
     rd_kafka_producev(rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_VALUE((void *)value, VALUE_SIZE),
-                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(&failed),
+                      RD_KAFKA_V_END);
     rd_kafka_flush(rk, 10000);
-    double start = now_s();
+    double start = now_s(), cpu_start = cpu_s();
     for (long i = 0; i < count; i++) {
+        int32_t partition = sticky ? RD_KAFKA_PARTITION_UA : (int32_t)(i % PARTITIONS);
         rd_kafka_resp_err_t e;
-        while ((e = rd_kafka_producev(rk, RD_KAFKA_V_RKT(rkt),
+        while ((e = rd_kafka_producev(rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
                                       RD_KAFKA_V_VALUE((void *)value, VALUE_SIZE),
-                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END)) ==
+                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                      RD_KAFKA_V_OPAQUE(&failed), RD_KAFKA_V_END)) ==
                RD_KAFKA_RESP_ERR__QUEUE_FULL)
             rd_kafka_poll(rk, 1);
         if (e)
@@ -88,6 +109,7 @@ static double run_raw(const char *topic, long count, const char *value) {
     }
     rd_kafka_flush(rk, 60000);
     double took = now_s() - start;
+    last_cpu_us = (cpu_s() - cpu_start) * 1e6 / (double)count;
     if (failed)
         fprintf(stderr, "raw: %ld failed\n", failed);
     rd_kafka_topic_destroy(rkt);
@@ -124,12 +146,13 @@ static double run_async(const char *topic, long count, const char *value, bool w
     kaffe_produce_msg_t m = KAFFE_PRODUCE_MSG_INIT;
     m.value = value;
     m.value_len = VALUE_SIZE;
-    double start = now_s();
+    double start = now_s(), cpu_start = cpu_s();
     for (long i = 0; i < count; i++)
         if (kaffe_produce_async(p, &m, with_callback ? count_failures : NULL, &failed) != KAFFE_OK)
             atomic_fetch_add(&failed, 1);
     kaffe_producer_flush(p, 60000);
     double took = now_s() - start;
+    last_cpu_us = (cpu_s() - cpu_start) * 1e6 / (double)count;
     if (atomic_load(&failed))
         fprintf(stderr, "async: %ld failed\n", atomic_load(&failed));
     kaffe_producer_destroy(p);
@@ -183,9 +206,53 @@ static int by_value(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static double median(double *v, int n) {
+/* Median, min and max of v[0..n) (v is sorted in place). */
+typedef struct stats {
+    double median, min, max;
+} stats_t;
+
+static stats_t stats_of(double *v, int n) {
     qsort(v, (size_t)n, sizeof *v, by_value);
-    return v[n / 2];
+    double m = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    return (stats_t){m, v[0], v[n - 1]};
+}
+
+enum { RAW, RAW_STICKY, ASYNC, ASYNC_NOCB, MODES };
+static const char *const mode_names[MODES] = {
+    "raw producev, round-robin partitions",
+    "raw producev, default (sticky) part.",
+    "kaffe_produce_async, callback",
+    "kaffe_produce_async, no callback",
+};
+static const char *const mode_keys[MODES] = {"raw", "raw_sticky", "async", "async_nocb"};
+
+/* Whether key is one of the comma-separated words of list. */
+static bool listed(const char *list, const char *key) {
+    size_t n = strlen(key);
+    for (const char *s = list; (s = strstr(s, key)) != NULL; s += n)
+        if ((s == list || s[-1] == ',') && (s[n] == ',' || s[n] == '\0'))
+            return true;
+    return false;
+}
+
+static double run_mode(int mode, long count, const char *value) {
+    char topic[64];
+    fresh_topic(topic, sizeof topic);
+    switch (mode) {
+        case RAW:
+            return run_raw(topic, count, value, false);
+        case RAW_STICKY:
+            return run_raw(topic, count, value, true);
+        case ASYNC:
+            return run_async(topic, count, value, true);
+        default:
+            return run_async(topic, count, value, false);
+    }
+}
+
+static void print_stats(const char *name, double *v, int n, const char *unit) {
+    stats_t s = stats_of(v, n);
+    printf("%-38s %12.2f %s  (range %.2f .. %.2f)\n", name, s.median, unit, s.min, s.max);
 }
 
 int main(int argc, char **argv) {
@@ -193,7 +260,15 @@ int main(int argc, char **argv) {
      * under the mock's retention. */
     long count = argc > 1 ? atol(argv[1]) : 400000;
     double seconds = argc > 2 ? atof(argv[2]) : 3.0;
+    int rounds = argc > 3 ? atoi(argv[3]) : ROUNDS;
+    if (rounds < 1 || rounds > 64)
+        rounds = ROUNDS;
     linger_ms = getenv("BENCH_LINGER_MS");
+    /* BENCH_ONLY=raw,async,... runs only those modes (for profiling). */
+    const char *only = getenv("BENCH_ONLY");
+    bool enabled[MODES];
+    for (int m = 0; m < MODES; m++)
+        enabled[m] = !only || listed(only, mode_keys[m]);
     char err[256];
     mc = mock_cluster_start(3, NULL, 0, err, sizeof err);
     if (!mc) {
@@ -204,32 +279,67 @@ int main(int argc, char **argv) {
     memset(value, 'x', sizeof value);
     char topic[64];
 
-    double raw[ROUNDS], async[ROUNDS], async_nocb[ROUNDS];
-    for (int r = 0; r < ROUNDS; r++) { /* interleaved, so drift hits all */
-        raw[r] = run_raw(fresh_topic(topic, sizeof topic), count, value);
-        async[r] = run_async(fresh_topic(topic, sizeof topic), count, value, true);
-        async_nocb[r] = run_async(fresh_topic(topic, sizeof topic), count, value, false);
+    /* Rounds alternate the order (forwards, then backwards) so that drift
+     * and the other tenants of the machine hit every mode alike; ratios are
+     * taken per round (paired), then their median. */
+    double rate[MODES][64], cpu[MODES][64];
+    for (int r = 0; r < rounds; r++)
+        for (int k = 0; k < MODES; k++) {
+            int m = r % 2 ? MODES - 1 - k : k;
+            if (enabled[m]) {
+                rate[m][r] = run_mode(m, count, value);
+                cpu[m][r] = last_cpu_us;
+            }
+        }
+    double ratio_cb[64], ratio_nocb[64], ratio_sticky[64], cpu_cb[64], cpu_nocb[64];
+    for (int r = 0; r < rounds; r++) {
+        cpu_cb[r] = cpu[RAW][r] / cpu[ASYNC][r];
+        cpu_nocb[r] = cpu[RAW][r] / cpu[ASYNC_NOCB][r];
+        ratio_cb[r] = rate[ASYNC][r] / rate[RAW][r];
+        ratio_nocb[r] = rate[ASYNC_NOCB][r] / rate[RAW][r];
+        ratio_sticky[r] = rate[RAW_STICKY][r] / rate[RAW][r];
     }
-    double sync1 = run_sync(fresh_topic(topic, sizeof topic), 1, seconds, value);
-    double sync8 = run_sync(fresh_topic(topic, sizeof topic), 8, seconds, value);
-    double raw_m = median(raw, ROUNDS), async_m = median(async, ROUNDS),
-           async_nocb_m = median(async_nocb, ROUNDS);
+    bool all = !only;
+    double sync1 = 0, sync8 = 0;
+    if (all || listed(only, "sync")) {
+        sync1 = run_sync(fresh_topic(topic, sizeof topic), 1, seconds, value);
+        sync8 = run_sync(fresh_topic(topic, sizeof topic), 8, seconds, value);
+    }
 
     printf("bench_producer: embedded cluster (3 brokers), %d partitions/topic, %d-byte values, "
-           "acks=all, linger.ms=%s\n",
-           PARTITIONS, VALUE_SIZE, linger_ms ? linger_ms : "librdkafka default (5)");
-    printf("%-34s %14s\n", "client", "messages/s");
-    printf("%-34s %14.0f   (median of %d x %ld msgs)\n", "raw librdkafka producev", raw_m, ROUNDS,
-           count);
-    printf("%-34s %14.0f   (median of %d x %ld msgs)\n", "kaffe_produce_async", async_m, ROUNDS,
-           count);
-    printf("%-34s %14.0f   (median of %d x %ld msgs)\n", "kaffe_produce_async, no callback",
-           async_nocb_m, ROUNDS, count);
-    printf("%-34s %14.0f   (%.1f s)\n", "kaffe_produce_sync, 1 thread", sync1, seconds);
-    printf("%-34s %14.0f   (%.1f s)\n", "kaffe_produce_sync, 8 threads", sync8, seconds);
-    printf("ratio async / raw           = %.2f  (target >= 0.90)\n", async_m / raw_m);
-    printf("ratio async no-cb / raw     = %.2f\n", async_nocb_m / raw_m);
-    printf("ratio sync x8 / sync x1     = %.2f  (target >= 4.00)\n", sync8 / sync1);
+           "acks=all, linger.ms=%s, %ld msgs per run, %d alternated rounds\n",
+           PARTITIONS, VALUE_SIZE, linger_ms ? linger_ms : "librdkafka default (5)", count, rounds);
+    printf("%-38s %12s\n", "client (median of rounds)", "M msgs/s");
+    for (int m = 0; m < MODES; m++)
+        if (enabled[m]) {
+            double v[64];
+            for (int r = 0; r < rounds; r++)
+                v[r] = rate[m][r] / 1e6;
+            print_stats(mode_names[m], v, rounds, "");
+        }
+    printf("%-38s %12s\n", "CPU per message, whole process", "us/msg");
+    for (int m = 0; m < MODES; m++)
+        if (enabled[m])
+            print_stats(mode_names[m], cpu[m], rounds, "");
+    if (sync1 > 0) {
+        printf("%-38s %12.0f msgs/s (%.1f s)\n", "kaffe_produce_sync, 1 thread", sync1, seconds);
+        printf("%-38s %12.0f msgs/s (%.1f s)\n", "kaffe_produce_sync, 8 threads", sync8, seconds);
+    }
+    printf("ratios per round (median, range), against raw round-robin:\n");
+    if (enabled[ASYNC] && enabled[RAW])
+        print_stats("  async callback / raw", ratio_cb, rounds, "   (target >= 0.90)");
+    if (enabled[ASYNC_NOCB] && enabled[RAW])
+        print_stats("  async no callback / raw", ratio_nocb, rounds, "");
+    if (enabled[ASYNC] && enabled[RAW])
+        print_stats("  CPU/msg raw / async callback", cpu_cb, rounds,
+                    "   (same measure as a throughput ratio)");
+    if (enabled[ASYNC_NOCB] && enabled[RAW])
+        print_stats("  CPU/msg raw / async no callback", cpu_nocb, rounds, "");
+    if (enabled[RAW_STICKY] && enabled[RAW])
+        print_stats("  raw sticky / raw round-robin", ratio_sticky, rounds,
+                    "   (information: librdkafka's default partitioner)");
+    if (sync1 > 0)
+        printf("ratio sync x8 / sync x1 = %.2f  (target >= 4.00)\n", sync8 / sync1);
     mock_cluster_stop(mc);
     return 0;
 }

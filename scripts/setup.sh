@@ -9,7 +9,8 @@ set -euo pipefail
 
 packages=(build-essential cmake ninja-build pkg-config
           librdkafka-dev liburcu-dev libcriterion-dev libssl-dev
-          clang clang-format gnuplot-nox openssl kcat python3)
+          clang clang-format gnuplot-nox openssl kcat python3
+          libmicrohttpd-dev prometheus) # microhttpd: kaffe consume --metrics-addr; prometheus: promtool in tests
 
 # Java and Maven are large: only when asked for, or in CI where the broker
 # tier is mandatory.

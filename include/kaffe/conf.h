@@ -37,8 +37,10 @@ typedef int (*kaffe_message_handler_t)(kaffe_message_t *m, void *opaque);
 
 /* Told about errors that do not belong to one call: broker down,
  * authentication failure, unknown topic, a handler failure that stopped the
- * consumer. status is a kaffe_status_t or librdkafka code; reason is a
- * readable, secret-free sentence valid only during the call. Called from a
+ * consumer. status is a kaffe_status_t or librdkafka code (its symbolic
+ * name is kaffe_err_name(status), its generic text kaffe_strerror(status));
+ * reason is a readable, secret-free sentence valid only during the call.
+ * The same error is also logged at KAFFE_LOG_ERROR as "<name>: <reason>". Called from a
  * kaffe internal thread; must not call kaffe_consumer_stop/destroy. */
 typedef void (*kaffe_error_cb_t)(int status, const char *reason, void *opaque);
 
@@ -48,6 +50,26 @@ typedef void (*kaffe_error_cb_t)(int status, const char *reason, void *opaque);
 typedef int32_t (*kaffe_partitioner_t)(const char *topic, int32_t partition_count, const void *key,
                                        size_t key_len, const void *value, size_t value_len,
                                        void *opaque);
+
+/* Log levels, numbered as syslog's (LOG_ERR, LOG_WARNING, LOG_INFO,
+ * LOG_DEBUG). librdkafka's levels are mapped onto these (0-3 error,
+ * 4 warning, 5-6 info, 7 debug). */
+typedef enum kaffe_log_level {
+    KAFFE_LOG_ERROR = 3,
+    KAFFE_LOG_WARNING = 4,
+    KAFFE_LOG_INFO = 6,
+    KAFFE_LOG_DEBUG = 7,
+} kaffe_log_level_t;
+
+/* Receives one log line: kaffe's own (facility "consumer", "producer", ...)
+ * and librdkafka's (facility "rdkafka:<its facility>", e.g. "rdkafka:FAIL").
+ * Only lines at or above the log_level property arrive. message is one line
+ * without a trailing newline, valid only during the call, with every secret
+ * of the configuration (passwords, private keys) replaced by "[redacted]".
+ * Called from any kaffe or librdkafka thread, possibly several at once;
+ * it must not block for long and must not call kaffe_consumer_stop or
+ * kaffe_*_destroy. */
+typedef void (*kaffe_log_cb_t)(int level, const char *facility, const char *message, void *opaque);
 
 /* A new configuration with every property at its default. NULL on OOM. */
 KAFFE_API kaffe_conf_t *kaffe_conf_new(void);
@@ -84,6 +106,9 @@ KAFFE_API void kaffe_conf_set_message_handler(kaffe_conf_t *conf, kaffe_message_
                                               void *opaque);
 KAFFE_API void kaffe_conf_set_error_cb(kaffe_conf_t *conf, kaffe_error_cb_t cb, void *opaque);
 KAFFE_API void kaffe_conf_set_partitioner(kaffe_conf_t *conf, kaffe_partitioner_t fn, void *opaque);
+/* The log callback (see kaffe_log_cb_t). Unset (or NULL): lines go to
+ * stderr as "kaffe <LEVEL> <facility>: <message>". */
+KAFFE_API void kaffe_conf_set_log_cb(kaffe_conf_t *conf, kaffe_log_cb_t cb, void *opaque);
 
 #ifdef __cplusplus
 }

@@ -9,5 +9,6 @@
 #include <kaffe/conf.h>
 #include <kaffe/consumer.h>
 #include <kaffe/producer.h>
+#include <kaffe/stats.h>
 
 #endif /* KAFFE_KAFFE_H */

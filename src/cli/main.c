@@ -12,6 +12,9 @@ static const struct {
     const char *summary;
 } subcommands[] = {
     {"mock", cli_mock, "start an embedded Kafka cluster and print its bootstrap servers"},
+    {"produce", cli_produce, "produce one message per stdin line"},
+    {"consume", cli_consume, "consume with the kaffe consumer and print each message"},
+    {"bench", cli_bench, "benchmark the consumer against a plain librdkafka loop"},
 };
 
 static void usage(FILE *out) {

@@ -1,7 +1,6 @@
 /* kaffe mock [--brokers N] [--topic NAME:PARTITIONS]...
  * Starts the embedded cluster, prints its bootstrap servers as the first line
  * of stdout, and serves until SIGINT or SIGTERM. */
-#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,16 +22,6 @@ static void mock_help(void) {
            "  -h, --help                   this help\n");
 }
 
-static int parse_int(const char *s, long min, long max, long *out) {
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 int cli_mock(int argc, char **argv) {
     static const struct option options[] = {{"brokers", required_argument, NULL, 'B'},
                                             {"topic", required_argument, NULL, 't'},
@@ -45,16 +34,17 @@ int cli_mock(int argc, char **argv) {
     int rc = CLI_EXIT_OK;
     int opt;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "B:t:h", options, NULL)) != -1) {
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":B:t:h", options, NULL)) != -1) {
         switch (opt) {
             case 'B':
-                if (parse_int(optarg, 1, 16, &brokers) != 0)
+                if (cli_parse_long(optarg, 1, 16, &brokers) != 0)
                     rc = cli_usage_error("mock", "--brokers: expected 1..16, got \"%s\"", optarg);
                 break;
             case 't': {
                 char *colon = strrchr(optarg, ':');
                 long partitions = 0;
-                if (!colon || colon == optarg || parse_int(colon + 1, 1, 10000, &partitions)) {
+                if (!colon || colon == optarg || cli_parse_long(colon + 1, 1, 10000, &partitions)) {
                     rc = cli_usage_error("mock", "--topic: expected NAME:PARTITIONS, got \"%s\"",
                                          optarg);
                     break;
@@ -73,7 +63,7 @@ int cli_mock(int argc, char **argv) {
                 mock_help();
                 goto out;
             default:
-                rc = CLI_EXIT_USAGE;
+                rc = cli_bad_option("mock", opt, argv);
         }
         if (rc != CLI_EXIT_OK)
             goto out;

@@ -29,6 +29,8 @@ struct kaffe_conf_s {
     void *error_opaque;
     kaffe_partitioner_t partitioner;
     void *partitioner_opaque;
+    kaffe_log_cb_t log_cb;
+    void *log_opaque;
 };
 
 KAFFE_API kaffe_conf_t *kaffe_conf_new(void) {
@@ -110,6 +112,8 @@ KAFFE_API kaffe_conf_t *kaffe_conf_dup(const kaffe_conf_t *conf) {
     copy->error_opaque = conf->error_opaque;
     copy->partitioner = conf->partitioner;
     copy->partitioner_opaque = conf->partitioner_opaque;
+    copy->log_cb = conf->log_cb;
+    copy->log_opaque = conf->log_opaque;
     return copy;
 oom:
     kaffe_conf_destroy(copy);
@@ -476,6 +480,17 @@ KAFFE_API void kaffe_conf_set_partitioner(kaffe_conf_t *conf, kaffe_partitioner_
                                           void *opaque) {
     conf->partitioner = fn;
     conf->partitioner_opaque = opaque;
+}
+
+KAFFE_API void kaffe_conf_set_log_cb(kaffe_conf_t *conf, kaffe_log_cb_t cb, void *opaque) {
+    conf->log_cb = cb;
+    conf->log_opaque = opaque;
+}
+
+kaffe_log_cb_t conf_log_cb(const kaffe_conf_t *conf, void **opaque) {
+    if (opaque)
+        *opaque = conf->log_opaque;
+    return conf->log_cb;
 }
 
 kaffe_message_handler_t conf_message_handler(const kaffe_conf_t *conf, void **opaque) {

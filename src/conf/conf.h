@@ -48,6 +48,21 @@ void conf_list_free(char **list);
 kaffe_message_handler_t conf_message_handler(const kaffe_conf_t *conf, void **opaque);
 kaffe_error_cb_t conf_error_cb(const kaffe_conf_t *conf, void **opaque);
 kaffe_partitioner_t conf_partitioner(const kaffe_conf_t *conf, void **opaque);
+kaffe_log_cb_t conf_log_cb(const kaffe_conf_t *conf, void **opaque);
+
+/* Logging (log.c). Any thread, once conf is owned by a consumer or
+ * producer (immutable). A line below the log_level property is dropped;
+ * otherwise every secret value of conf (and any PEM private key block) is
+ * replaced by "[redacted]" and the line goes to the log callback, or to
+ * stderr when none is set. */
+void conf_log(const kaffe_conf_t *conf, int level, const char *facility, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* A librdkafka log line (its syslog level and facility), for the owner's
+ * rd_kafka log callback: rd_kafka_conf_set_log_cb's function must find its
+ * kaffe_conf_t through rd_kafka_opaque(), which the consumer and producer
+ * own, so each installs a two-line trampoline calling this. */
+void conf_log_rdkafka(const kaffe_conf_t *conf, int level, const char *fac, const char *line);
 
 /* Checks that everything the role needs is set and consistent (endpoints or
  * heroku_kafka_env, topics, consumer_group and a handler for a consumer,

@@ -18,6 +18,7 @@ static const char *min_bytes_to_rdkafka(const char *value);
 static const char *offset_reset_to_rdkafka(const char *value);
 static const char *compression_to_rdkafka(const char *value);
 static const char *sasl_mechanism_to_rdkafka(const char *value);
+static const char *log_level_to_rdkafka(const char *value);
 
 static const property_t properties[] = {
     /* Where the cluster is. */
@@ -332,6 +333,18 @@ static const property_t properties[] = {
      .roles = PRODUCER,
      .description = "How often the producer re-reads the partition counts of the topics it "
                     "uses, so the partitions of a grown topic get messages."},
+    /* Logging. */
+    {.name = "log_level",
+     .type = PROP_ENUM,
+     .default_value = "info",
+     .choices = "error|warning|info|debug",
+     .roles = BOTH,
+     .rdkafka_name = "log_level",
+     .to_rdkafka = log_level_to_rdkafka,
+     .description = "The least severe log lines passed to the log callback (or stderr), for "
+                    "kaffe's own lines and librdkafka's (syslog levels 3, 4, 6, 7). librdkafka's "
+                    "debug lines also need rdkafka.debug (e.g. broker,cgrp); rdkafka.debug "
+                    "without log_level implies debug. Secrets are removed from every line."},
 };
 
 size_t property_count(void) {
@@ -460,6 +473,16 @@ static const char *offset_reset_to_rdkafka(const char *value) {
     if (strcmp(value, "reset_to_latest") == 0)
         return "latest";
     return "error";
+}
+
+static const char *log_level_to_rdkafka(const char *value) {
+    if (strcmp(value, "error") == 0)
+        return "3";
+    if (strcmp(value, "warning") == 0)
+        return "4";
+    if (strcmp(value, "debug") == 0)
+        return "7";
+    return "6";
 }
 
 static const char *compression_to_rdkafka(const char *value) {

@@ -43,6 +43,7 @@ typedef struct message_block {
 } message_block_t;
 
 struct kaffe_consumer_s {
+    consumer_metrics_t metrics; /* stats and log routing (stats.c) */
     kaffe_conf_t *conf;
     rd_kafka_t *rk;
     kaffe_message_handler_t handler;
@@ -126,6 +127,7 @@ static void report_error(kaffe_consumer_t *c, int status, const char *fmt, ...) 
     c->last_error = status;
     snprintf(c->last_error_text, sizeof c->last_error_text, "%s", text);
     pthread_mutex_unlock(&c->lock);
+    conf_log(c->conf, KAFFE_LOG_ERROR, "consumer", "%s: %s", kaffe_err_name(status), text);
     if (c->error_cb)
         c->error_cb(status, text, c->error_opaque);
 }
@@ -173,6 +175,9 @@ static kaffe_message_t *message_new(kaffe_consumer_t *c, rd_kafka_message_t *rkm
     m->headers = NULL;
     m->generation = generation;
     m->bytes = rkm->len + rkm->key_len;
+    struct timespec polled;
+    clock_gettime(CLOCK_MONOTONIC, &polled);
+    m->polled_ns = (uint64_t)polled.tv_sec * 1000000000u + (uint64_t)polled.tv_nsec;
     /* relaxed: the message reaches other threads only through the pool (or
      * the park list), whose hand-off orders these stores. */
     atomic_store_explicit(&m->refs, c->async ? 2 : 1, memory_order_relaxed);
@@ -678,6 +683,7 @@ kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr, size_t er
         return NULL;
     }
     c->handler = conf_message_handler(conf, &c->handler_opaque);
+    consumer_observe(&c->metrics, conf, rdconf, &c->handler, &c->handler_opaque);
     c->error_cb = conf_error_cb(conf, &c->error_opaque);
     c->async = conf_bool(conf, "async_message_ack");
     const char *ordering = conf_str(conf, "ordering");
@@ -945,4 +951,23 @@ void kaffe_consumer_destroy(kaffe_consumer_t *c) {
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->cond);
     free(c);
+}
+
+/* --- for stats.c (see internal.h) ---------------------------------------- */
+
+consumer_metrics_t *consumer_metrics(kaffe_consumer_t *c) {
+    return &c->metrics;
+}
+
+partition_table_t *consumer_partitions(kaffe_consumer_t *c) {
+    return c->table;
+}
+
+rd_kafka_t *consumer_rdkafka(kaffe_consumer_t *c) {
+    return c->rk;
+}
+
+bool consumer_running(kaffe_consumer_t *c) {
+    /* relaxed: a status flag, ordering nothing. */
+    return atomic_load_explicit(&c->state, memory_order_relaxed) == ST_RUNNING;
 }

@@ -24,6 +24,8 @@
 
 #include <kaffe/consumer.h>
 
+#include "metrics/histogram.h"
+#include "partition/partition.h"
 #include "pool/pool.h"
 
 #define MESSAGE_QUARANTINE 4096
@@ -37,6 +39,7 @@ struct kaffe_message_s {
     rd_kafka_headers_t *headers; /* parsed by the worker before the handler; owned by rkm */
     uint64_t generation;         /* of the assignment it was delivered under */
     size_t bytes;                /* key + value, for the in-flight byte limit */
+    uint64_t polled_ns; /* CLOCK_MONOTONIC when the poll thread received it (see consumer.h) */
     /* References (worker, async ack). acq_rel on the drop: the last dropper
      * sees every use of the message by the others before it frees. */
     atomic_int refs;
@@ -47,5 +50,38 @@ struct kaffe_message_s {
     /* 1 while the object holds a message (reset when released). */
     atomic_int live;
 };
+
+/* What stats.c keeps per consumer: the wrapped message handler (which
+ * times each call), handler counters, and the conf its librdkafka log
+ * callback routes through. Set up by consumer_observe() in
+ * kaffe_consumer_new before any thread runs; then the counters are
+ * independent monotonic counters (relaxed increments and loads, ordering
+ * nothing) and the rest is immutable. */
+typedef struct consumer_metrics {
+    const kaffe_conf_t *conf;
+    kaffe_message_handler_t user_handler;
+    void *user_opaque;
+    _Alignas(64) atomic_ullong handled; /* workers: handler returned */
+    atomic_ullong failed;               /* workers: handler returned an error */
+    histogram_t handler_latency;        /* ns, workers record (lock-free) */
+} consumer_metrics_t;
+
+/* Wraps *handler / *opaque with the timing handler and registers the
+ * librdkafka log callback on rdconf (routed through conf's log sink; the
+ * rd_kafka_t's opaque must be the consumer). kaffe_consumer_new, once,
+ * before rd_kafka_new. */
+void consumer_observe(consumer_metrics_t *m, const kaffe_conf_t *conf, rd_kafka_conf_t *rdconf,
+                      kaffe_message_handler_t *handler, void **opaque);
+
+/* Only the log routing, for every further rd_kafka_conf_t the consumer
+ * makes (a client re-created after a fatal error needs it again). */
+void consumer_route_logs(rd_kafka_conf_t *rdconf);
+
+/* What stats.c reads of a consumer (consumer.c). Any thread between new and
+ * destroy; the pointers live as long as the consumer. */
+consumer_metrics_t *consumer_metrics(kaffe_consumer_t *c);
+partition_table_t *consumer_partitions(kaffe_consumer_t *c);
+rd_kafka_t *consumer_rdkafka(kaffe_consumer_t *c);
+bool consumer_running(kaffe_consumer_t *c);
 
 #endif

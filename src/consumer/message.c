@@ -4,6 +4,7 @@
 
 #include <kaffe/message.h>
 
+#include "consumer/consumer.h"
 #include "consumer/internal.h"
 
 const char *kaffe_message_topic(const kaffe_message_t *m) {
@@ -83,4 +84,8 @@ kaffe_status_t kaffe_message_header_last(const kaffe_message_t *m, const char *n
     if (size)
         *size = s;
     return KAFFE_OK;
+}
+
+uint64_t consumer_message_polled_ns(const kaffe_message_t *m) {
+    return m->polled_ns;
 }

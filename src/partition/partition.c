@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <urcu/urcu-memb.h>
 #include <urcu/rculfhash.h>
@@ -21,6 +22,7 @@ typedef struct parked {
 
 struct partition {
     struct cds_lfht_node node; /* table link */
+    partition_table_t *table;  /* its table (for the table-wide counters) */
     struct rcu_head rcu;       /* deferred free */
     unsigned long hash;
     char *topic;
@@ -61,11 +63,62 @@ struct partition {
     _Alignas(64) atomic_int settlers;
     atomic_bool closing;
     atomic_llong failed_offset; /* lowest failed offset, or -1 */
+
+    /* Stats, published by the poll thread for readers on any thread
+     * (partition_stats). Each is an independent figure: relaxed stores and
+     * loads, no ordering with anything else. */
+    _Alignas(64) _Atomic(ack_tracker_t *) stat_tracker; /* release/acquire: the
+                                                           tracker's init before readers */
+    atomic_llong stat_committed;                        /* last committed watermark, or -1 */
+    atomic_llong stat_metadata_bytes;                   /* metadata size of the last commit */
+    atomic_int stat_paused; /* bit 0: dispatch paused, bit 1: fetch paused */
+    /* Dispatch-time samples (offset, monotonic ms): a ring written by the
+     * poll thread only. Readers may see an entry mid-update (offset of one
+     * sample, time of the next): the time is then newer, the age slightly
+     * smaller; never a crash or an unbounded value. */
+    struct {
+        atomic_llong offset;
+        atomic_llong time_ms;
+    } samples[PARTITION_SAMPLES];
+    atomic_uint sample_next;    /* next ring slot (relaxed) */
+    int64_t last_sample_offset; /* poll thread only */
+    int64_t sample_stride;      /* poll thread only: window / 64 */
 };
+
+static int64_t monotonic_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Publishes the paused flags for stats. Poll thread, after changing them. */
+static void publish_paused(partition_t *p) {
+    atomic_store_explicit(&p->stat_paused, (p->paused ? 1 : 0) | (p->fetch_paused ? 2 : 0),
+                          memory_order_relaxed);
+}
+
+/* Publishes the tracker pointer (created lazily by the poll thread).
+ * release: pairs with the acquire in partition_stats; the tracker's
+ * initialisation is visible to a reader that sees the pointer. */
+static void publish_tracker(partition_t *p) {
+    atomic_store_explicit(&p->stat_tracker, p->tracker, memory_order_release);
+}
 
 struct partition_table {
     struct cds_lfht *ht;
+    /* Table-wide message counters (partition_table_counters). Independent
+     * monotonic counters: relaxed, ordering nothing. The first two have a
+     * single writer (the poll thread, in partition_admit): a load and a
+     * store, no read-modify-write. */
+    _Alignas(64) atomic_ullong admitted; /* PARTITION_DISPATCH results */
+    atomic_ullong already_acked;         /* PARTITION_SKIP results */
+    _Alignas(64) atomic_ullong acked;    /* settles with PARTITION_ACK that returned OK */
 };
+
+static void bump_single_writer(atomic_ullong *counter) {
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
 
 /* --- RCU thread registration ------------------------------------------- */
 
@@ -184,6 +237,7 @@ partition_t *partition_table_add(partition_table_t *t, const partition_params_t 
     if (!p)
         return NULL;
     p->topic = strdup(params->topic);
+    p->table = t;
     p->partition = params->partition;
     p->generation = params->generation;
     p->hash = topic_partition_hash(params->topic, params->partition);
@@ -197,12 +251,24 @@ partition_t *partition_table_add(partition_table_t *t, const partition_params_t 
     atomic_init(&p->settlers, 0);
     atomic_init(&p->closing, false);
     atomic_init(&p->failed_offset, -1);
+    atomic_init(&p->stat_tracker, NULL);
+    atomic_init(&p->stat_committed, params->committed_offset >= 0 ? params->committed_offset : -1);
+    atomic_init(&p->stat_metadata_bytes, (long long)(params->metadata ? params->metadata_len : 0));
+    atomic_init(&p->stat_paused, 0);
+    for (size_t i = 0; i < PARTITION_SAMPLES; i++) {
+        atomic_init(&p->samples[i].offset, -1);
+        atomic_init(&p->samples[i].time_ms, 0);
+    }
+    atomic_init(&p->sample_next, 0);
+    p->last_sample_offset = -1;
+    p->sample_stride = (int64_t)(params->window / 64) > 0 ? (int64_t)(params->window / 64) : 1;
     if (!p->topic)
         goto fail;
     if (params->committed_offset >= 0) {
         p->tracker = ack_tracker_new(params->committed_offset, params->window);
         if (!p->tracker)
             goto fail;
+        publish_tracker(p);
         if (params->metadata && params->metadata_len > 0 &&
             ack_metadata_decode(params->metadata, params->metadata_len, params->committed_offset,
                                 &p->skip) == KAFFE_OK)
@@ -236,6 +302,10 @@ partition_t *partition_table_add(partition_table_t *t, const partition_params_t 
     if (old)
         partition_table_remove(t, old);
     cds_lfht_node_init(&p->node);
+    /* cds_lfht_add publishes p with rcu_assign_pointer (a release store in
+     * liburcu, which TSan cannot see): state it for readers that reach p
+     * through the table only (partition_table_visit's TSAN_ACQUIRE). */
+    TSAN_RELEASE(&p->node);
     cds_lfht_add(t->ht, p->hash, &p->node);
     partition_read_unlock();
     return p;
@@ -289,6 +359,24 @@ partition_t **partition_table_collect(partition_table_t *t, size_t *count) {
     return out;
 }
 
+size_t partition_table_visit(partition_table_t *t, void (*fn)(const partition_t *p, void *arg),
+                             void *arg) {
+    size_t n = 0;
+    struct cds_lfht_iter iter;
+    partition_t *p;
+    partition_read_lock();
+    cds_lfht_for_each_entry(t->ht, &iter, p, node) {
+        TSAN_ACQUIRE(&p->node); /* pairs with the TSAN_RELEASE before cds_lfht_add */
+        fn(p, arg);
+        /* Pairs with the TSAN_ACQUIRE before the deferred free: the grace
+         * period (invisible to TSan) orders these reads before it. */
+        TSAN_RELEASE(p);
+        n++;
+    }
+    partition_read_unlock();
+    return n;
+}
+
 /* --- accessors ---------------------------------------------------------- */
 
 const char *partition_topic(const partition_t *p) {
@@ -323,6 +411,7 @@ bool partition_fetch_paused(const partition_t *p) {
 
 void partition_set_fetch_paused(partition_t *p, bool paused) {
     p->fetch_paused = paused;
+    publish_paused(p);
 }
 
 int64_t partition_failed_offset(const partition_t *p) {
@@ -348,9 +437,11 @@ partition_admit_result_t partition_admit(partition_t *p, int64_t offset, size_t 
         p->tracker = ack_tracker_new(offset, p->window);
         if (!p->tracker) {
             p->paused = true;
+            publish_paused(p);
             *pause_now = true;
             return PARTITION_PARK;
         }
+        publish_tracker(p);
     }
     kaffe_status_t st = ack_tracker_track(p->tracker, offset);
     if (st == KAFFE_ERR_WINDOW_FULL) {
@@ -365,6 +456,7 @@ partition_admit_result_t partition_admit(partition_t *p, int64_t offset, size_t 
     }
     if (st == KAFFE_ERR_WINDOW_FULL) {
         p->paused = true;
+        publish_paused(p);
         *pause_now = true;
         return PARTITION_PARK;
     }
@@ -374,12 +466,29 @@ partition_admit_result_t partition_admit(partition_t *p, int64_t offset, size_t 
         if (offset < p->skip.end) {
             if (ack_snapshot_is_done(&p->skip, offset)) {
                 ack_tracker_ack(p->tracker, offset);
+                bump_single_writer(&p->table->already_acked);
                 return PARTITION_SKIP;
             }
         } else {
             ack_snapshot_free(&p->skip);
             p->has_skip = false;
         }
+    }
+    /* Dispatch-time sample for the oldest-unacked age (stats): when nothing
+     * was in flight (exact for this message), or every sample_stride
+     * offsets (so the ring always covers the ack window). */
+    int64_t before = atomic_load_explicit(&p->in_flight, memory_order_relaxed);
+    if (before == 0 || p->last_sample_offset < 0 ||
+        offset >= p->last_sample_offset + p->sample_stride) {
+        /* Also keeps the watermark stats read recent (otherwise only
+         * commits and resumes advance it): amortised O(1) per offset. */
+        ack_tracker_advance(p->tracker);
+        unsigned slot = atomic_load_explicit(&p->sample_next, memory_order_relaxed);
+        atomic_store_explicit(&p->samples[slot].time_ms, monotonic_ms(), memory_order_relaxed);
+        atomic_store_explicit(&p->samples[slot].offset, offset, memory_order_relaxed);
+        atomic_store_explicit(&p->sample_next, (slot + 1) % PARTITION_SAMPLES,
+                              memory_order_relaxed);
+        p->last_sample_offset = offset;
     }
     /* relaxed: a plain counter; the hand-off of the message through the pool
      * orders this increment before the settle that decrements it. */
@@ -391,8 +500,11 @@ partition_admit_result_t partition_admit(partition_t *p, int64_t offset, size_t 
      * as full as the in-flight limits (partition_park_full): the parked
      * messages then feed the workers while a resumed fetch restarts, which
      * takes librdkafka a few hundred milliseconds. */
-    if (n >= p->max_in_flight || b >= p->max_in_flight_bytes)
+    if (n >= p->max_in_flight || b >= p->max_in_flight_bytes) {
         p->paused = true;
+        publish_paused(p);
+    }
+    bump_single_writer(&p->table->admitted);
     return PARTITION_DISPATCH;
 }
 
@@ -463,6 +575,7 @@ bool partition_try_unpause(partition_t *p) {
     if (p->tracker)
         ack_tracker_advance(p->tracker);
     p->paused = false;
+    publish_paused(p);
     return true;
 }
 
@@ -494,9 +607,11 @@ kaffe_status_t partition_settle(partition_table_t *t, const char *topic, int32_t
     if (atomic_load_explicit(&p->closing, memory_order_seq_cst)) {
         st = KAFFE_ERR_REVOKED;
     } else {
-        if (mode == PARTITION_ACK)
+        if (mode == PARTITION_ACK) {
             st = p->tracker ? ack_tracker_ack(p->tracker, offset) : KAFFE_ERR_ACK_UNTRACKED;
-        else if (mode == PARTITION_FAIL)
+            if (st == KAFFE_OK) /* relaxed: a statistics counter */
+                atomic_fetch_add_explicit(&p->table->acked, 1, memory_order_relaxed);
+        } else if (mode == PARTITION_FAIL)
             lower_failed_offset(p, offset);
         if (st == KAFFE_OK) {
             /* release: pairs with the acquire in partition_in_flight; the
@@ -561,4 +676,53 @@ void partition_commit_done(partition_t *p, int64_t watermark, const char *metada
     p->committed_once = true;
     p->last_watermark = watermark;
     p->last_metadata_hash = metadata_hash(metadata);
+    atomic_store_explicit(&p->stat_committed, watermark, memory_order_relaxed);
+    atomic_store_explicit(&p->stat_metadata_bytes, (long long)(metadata ? strlen(metadata) : 0),
+                          memory_order_relaxed);
+}
+
+/* --- stats -------------------------------------------------------------- */
+
+void partition_table_counters(partition_table_t *t, partition_counters_t *out) {
+    out->admitted = atomic_load_explicit(&t->admitted, memory_order_relaxed);
+    out->already_acked = atomic_load_explicit(&t->already_acked, memory_order_relaxed);
+    out->acked = atomic_load_explicit(&t->acked, memory_order_relaxed);
+}
+
+void partition_stats(const partition_t *p, partition_stats_t *out) {
+    out->generation = p->generation;
+    out->committed_offset = atomic_load_explicit(&p->stat_committed, memory_order_relaxed);
+    out->metadata_bytes =
+        (size_t)atomic_load_explicit(&p->stat_metadata_bytes, memory_order_relaxed);
+    int paused = atomic_load_explicit(&p->stat_paused, memory_order_relaxed);
+    out->dispatch_paused = (paused & 1) != 0;
+    out->fetch_paused = (paused & 2) != 0;
+    out->in_flight = partition_in_flight(p, &out->in_flight_bytes);
+    /* acquire: pairs with publish_tracker. */
+    const ack_tracker_t *t = atomic_load_explicit(&p->stat_tracker, memory_order_acquire);
+    out->watermark = t ? ack_tracker_watermark(t) : -1;
+    out->next_offset = t ? ack_tracker_tracked_end(t) : -1;
+    out->oldest_dispatch_ms = -1;
+    if (out->in_flight <= 0 || out->watermark < 0)
+        return;
+    /* The latest sample at or below the watermark: its dispatch time is at
+     * or before the oldest unacked message's (offsets dispatch in order). */
+    int64_t best_offset = -1, best_time = -1, oldest_time = -1;
+    for (size_t i = 0; i < PARTITION_SAMPLES; i++) {
+        int64_t o = atomic_load_explicit(&p->samples[i].offset, memory_order_relaxed);
+        int64_t at = atomic_load_explicit(&p->samples[i].time_ms, memory_order_relaxed);
+        if (o < 0)
+            continue;
+        if (o <= out->watermark && o > best_offset) {
+            best_offset = o;
+            best_time = at;
+        }
+        if (oldest_time < 0 || at < oldest_time)
+            oldest_time = at;
+    }
+    out->oldest_dispatch_ms = best_time >= 0 ? best_time : oldest_time;
+}
+
+int64_t partition_now_ms(void) {
+    return monotonic_ms();
 }

@@ -40,6 +40,8 @@
  *   snapshot, close_acks, accessors  |                  |
  *   partition_settle                 | any threads      | everything but table_destroy
  *   partition_in_flight              | any thread       | everything but table_destroy
+ *   partition_stats                  | any thread, in a | everything but table_destroy
+ *                                    | read-side section|
  */
 #ifndef KAFFE_SRC_PARTITION_H
 #define KAFFE_SRC_PARTITION_H
@@ -101,6 +103,12 @@ void partition_table_remove(partition_table_t *t, partition_t *p);
 /* The current partitions, as a malloc'ed array (free() it) of *count
  * pointers. Poll thread: the pointers stay valid until it removes them. */
 partition_t **partition_table_collect(partition_table_t *t, size_t *count);
+
+/* Calls fn on every current partition, inside one read-side section: p is
+ * valid during the call only; fn must not block or call
+ * partition_table_add/remove. Any thread. Returns the number visited. */
+size_t partition_table_visit(partition_table_t *t, void (*fn)(const partition_t *p, void *arg),
+                             void *arg);
 
 /* Accessors (poll thread, or inside a read-side section). */
 const char *partition_topic(const partition_t *p);
@@ -191,5 +199,40 @@ void partition_commit_done(partition_t *p, int64_t watermark, const char *metada
 
 /* The lowest offset a handler failed on, or -1. */
 int64_t partition_failed_offset(const partition_t *p);
+
+/* --- stats ---------------------------------------------------------------
+ * The poll thread publishes a few figures in atomics (paused flags, last
+ * commit, dispatch-time samples); partition_stats reads them from any thread
+ * inside a read-side section (or on the poll thread). */
+
+#define PARTITION_SAMPLES 128 /* dispatch-time samples kept (>= 64 + slack) */
+
+typedef struct partition_stats {
+    uint64_t generation;
+    int64_t committed_offset; /* last committed (or at assignment), -1 none */
+    size_t metadata_bytes;    /* metadata of the last commit */
+    int64_t watermark;        /* -1 before the first message */
+    int64_t next_offset;      /* one past the highest tracked, -1 before */
+    int64_t in_flight, in_flight_bytes;
+    bool dispatch_paused, fetch_paused;
+    /* Monotonic ms (partition_now_ms) at which the oldest unacked message
+     * (or a sampled offset before it) was dispatched; -1 if none in flight. */
+    int64_t oldest_dispatch_ms;
+} partition_stats_t;
+
+void partition_stats(const partition_t *p, partition_stats_t *out);
+
+/* The clock of partition_stats_t.oldest_dispatch_ms. */
+int64_t partition_now_ms(void);
+
+/* Table-wide counters since the table was made (relaxed reads, each on
+ * its own). Any thread. */
+typedef struct partition_counters {
+    uint64_t admitted;      /* messages dispatched to workers */
+    uint64_t already_acked; /* skipped: acked before, per commit metadata */
+    uint64_t acked;         /* PARTITION_ACK settles that returned KAFFE_OK */
+} partition_counters_t;
+
+void partition_table_counters(partition_table_t *t, partition_counters_t *out);
 
 #endif

@@ -3,7 +3,10 @@
  * racing on the first use of a dozen topics (table growth) and on the shared
  * round_robin counters. Every call must report OK, every message must be in
  * the cluster exactly once, and every async message must get exactly one
- * callback. */
+ * callback. A second case pushes enough async messages through a few threads
+ * that the producer's delivery records are recycled many times over (taken
+ * by callers while the delivery thread returns them): each message's own
+ * opaque must come back exactly once. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -137,6 +140,77 @@ static void many_threads_produce_sync_batch_and_async_at_once(void) {
     CHECK(total == THREADS * ROUNDS * (2 + BATCH), "%zu messages in the cluster", total);
 }
 
+#define RECYCLE_THREADS 4
+#define RECYCLE_MESSAGES 3000 /* per thread; far more than one record chunk */
+
+typedef struct recycle_worker {
+    kaffe_producer_t *p;
+    int id;
+    int failures;
+    /* One slot per message, its opaque: the callback counts its calls. */
+    atomic_int calls[RECYCLE_MESSAGES];
+} recycle_worker_t;
+
+static atomic_int recycle_not_ok;
+
+static void count_call(const kaffe_delivery_report_t *report, void *opaque) {
+    atomic_int *slot = opaque;
+    atomic_fetch_add_explicit(slot, 1, memory_order_relaxed);
+    if (report->status != KAFFE_OK)
+        atomic_fetch_add_explicit(&recycle_not_ok, 1, memory_order_relaxed);
+}
+
+static void *recycle_work(void *arg) {
+    recycle_worker_t *w = arg;
+    char value[32];
+    for (int i = 0; i < RECYCLE_MESSAGES; i++) {
+        kaffe_produce_msg_t m = KAFFE_PRODUCE_MSG_INIT;
+        m.value = value;
+        m.value_len = (size_t)snprintf(value, sizeof value, "r-%d-%d", w->id, i);
+        if (kaffe_produce_async(w->p, &m, count_call, &w->calls[i]) != KAFFE_OK)
+            w->failures++;
+    }
+    return NULL;
+}
+
+static void async_records_recycle_across_threads(void) {
+    char err[256];
+    kaffe_conf_t *conf = kaffe_conf_new();
+    char topic[32];
+    topic_name(0, topic, sizeof topic);
+    kaffe_conf_set(conf, "endpoints", bs, err, sizeof err);
+    kaffe_conf_set(conf, "topics", topic, err, sizeof err);
+    kaffe_conf_set(conf, "rdkafka.linger.ms", "1", err, sizeof err);
+    kaffe_producer_t *p = kaffe_producer_new(conf, err, sizeof err);
+    CHECK(p != NULL, "%s", err);
+    if (!p)
+        return;
+    static recycle_worker_t workers[RECYCLE_THREADS];
+    pthread_t threads[RECYCLE_THREADS];
+    for (int t = 0; t < RECYCLE_THREADS; t++) {
+        workers[t].p = p;
+        workers[t].id = t;
+        workers[t].failures = 0;
+        for (int i = 0; i < RECYCLE_MESSAGES; i++)
+            atomic_init(&workers[t].calls[i], 0);
+        pthread_create(&threads[t], NULL, recycle_work, &workers[t]);
+    }
+    for (int t = 0; t < RECYCLE_THREADS; t++) {
+        pthread_join(threads[t], NULL);
+        CHECK(workers[t].failures == 0, "thread %d: %d failed calls", t, workers[t].failures);
+    }
+    CHECK(kaffe_producer_flush(p, 30000) == KAFFE_OK, "flush");
+    int wrong = 0;
+    for (int t = 0; t < RECYCLE_THREADS; t++)
+        for (int i = 0; i < RECYCLE_MESSAGES; i++)
+            if (atomic_load(&workers[t].calls[i]) != 1 && wrong++ < 5)
+                CHECK(0, "thread %d message %d: %d callbacks", t, i,
+                      atomic_load(&workers[t].calls[i]));
+    CHECK(wrong == 0, "%d messages without exactly one callback", wrong);
+    CHECK(atomic_load(&recycle_not_ok) == 0, "%d not delivered", atomic_load(&recycle_not_ok));
+    kaffe_producer_destroy(p);
+}
+
 int main(void) {
     char err[256];
     mock_topic_t topics[TOPICS];
@@ -152,6 +226,7 @@ int main(void) {
     }
     bs = mock_cluster_bootstraps(mc);
     RUN_CASE(many_threads_produce_sync_batch_and_async_at_once);
+    RUN_CASE(async_records_recycle_across_threads);
     mock_cluster_stop(mc);
     return check_summary("race_producer");
 }

@@ -1,0 +1,65 @@
+/* Options shared by `kaffe produce` and `kaffe consume`: -c FILE, -X
+ * name=value, and numbers. Every failure is a one-line usage error (exit 2). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+int cli_bad_option(const char *sub, int opt, char **argv) {
+    if (opt == ':')
+        return cli_usage_error(sub, "option \"%s\" needs a value", argv[optind - 1]);
+    if (optopt)
+        return cli_usage_error(sub, "unknown option \"-%c\"", optopt);
+    return cli_usage_error(sub, "unknown option \"%s\"", argv[optind - 1]);
+}
+
+int cli_parse_long(const char *s, long min, long max, long *out) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_conf_set(const char *sub, kaffe_conf_t *conf, const char *name, const char *value) {
+    char err[512];
+    if (kaffe_conf_set(conf, name, value, err, sizeof err) != KAFFE_OK)
+        return cli_usage_error(sub, "%s", err);
+    return CLI_EXIT_OK;
+}
+
+int cli_conf_apply(const char *sub, kaffe_conf_t *conf, const char *file, char **props,
+                   size_t prop_count) {
+    char err[512];
+    if (file && kaffe_conf_load(conf, file, err, sizeof err) != KAFFE_OK)
+        return cli_usage_error(sub, "-c: %s", err);
+    for (size_t i = 0; i < prop_count; i++) {
+        const char *eq = strchr(props[i], '=');
+        if (!eq || eq == props[i])
+            return cli_usage_error(sub, "-X: expected name=value, got \"%s\"", props[i]);
+        char name[256];
+        size_t len = (size_t)(eq - props[i]);
+        if (len >= sizeof name)
+            return cli_usage_error(sub, "-X: name too long");
+        memcpy(name, props[i], len);
+        name[len] = '\0';
+        int rc = cli_conf_set(sub, conf, name, eq + 1);
+        if (rc != CLI_EXIT_OK)
+            return rc;
+    }
+    return CLI_EXIT_OK;
+}
+
+bool cli_conf_has_brokers(const kaffe_conf_t *conf) {
+    char value[4096];
+    size_t size = sizeof value;
+    if (kaffe_conf_get(conf, "heroku_kafka_env", value, &size) == KAFFE_OK &&
+        strcmp(value, "true") == 0)
+        return true;
+    size = sizeof value;
+    return kaffe_conf_get(conf, "endpoints", value, &size) == KAFFE_OK && value[0] != '\0';
+}

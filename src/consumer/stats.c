@@ -1,0 +1,180 @@
+/* kaffe_consumer_stats: a snapshot of a running consumer's figures.
+ *
+ * Any thread. Per partition it reads the figures the poll thread publishes
+ * (partition_stats, inside one RCU read-side section, so no partition is
+ * freed under it), then librdkafka's cached high watermark outside the
+ * section. Nothing here takes a lock the message path takes. */
+#include <kaffe/stats.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "conf/conf.h"
+#include "consumer/internal.h"
+#include "metrics/stats_export.h"
+#include "partition/partition.h"
+
+/* --- handler timing and log routing (set up by consumer_observe) -------- */
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The handler kaffe calls (worker threads): times the application's. */
+static int timed_handler(kaffe_message_t *msg, void *opaque) {
+    consumer_metrics_t *m = opaque;
+    int64_t started = now_ns();
+    int rc = m->user_handler(msg, m->user_opaque);
+    histogram_record(&m->handler_latency, (uint64_t)(now_ns() - started));
+    /* relaxed: independent statistics counters. */
+    atomic_fetch_add_explicit(&m->handled, 1, memory_order_relaxed);
+    if (rc != KAFFE_OK)
+        atomic_fetch_add_explicit(&m->failed, 1, memory_order_relaxed);
+    return rc;
+}
+
+/* librdkafka's log lines, on its threads. The consumer is the rd_kafka_t's
+ * opaque; metrics.conf was set before rd_kafka_new created the threads. */
+static void rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    kaffe_consumer_t *c = rd_kafka_opaque(rk);
+    if (c)
+        conf_log_rdkafka(consumer_metrics(c)->conf, level, fac, buf);
+}
+
+void consumer_route_logs(rd_kafka_conf_t *rdconf) {
+    rd_kafka_conf_set_log_cb(rdconf, rdkafka_log);
+}
+
+void consumer_observe(consumer_metrics_t *m, const kaffe_conf_t *conf, rd_kafka_conf_t *rdconf,
+                      kaffe_message_handler_t *handler, void **opaque) {
+    m->conf = conf;
+    m->user_handler = *handler;
+    m->user_opaque = *opaque;
+    if (*handler) {
+        *handler = timed_handler;
+        *opaque = m;
+    }
+    consumer_route_logs(rdconf);
+}
+
+/* --- snapshots ---------------------------------------------------------- */
+
+typedef struct collect {
+    kaffe_consumer_stats_t *stats;
+    int64_t now_ms;
+    bool nomem;
+} collect_t;
+
+static bool reserve(kaffe_consumer_stats_t *s, size_t need) {
+    if (need <= s->partitions_capacity)
+        return true;
+    size_t cap = s->partitions_capacity ? s->partitions_capacity : 16;
+    while (cap < need)
+        cap *= 2;
+    kaffe_partition_stats_t *grown = realloc(s->partitions, cap * sizeof *grown);
+    if (!grown)
+        return false;
+    s->partitions = grown;
+    s->partitions_capacity = cap;
+    return true;
+}
+
+/* Inside the read-side section: copies what the partition publishes. */
+static void collect_one(const partition_t *p, void *arg) {
+    collect_t *col = arg;
+    kaffe_consumer_stats_t *s = col->stats;
+    if (!reserve(s, s->partition_count + 1)) {
+        col->nomem = true;
+        return;
+    }
+    kaffe_partition_stats_t *ps = &s->partitions[s->partition_count++];
+    memset(ps, 0, sizeof *ps);
+    strncpy(ps->topic, partition_topic(p), sizeof ps->topic - 1);
+    ps->partition = partition_id(p);
+    ps->assigned = 1;
+    partition_stats_t st;
+    partition_stats(p, &st);
+    ps->generation = st.generation;
+    ps->committed_offset = st.committed_offset;
+    ps->watermark = st.watermark;
+    ps->next_offset = st.next_offset;
+    ps->in_flight = st.in_flight;
+    ps->in_flight_bytes = st.in_flight_bytes;
+    ps->paused = st.fetch_paused;
+    ps->dispatch_paused = st.dispatch_paused;
+    ps->commit_metadata_bytes = st.metadata_bytes;
+    ps->oldest_unacked_age_ms = 0;
+    if (st.oldest_dispatch_ms >= 0 && col->now_ms > st.oldest_dispatch_ms)
+        ps->oldest_unacked_age_ms = col->now_ms - st.oldest_dispatch_ms;
+}
+
+static int by_topic_partition(const void *a, const void *b) {
+    const kaffe_partition_stats_t *x = a, *y = b;
+    int c = strcmp(x->topic, y->topic);
+    if (c)
+        return c;
+    return (x->partition > y->partition) - (x->partition < y->partition);
+}
+
+static uint64_t load(atomic_ullong *counter) {
+    /* relaxed: independent counters (see consumer_metrics_t). */
+    return atomic_load_explicit(counter, memory_order_relaxed);
+}
+
+KAFFE_API kaffe_status_t kaffe_consumer_stats(kaffe_consumer_t *c, kaffe_consumer_stats_t *stats) {
+    if (!c || !stats)
+        return KAFFE_ERR_INVALID_ARG;
+    consumer_metrics_t *m = consumer_metrics(c);
+    strncpy(stats->group, conf_str(m->conf, "consumer_group"), sizeof stats->group - 1);
+    stats->group[sizeof stats->group - 1] = '\0';
+    stats->running = consumer_running(c);
+    partition_counters_t pc;
+    partition_table_counters(consumer_partitions(c), &pc);
+    stats->messages_dispatched = pc.admitted;
+    stats->messages_handled = load(&m->handled);
+    stats->messages_acked = pc.acked;
+    stats->messages_failed = load(&m->failed);
+    /* The failure policies' counters are not on main yet: 0 until then. */
+    stats->messages_retried = 0;
+    stats->messages_dead_lettered = 0;
+    stats->messages_skipped = 0;
+    stats->messages_already_acked = pc.already_acked;
+    metrics_latency_from_histogram(&m->handler_latency, &stats->handler_latency);
+
+    stats->partition_count = 0;
+    collect_t col = {stats, partition_now_ms(), false};
+    partition_table_visit(consumer_partitions(c), collect_one, &col);
+    if (col.nomem) {
+        stats->partition_count = 0;
+        return KAFFE_ERR_NOMEM;
+    }
+    if (stats->partition_count > 1) /* partitions may be NULL otherwise */
+        qsort(stats->partitions, stats->partition_count, sizeof *stats->partitions,
+              by_topic_partition);
+    rd_kafka_t *rk = consumer_rdkafka(c);
+    for (size_t i = 0; i < stats->partition_count; i++) {
+        kaffe_partition_stats_t *ps = &stats->partitions[i];
+        int64_t low = -1, high = -1;
+        /* The high watermark cached from the last fetch response: no
+         * broker round trip (unlike rd_kafka_query_watermark_offsets). */
+        if (rd_kafka_get_watermark_offsets(rk, ps->topic, ps->partition, &low, &high) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR ||
+            high < 0)
+            high = -1;
+        ps->log_end_offset = high;
+        ps->lag = -1;
+        if (high >= 0 && ps->committed_offset >= 0)
+            ps->lag = high > ps->committed_offset ? high - ps->committed_offset : 0;
+    }
+    return KAFFE_OK;
+}
+
+KAFFE_API void kaffe_consumer_stats_free(kaffe_consumer_stats_t *stats) {
+    if (!stats)
+        return;
+    free(stats->partitions);
+    memset(stats, 0, sizeof *stats);
+}

@@ -1,0 +1,142 @@
+/* `kaffe bench --quick`: each scenario runs to the end on the embedded
+ * cluster and its correctness line holds (every message handled at least
+ * once, committed offsets equal the log ends). Asserts correctness, never
+ * speed. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "support/subprocess.h"
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = calloc(1, (size_t)n + 1);
+    if (fread(s, 1, (size_t)n, f) != (size_t)n) {
+        free(s);
+        s = NULL;
+    }
+    fclose(f);
+    return s;
+}
+
+static size_t count(const char *haystack, const char *needle) {
+    size_t n = 0;
+    for (const char *p = haystack; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* A `kaffe bench --quick` run on some scenarios, with its own embedded
+ * cluster, writing JSON to a file of its own. */
+typedef struct run {
+    subprocess_t sp;
+    char json[64];
+    const char *const *scenarios;
+    size_t n;
+} run_t;
+
+static void run_start(run_t *r, int id, const char *const *scenarios, size_t n) {
+    r->scenarios = scenarios;
+    r->n = n;
+    snprintf(r->json, sizeof r->json, "/tmp/kaffe-test-bench-%d-%d.json", (int)getpid(), id);
+    unlink(r->json);
+    char *argv[64] = {KAFFE_CLI_PATH, "bench", "--quick", "--json", r->json};
+    size_t argc = 5;
+    for (size_t i = 0; i < n && argc + 3 < 64; i++) {
+        argv[argc++] = "--scenario";
+        argv[argc++] = (char *)scenarios[i];
+    }
+    argv[argc] = NULL;
+    cr_assert_eq(subprocess_start(&r->sp, argv, 0), 0);
+}
+
+/* Waits for the run and checks that the JSON says every scenario ran and
+ * was correct. */
+static void run_check(run_t *r) {
+    /* The table comes at the end; read it so the child never blocks. */
+    char line[1024];
+    while (subprocess_read_line(&r->sp, line, sizeof line, 280000) == 0)
+        cr_log_info("%s", line);
+    cr_assert_eq(subprocess_wait(&r->sp, 60000), 0, "kaffe bench failed (see the table above)");
+    const char *const *scenarios = r->scenarios;
+    size_t n = r->n;
+    const char *json = r->json;
+    char *text = slurp(json);
+    cr_assert(text, "no JSON written");
+    for (size_t i = 0; i < n; i++) {
+        char name[128];
+        snprintf(name, sizeof name, "{\"name\": \"%s\"", scenarios[i]);
+        cr_expect(strstr(text, name), "scenario %s missing from the JSON", scenarios[i]);
+    }
+    cr_expect_eq(count(text, "\"correct\": false"), 0);
+    cr_expect_geq(count(text, "\"correct\": true"), n);
+    cr_expect_eq(count(text, "\"committed_equals_log_end\": false"), 0);
+    free(text);
+    unlink(json);
+}
+
+Test(cli_bench, raw_baselines_complete_and_are_correct) {
+    static const char *const s[] = {"raw", "raw-1k", "raw-16k"};
+    run_t r;
+    run_start(&r, 0, s, sizeof s / sizeof s[0]);
+    run_check(&r);
+}
+
+Test(cli_bench, list_names_every_family) {
+    char *argv[] = {KAFFE_CLI_PATH, "bench", "--list", NULL};
+    subprocess_t sp;
+    cr_assert_eq(subprocess_start(&sp, argv, 0), 0);
+    char line[512];
+    int families = 0;
+    while (subprocess_read_line(&sp, line, sizeof line, 10000) == 0)
+        families |= (strstr(line, " baseline ") ? 1 : 0) | (strstr(line, " modes ") ? 2 : 0) |
+                    (strstr(line, " workers ") ? 4 : 0) | (strstr(line, " cost ") ? 8 : 0) |
+                    (strstr(line, " size ") ? 16 : 0);
+    cr_assert_eq(subprocess_wait(&sp, 10000), 0);
+    cr_assert_eq(families, 31);
+}
+
+Test(cli_bench, bad_flags_exit_2) {
+    char *bad[][4] = {{KAFFE_CLI_PATH, "bench", "--scenario", "nosuch"},
+                      {KAFFE_CLI_PATH, "bench", "--messages", "12x"},
+                      {KAFFE_CLI_PATH, "bench", "-X", "novalue"},
+                      {KAFFE_CLI_PATH, "bench", "--bogus", NULL}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *argv[5] = {bad[i][0], bad[i][1], bad[i][2], bad[i][3], NULL};
+        subprocess_t sp;
+        cr_assert_eq(subprocess_start(&sp, argv, 0), 0);
+        cr_assert_eq(subprocess_wait(&sp, 10000), 2, "case %zu", i);
+    }
+}
+
+/* Every scenario of --list, in four concurrent runs (each with its own
+ * embedded cluster) to keep the test short; figures are meaningless here,
+ * correctness is not. */
+Test(cli_bench, every_scenario_completes_and_is_correct) {
+    static char names[64][64];
+    static const char *groups[4][64];
+    size_t count = 0, sizes[4] = {0};
+    char *argv[] = {KAFFE_CLI_PATH, "bench", "--list", NULL};
+    subprocess_t sp;
+    cr_assert_eq(subprocess_start(&sp, argv, 0), 0);
+    char line[512];
+    while (count < 64 && subprocess_read_line(&sp, line, sizeof line, 10000) == 0)
+        if (sscanf(line, "%63s", names[count]) == 1)
+            count++;
+    cr_assert_eq(subprocess_wait(&sp, 10000), 0);
+    cr_assert_gt(count, 10);
+    for (size_t i = 0; i < count; i++)
+        groups[i % 4][sizes[i % 4]++] = names[i];
+    static run_t runs[4];
+    for (int g = 0; g < 4; g++)
+        run_start(&runs[g], g + 1, groups[g], sizes[g]);
+    for (int g = 0; g < 4; g++)
+        run_check(&runs[g]);
+}
