@@ -145,7 +145,9 @@ Test(faults_errors, join_and_sync_group_errors) {
     rd_kafka_mock_push_request_errors(h, FAULT_API_HEARTBEAT, 1,
                                       RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS);
     fault_run_fault_over(&r);
-    wait_reassigned(&r, 20000);
+    /* A cooperative rejoin that keeps the assignment calls no rebalance
+     * callback, so a reassignment is not required here (it happens when the
+     * mock rejects the commits of the old generation meanwhile). */
     finish(&r, "JoinGroup/SyncGroup errors at start and on a forced rejoin");
 }
 
