@@ -642,6 +642,17 @@ static inline fault_verdict_t fault_verdict(const fault_log_t *log, const fault_
                 for (size_t a = 0; a < log->as_count && !after_kill && !after_assignment; a++)
                     after_assignment = log->as[a].partition == p && e->t_us > log->as[a].t_us &&
                                        fault_done_has(&log->as[a].done, e->offset);
+                if (after_kill && getenv("KAFFE_FAULTS_VERBOSE")) {
+                    for (size_t c = 0; c < cp_count; c++)
+                        if (e->t_us > cps[c].t_us && fault_done_has(&cps[c].done[p], e->offset)) {
+                            fprintf(stderr,
+                                    "replay after kill %zu (at %lld, committed %lld): partition "
+                                    "%d offset %lld at %lld\n",
+                                    c, (long long)cps[c].t_us, (long long)cps[c].done[p].committed,
+                                    (int)p, (long long)e->offset, (long long)e->t_us);
+                            break;
+                        }
+                }
                 if (after_assignment && getenv("KAFFE_FAULTS_VERBOSE"))
                     fprintf(stderr, "replay: partition %d offset %lld at %lld\n", (int)p,
                             (long long)e->offset, (long long)e->t_us);
