@@ -34,6 +34,18 @@ function(kaffe_enable_sanitizers list)
   add_link_options(-fsanitize=${joined})
 endfunction()
 
+# kaffe_enable_fuzzing(): coverage instrumentation for libFuzzer on every
+# object (library included); fuzz/ links its targets with -fsanitize=fuzzer.
+# clang only: libFuzzer ships with clang (Debian: libclang-rt-14-dev).
+function(kaffe_enable_fuzzing)
+  if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "KAFFE_BUILD_FUZZ needs clang (libFuzzer), not ${CMAKE_C_COMPILER_ID}: "
+      "configure a separate build directory with CC=clang, or run scripts/fuzz.sh")
+  endif()
+  add_compile_options(-fsanitize=fuzzer-no-link)
+  add_link_options(-fsanitize=fuzzer-no-link)
+endfunction()
+
 # kaffe_add_test(NAME source LABEL label TIMEOUT seconds): a Criterion binary
 # registered with CTest under a label (unit, integration, broker).
 function(kaffe_add_test name source)

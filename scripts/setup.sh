@@ -10,7 +10,8 @@ set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config
           librdkafka-dev liburcu-dev libcriterion-dev libssl-dev
           clang clang-format gnuplot-nox openssl kcat python3
-          libmicrohttpd-dev prometheus) # microhttpd: kaffe consume --metrics-addr; prometheus: promtool in tests
+          libmicrohttpd-dev prometheus # kaffe consume --metrics-addr; promtool in tests
+          libclang-rt-14-dev) # libFuzzer and the sanitizer runtimes for clang (scripts/fuzz.sh)
 
 # Java and Maven are large: only when asked for, or in CI where the broker
 # tier is mandatory.

@@ -10,9 +10,14 @@
 # Java and Maven: without them it is skipped with a message, except with
 # CI=true, where it is mandatory (scripts/setup.sh installs them in CI).
 #
+# Then the fuzz targets (scripts/fuzz.sh: clang, libFuzzer, ASan + UBSan),
+# each for FUZZ_SECONDS (45 s by default here). They need clang with libFuzzer:
+# without it they are skipped with a message, except with CI=true.
+#
 #   scripts/test.sh            all of the above
 #   scripts/test.sh quick      the plain build only (with the broker tier)
 #   scripts/test.sh broker     the plain build's broker tier only
+#   scripts/test.sh fuzz       the fuzz targets only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -74,6 +79,28 @@ run_broker_tier() { # build-dir
     echo "== broker: tier took $((SECONDS - t0)) s (start, tests, stop)"
 }
 
+# The fuzz targets, when clang can link libFuzzer (mandatory with CI=true).
+run_fuzz() {
+    if ! echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }' |
+        clang -x c -fsanitize=fuzzer,address,undefined -o /dev/null - >/dev/null 2>&1; then
+        if [ "${CI:-}" = "true" ]; then
+            echo "== fuzz: FAILED: CI=true needs clang with libFuzzer (scripts/setup.sh installs clang and libclang-rt-14-dev)" >&2
+            failed=1
+        else
+            echo "== fuzz: SKIPPED: clang with libFuzzer not found; install with: bash scripts/setup.sh"
+        fi
+        return
+    fi
+    FUZZ_SECONDS=${FUZZ_SECONDS:-45} bash scripts/fuzz.sh || failed=1
+}
+
+if [ "$mode" = fuzz ]; then
+    run_fuzz
+    [ $failed -eq 0 ] || { echo "== FAILED: see the output above" >&2; exit 1; }
+    echo "== fuzz targets passed"
+    exit 0
+fi
+
 BUILD_ARGS=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
 if [ "$mode" = broker ]; then
     echo "== plain: building in build/test"
@@ -92,6 +119,8 @@ if [ "$mode" = all ]; then
     BUILD_ARGS=(-DCMAKE_BUILD_TYPE=Debug -DKAFFE_SANITIZE=thread -DKAFFE_BUILD_BENCH=OFF)
     TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" \
         run_suite tsan build/tsan -L race
+
+    run_fuzz
 fi
 
 if [ $failed -ne 0 ]; then

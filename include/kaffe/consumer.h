@@ -38,11 +38,65 @@
  * 500 ms default to 100 ms, which bounds how long a resumed partition waits
  * for its next fetch.
  *
- * Failure (default policy, as Kaffe): a handler that returns anything but
- * KAFFE_OK stops the consumer with that status. Nothing at or past the
- * failed message is committed in its partition (it is delivered again after
- * a restart). The error callback is told, kaffe_consumer_wait() returns, and
- * kaffe_consumer_stop() returns the status. */
+ * Failure. A message fails when its handler returns anything but KAFFE_OK,
+ * or, in async mode, when the application calls kaffe_consumer_nack() for
+ * it. Every failure is told to the error callback. What follows is the
+ * on_error property:
+ *   stop         (default, as Kaffe) the consumer stops with that status.
+ *                Nothing at or past the failed message is committed in its
+ *                partition (it is delivered again after a restart);
+ *                kaffe_consumer_wait() returns and kaffe_consumer_stop()
+ *                returns the status.
+ *   retry        the message is handed to the handler again after a backoff
+ *                (retry_initial_backoff_ms doubling up to retry_max_backoff_ms, each
+ *                wait drawn from its upper half), up to retry_max_attempts
+ *                attempts in all; kaffe_message_attempt() tells which. Then
+ *                retry_exhausted applies: stop, dead_letter, or skip (the
+ *                message is acked unhandled, and counted).
+ *   dead_letter  the message is produced to dead_letter_topic (key, value
+ *                and headers, plus kaffe.original.topic/partition/offset,
+ *                kaffe.error.code/text, kaffe.attempts, kaffe.failed.at) by
+ *                a producer kaffe makes from the consumer's settings. It
+ *                counts as acked only once the broker acknowledged that
+ *                produce. If the produce fails (after produce_timeout_ms of
+ *                librdkafka retries), the consumer stops with that error,
+ *                exactly as on_error=stop: the message is not committed and
+ *                is delivered again after a restart. Nothing is lost.
+ *   pause        the message waits, holding its lane, until the application
+ *                calls kaffe_consumer_resume_partition(); it is then handed
+ *                to the handler again (next attempt number).
+ * A waiting message (retry or pause) holds back only its own lane: its
+ * partition in partition ordering, its key lane in key ordering (in
+ * unordered mode, nothing). No worker waits: the message is kept aside with
+ * its due time, its lane is suspended (later messages stay queued behind
+ * it), and the poll thread puts the lane back to work when the time comes
+ * (within a few ms). The waiting message still counts as in flight in its
+ * partition and holds its watermark, so a partition whose lane waits long
+ * enough fills its in-flight limit or ack window and stops fetching, like
+ * any slow message: other partitions are not affected. A nacked message
+ * (async) cannot hold its lane, which has moved on: its retry is appended to
+ * the lane's end. Waiting messages of a revoked partition, and all of them
+ * on stop, are released unhandled (delivered again to the next owner / after
+ * a restart). kaffe_consumer_failure_counters() counts what the policies
+ * did.
+ *
+ * Broker trouble. Errors that librdkafka recovers from by itself (brokers
+ * down, a coordinator that moved, request timeouts) are told to the error
+ * callback and never stop the consumer: fetching and committing resume when
+ * the cluster is back (commits that failed meanwhile are repeated).
+ *
+ * Fatal errors (librdkafka's rd_kafka_fatal_error: a fenced or invalid
+ * member, ...) restart the underlying client, without the application
+ * re-creating the consumer: the error callback is told; every partition is
+ * revoked as in a rebalance (the rebalance callback is told; in-flight
+ * messages get drain_timeout_ms; acks of messages delivered before the
+ * restart return KAFFE_ERR_REVOKED afterwards); what is acked is committed
+ * (by the new client, when the failed one no longer can: the next
+ * assignment of a partition starts from the acked state when it is ahead of
+ * the committed one); after a backoff (100 ms doubling per recent restart,
+ * at most 5 s) a new client joins the group. At most restart_max restarts
+ * within restart_window_ms: the next fatal error stops the consumer with
+ * that error (restart_max=0: every fatal error stops it). */
 #ifndef KAFFE_CONSUMER_H
 #define KAFFE_CONSUMER_H
 
@@ -102,6 +156,38 @@ KAFFE_API kaffe_status_t kaffe_consumer_start(kaffe_consumer_t *c);
  * message objects in a quarantine of the last 4096 before reuse. Acking
  * after kaffe_consumer_destroy() is undefined. */
 KAFFE_API kaffe_status_t kaffe_consumer_ack(kaffe_consumer_t *c, kaffe_message_t *m);
+
+/* Reports, in async mode, that handling m failed with status error (not
+ * KAFFE_OK): the on_error policy applies to m as if its handler had returned
+ * error. Instead of kaffe_consumer_ack(), exactly once, from any thread; m
+ * must not be used after this call. Returns KAFFE_OK (the policy took it),
+ * or as kaffe_consumer_ack() (REVOKED, STOPPED, ACK_DUPLICATE, NOT_ASYNC,
+ * INVALID_ARG; error KAFFE_OK is INVALID_ARG): then nothing changed. */
+KAFFE_API kaffe_status_t kaffe_consumer_nack(kaffe_consumer_t *c, kaffe_message_t *m, int error);
+
+/* on_error=pause: hands the messages waiting in topic/partition to the
+ * handler again (the partition then flows on). Any thread, handlers and
+ * callbacks included (it only marks them due; the poll thread hands them
+ * over within a few ms). Returns KAFFE_OK, or KAFFE_ERR_UNKNOWN_PARTITION when no
+ * message of topic/partition is paused, KAFFE_ERR_INVALID_ARG for NULLs. */
+KAFFE_API kaffe_status_t kaffe_consumer_resume_partition(kaffe_consumer_t *c, const char *topic,
+                                                         int32_t partition);
+
+/* What the failure policies did since the consumer was created. */
+typedef struct kaffe_failure_counters {
+    uint64_t failures;           /* handler failures and nacks */
+    uint64_t retries;            /* retry attempts scheduled */
+    uint64_t dead_lettered;      /* dead-letter produces acknowledged by the broker */
+    uint64_t dead_letter_failed; /* dead-letter produces that failed */
+    uint64_t skipped;            /* messages acked unhandled (retry_exhausted=skip) */
+    uint64_t paused;             /* messages paused (on_error=pause) */
+    uint64_t restarts;           /* client restarts after fatal errors */
+} kaffe_failure_counters_t;
+
+/* Copies the counters into *out. Any thread; each counter is read on its
+ * own (the set is not a snapshot). KAFFE_ERR_INVALID_ARG for NULLs. */
+KAFFE_API kaffe_status_t kaffe_consumer_failure_counters(kaffe_consumer_t *c,
+                                                         kaffe_failure_counters_t *out);
 
 /* Asks the consumer to stop and returns at once; the poll thread then stops
  * fetching, drains, commits and leaves the group, as kaffe_consumer_stop().

@@ -45,6 +45,13 @@ KAFFE_API const void *kaffe_message_value(const kaffe_message_t *m, size_t *len)
  * the message has no timestamp. */
 KAFFE_API int64_t kaffe_message_timestamp(const kaffe_message_t *m, kaffe_timestamp_type_t *type);
 
+/* Which handler attempt this is: 1 the first time the message is handed to
+ * the handler, 2 on its first retry (on_error=retry) or its redelivery after
+ * kaffe_consumer_resume_partition() (on_error=pause), and so on. Counts
+ * within this consumer's life only (a redelivery after a restart or a
+ * rebalance starts at 1 again). 0 for NULL. */
+KAFFE_API int kaffe_message_attempt(const kaffe_message_t *m);
+
 /* Number of headers (0 when there are none). */
 KAFFE_API size_t kaffe_message_header_count(const kaffe_message_t *m);
 

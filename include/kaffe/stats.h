@@ -88,7 +88,7 @@ typedef struct kaffe_consumer_stats {
     uint64_t messages_acked;      /* acks that counted (sync return, async ack, or a
                                      failure policy that settles a message as done) */
     uint64_t messages_failed;     /* handler calls that returned an error */
-    uint64_t messages_retried;    /* failure policy (0 until the policy exists) */
+    uint64_t messages_retried;    /* failure policy: retry attempts scheduled */
     uint64_t messages_dead_lettered;
     uint64_t messages_skipped;
     uint64_t messages_already_acked; /* skipped on replay: acked before, per commit metadata */

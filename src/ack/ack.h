@@ -133,8 +133,9 @@ size_t ack_metadata_encode(const ack_snapshot_t *snap, char *out, size_t max_byt
  * snap zero-initialised or previously used) and returns KAFFE_OK; empty
  * metadata (len 0) is valid and means nothing above the offset is done. Any
  * malformed, truncated, unknown-version, bad-checksum or mismatched (base
- * offset != committed_offset) input returns KAFFE_ERR_INVALID_ARG, and an
- * allocation failure KAFFE_ERR_NOMEM; both leave snap empty (watermark ==
+ * offset != committed_offset, or base + span past INT64_MAX) input returns
+ * KAFFE_ERR_INVALID_ARG, and an allocation failure KAFFE_ERR_NOMEM; both
+ * leave snap empty (watermark ==
  * end == committed_offset, bit_count 0): the caller then replays everything
  * from committed_offset. */
 kaffe_status_t ack_metadata_decode(const char *metadata, size_t len, int64_t committed_offset,

@@ -375,8 +375,11 @@ kaffe_status_t ack_metadata_decode(const char *metadata, size_t len, int64_t com
     uint8_t mode = get_byte(&r);
     uint64_t base = get_varint(&r);
     uint64_t span = get_varint(&r);
+    /* span <= INT64_MAX - base: the end offset must be an int64_t (a base
+     * near INT64_MAX would otherwise overflow snap->end). */
     if (r.bad || (mode != MODE_RUNS && mode != MODE_BITMAP) || base != (uint64_t)committed_offset ||
-        span == 0 || span > ACK_METADATA_MAX_SPAN) {
+        span == 0 || span > ACK_METADATA_MAX_SPAN ||
+        span > (uint64_t)(INT64_MAX - committed_offset)) {
         return reject(snap, committed_offset);
     }
     if (mode == MODE_BITMAP && r.left != (span + 7) / 8) {

@@ -15,23 +15,11 @@
 #include "cli/cli.h"
 #include "mock/mock_cluster.h"
 
-#define MAX_PROPS 64
+#define MAX_PROPS BENCH_MAX_PROPS
 /* One broker: with several, librdkafka 2.0.2's mock stalls some partitions'
  * fetches for about a second now and then, which swamps the figures. */
 #define EMBEDDED_BROKERS 1
 #define FULL_BASELINE_MESSAGES 400000.0 /* the raw scenario's count at scale 1 */
-
-typedef struct bench_options {
-    bool selected[64];
-    bool any_selected;
-    const char *brokers;
-    double scale;
-    long live_ms;
-    const char *json_path;
-    const char *plot_dir;
-    char *props[MAX_PROPS];
-    size_t prop_count;
-} bench_options_t;
 
 static void bench_help(void) {
     printf(
@@ -77,7 +65,8 @@ static size_t scenario_index(const bench_scenario_t *s) {
     return (size_t)(s - bench_scenario_at(0));
 }
 
-static int parse_options(int argc, char **argv, bench_options_t *o, bool *list, bool *help) {
+int cli_parse_bench_args(int argc, char **argv, bench_options_t *o, bool *list, bool *help,
+                         char *err, size_t err_size) {
     static const struct option options[] = {{"scenario", required_argument, NULL, 's'},
                                             {"list", no_argument, NULL, 'l'},
                                             {"brokers", required_argument, NULL, 'b'},
@@ -88,15 +77,15 @@ static int parse_options(int argc, char **argv, bench_options_t *o, bool *list, 
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     int opt;
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc then also forgets a previous parse's state */
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":s:lb:n:qj:p:X:h", options, NULL)) != -1) {
         switch (opt) {
             case 's': {
                 const bench_scenario_t *s = bench_scenario_find(optarg);
                 if (!s)
-                    return cli_usage_error("bench", "--scenario: no scenario \"%s\" (see --list)",
-                                           optarg);
+                    return cli_args_error(err, err_size,
+                                          "--scenario: no scenario \"%s\" (see --list)", optarg);
                 o->selected[scenario_index(s)] = o->any_selected = true;
                 break;
             }
@@ -105,7 +94,7 @@ static int parse_options(int argc, char **argv, bench_options_t *o, bool *list, 
                 break;
             case 'b':
                 if (!*optarg)
-                    return cli_usage_error("bench", "--brokers: empty");
+                    return cli_args_error(err, err_size, "--brokers: empty");
                 o->brokers = optarg;
                 break;
             case 'n': {
@@ -113,8 +102,8 @@ static int parse_options(int argc, char **argv, bench_options_t *o, bool *list, 
                 errno = 0;
                 long n = strtol(optarg, &end, 10);
                 if (errno || end == optarg || *end || n < 100 || n > 100000000)
-                    return cli_usage_error(
-                        "bench", "--messages: expected 100..100000000, got \"%s\"", optarg);
+                    return cli_args_error(
+                        err, err_size, "--messages: expected 100..100000000, got \"%s\"", optarg);
                 o->scale = (double)n / FULL_BASELINE_MESSAGES;
                 break;
             }
@@ -130,20 +119,21 @@ static int parse_options(int argc, char **argv, bench_options_t *o, bool *list, 
                 break;
             case 'X':
                 if (!strchr(optarg, '=') || *optarg == '=')
-                    return cli_usage_error("bench", "-X: expected name=value, got \"%s\"", optarg);
+                    return cli_args_error(err, err_size, "-X: expected name=value, got \"%s\"",
+                                          optarg);
                 if (o->prop_count == MAX_PROPS)
-                    return cli_usage_error("bench", "-X: at most %d properties", MAX_PROPS);
+                    return cli_args_error(err, err_size, "-X: at most %d properties", MAX_PROPS);
                 o->props[o->prop_count++] = optarg;
                 break;
             case 'h':
                 *help = true;
                 return CLI_EXIT_OK;
             default:
-                return cli_bad_option("bench", opt, argv);
+                return cli_bad_option_message(opt, argv, err, err_size);
         }
     }
     if (optind < argc)
-        return cli_usage_error("bench", "unexpected argument \"%s\"", argv[optind]);
+        return cli_args_error(err, err_size, "unexpected argument \"%s\"", argv[optind]);
     return CLI_EXIT_OK;
 }
 
@@ -297,11 +287,13 @@ int cli_bench(int argc, char **argv) {
         return bench_child_main(argc, argv);
     bench_options_t o = {.scale = 1.0, .live_ms = 1000};
     bool list = false, help = false;
-    int rc = parse_options(argc, argv, &o, &list, &help);
-    if (rc != CLI_EXIT_OK || help) {
-        if (help)
-            bench_help();
-        return rc;
+    char usage[512];
+    int rc = cli_parse_bench_args(argc, argv, &o, &list, &help, usage, sizeof usage);
+    if (rc != CLI_EXIT_OK)
+        return cli_usage_error("bench", "%s", usage);
+    if (help) {
+        bench_help();
+        return CLI_EXIT_OK;
     }
     if (list) {
         bench_list();

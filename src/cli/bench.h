@@ -33,6 +33,29 @@
 
 #include "metrics/histogram.h"
 
+/* ---- Options (bench.c) ------------------------------------------------------ */
+
+#define BENCH_MAX_PROPS 64
+
+typedef struct bench_options {
+    bool selected[64];
+    bool any_selected;
+    const char *brokers;
+    double scale;
+    long live_ms;
+    const char *json_path;
+    const char *plot_dir;
+    char *props[BENCH_MAX_PROPS];
+    size_t prop_count;
+} bench_options_t;
+
+/* Parses the parent's options into o (initialised by the caller: defaults
+ * stay where no option says otherwise). Prints nothing; CLI_EXIT_OK (*help
+ * set for -h, *list for -l) or CLI_EXIT_USAGE with a one-line message in
+ * err. Every string in o points into argv. Not thread-safe (getopt). */
+int cli_parse_bench_args(int argc, char **argv, bench_options_t *o, bool *list, bool *help,
+                         char *err, size_t err_size);
+
 /* ---- Scenarios (bench_scenarios.c) ---------------------------------------- */
 
 typedef enum bench_kind {

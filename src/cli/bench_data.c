@@ -189,7 +189,7 @@ long bench_produce(const char *brokers, char **props, size_t prop_count, const c
         while ((e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
                                       RD_KAFKA_V_PARTITION((int32_t)(i % partitions)),
                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                      RD_KAFKA_V_KEY(keys ? key : NULL, keys ? (size_t)klen : 0),
+                                      RD_KAFKA_V_KEY((keys ? key : NULL), keys ? (size_t)klen : 0),
                                       RD_KAFKA_V_VALUE(value, (size_t)size), RD_KAFKA_V_END)) ==
                RD_KAFKA_RESP_ERR__QUEUE_FULL)
             rd_kafka_poll(rk, 10);

@@ -12,6 +12,9 @@
 
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAILURE = 1, CLI_EXIT_USAGE = 2 };
 
+/* -X name=value options per command. */
+#define CLI_MAX_PROPS 64
+
 int cli_mock(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_produce(int argc, char **argv);
@@ -29,6 +32,45 @@ void cli_block_stop_signals(sigset_t *set);
  * starting with ':'): a one-line usage error naming the unknown option, or
  * the option missing its value. */
 int cli_bad_option(const char *sub, int opt, char **argv);
+
+/* Writes a usage error's text into err (snprintf-style; err may be NULL when
+ * err_size is 0) and returns CLI_EXIT_USAGE. For the option parsers below,
+ * which print nothing (their callers print err with cli_usage_error). */
+int cli_args_error(char *err, size_t err_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* cli_bad_option's message, written into err; returns CLI_EXIT_USAGE. */
+int cli_bad_option_message(int opt, char **argv, char *err, size_t err_size);
+
+/* The option parsers of produce and consume (bench's is in bench.h): they
+ * read argv with getopt_long (argv may be permuted; every string in *a points
+ * into argv), check values, print nothing and exit nothing. CLI_EXIT_OK
+ * (a->help set for -h: the caller prints the help), or CLI_EXIT_USAGE with a
+ * one-line message in err. Not thread-safe (getopt's globals); may be called
+ * again in the same process. */
+typedef struct cli_produce_args {
+    const char *brokers, *topic, *strategy, *delim, *config;
+    char *props[CLI_MAX_PROPS];
+    size_t prop_count;
+    long partition; /* KAFFE_PARTITION_ANY unless -p */
+    long batch;     /* 1..CLI_PRODUCE_MAX_BATCH */
+    bool help;
+} cli_produce_args_t;
+#define CLI_PRODUCE_MAX_BATCH 10000
+int cli_parse_produce_args(int argc, char **argv, cli_produce_args_t *a, char *err,
+                           size_t err_size);
+
+typedef struct cli_consume_args {
+    const char *brokers, *topics, *group, *ordering, *workers, *config;
+    const char *metrics_addr; /* --metrics-addr HOST:PORT, or NULL */
+    char *props[CLI_MAX_PROPS];
+    size_t prop_count;
+    bool earliest, async, delay_given, json, help;
+    long delay_min, delay_max; /* --ack-delay-ms MIN:MAX, 0 <= min <= max */
+    long count, idle_ms;       /* 0: no limit */
+} cli_consume_args_t;
+int cli_parse_consume_args(int argc, char **argv, cli_consume_args_t *a, char *err,
+                           size_t err_size);
 
 /* Parses a base-10 integer in [min, max]. 0, or -1 when it is not one. */
 int cli_parse_long(const char *s, long min, long max, long *out);

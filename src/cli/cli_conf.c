@@ -1,18 +1,55 @@
-/* Options shared by `kaffe produce` and `kaffe consume`: -c FILE, -X
- * name=value, and numbers. Every failure is a one-line usage error (exit 2). */
+/* Options shared by the subcommands: usage errors, -c FILE, -X name=value,
+ * numbers, and the stop signals. Every failure is a one-line usage error
+ * (exit 2). */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 
-int cli_bad_option(const char *sub, int opt, char **argv) {
+int cli_usage_error(const char *sub, const char *fmt, ...) {
+    fprintf(stderr, "kaffe %s: ", sub);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see kaffe %s --help)\n", sub);
+    return CLI_EXIT_USAGE;
+}
+
+int cli_args_error(char *err, size_t err_size, const char *fmt, ...) {
+    if (err_size > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, err_size, fmt, ap);
+        va_end(ap);
+    }
+    return CLI_EXIT_USAGE;
+}
+
+void cli_block_stop_signals(sigset_t *set) {
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
+int cli_bad_option_message(int opt, char **argv, char *err, size_t err_size) {
     if (opt == ':')
-        return cli_usage_error(sub, "option \"%s\" needs a value", argv[optind - 1]);
+        return cli_args_error(err, err_size, "option \"%s\" needs a value", argv[optind - 1]);
     if (optopt)
-        return cli_usage_error(sub, "unknown option \"-%c\"", optopt);
-    return cli_usage_error(sub, "unknown option \"%s\"", argv[optind - 1]);
+        return cli_args_error(err, err_size, "unknown option \"-%c\"", optopt);
+    return cli_args_error(err, err_size, "unknown option \"%s\"", argv[optind - 1]);
+}
+
+int cli_bad_option(const char *sub, int opt, char **argv) {
+    char err[512];
+    cli_bad_option_message(opt, argv, err, sizeof err);
+    return cli_usage_error(sub, "%s", err);
 }
 
 int cli_parse_long(const char *s, long min, long max, long *out) {

@@ -25,7 +25,7 @@
 #include "cli/json_line.h"
 #include "cli/metrics_http.h"
 
-#define MAX_PROPS 64
+#define MAX_PROPS CLI_MAX_PROPS
 
 /* Shared by the handler (worker threads), the delayed-ack thread, the error
  * callback (kaffe's poll thread) and the main thread. */
@@ -211,7 +211,8 @@ static int parse_delay(const char *s, long *min, long *max) {
     return 0;
 }
 
-int cli_consume(int argc, char **argv) {
+int cli_parse_consume_args(int argc, char **argv, cli_consume_args_t *a, char *err,
+                           size_t err_size) {
     static const struct option options[] = {{"brokers", required_argument, NULL, 'b'},
                                             {"topic", required_argument, NULL, 't'},
                                             {"group", required_argument, NULL, 'g'},
@@ -227,96 +228,109 @@ int cli_consume(int argc, char **argv) {
                                             {"config", required_argument, NULL, 'c'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
-    const char *brokers = NULL, *topics = NULL, *group = NULL, *ordering = NULL, *workers = NULL;
-    const char *config = NULL, *metrics_addr = NULL;
-    char *props[MAX_PROPS];
-    size_t prop_count = 0;
-    bool earliest = false, async = false, delay_given = false;
-    long delay_min = 0, delay_max = 10, count = 0, idle_ms = 0, n;
-    bool json = true;
+    *a = (cli_consume_args_t){.delay_max = 10, .json = true};
+    long n;
     int opt;
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc then also forgets a previous parse's state */
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":b:t:g:ead:w:o:f:n:i:m:c:X:h", options, NULL)) != -1) {
         switch (opt) {
             case 'b':
-                brokers = optarg;
+                a->brokers = optarg;
                 break;
             case 't':
-                topics = optarg;
+                a->topics = optarg;
                 break;
             case 'g':
-                group = optarg;
+                a->group = optarg;
                 break;
             case 'e':
-                earliest = true;
+                a->earliest = true;
                 break;
             case 'a':
-                async = true;
+                a->async = true;
                 break;
             case 'd':
-                if (parse_delay(optarg, &delay_min, &delay_max))
-                    return cli_usage_error("consume",
-                                           "--ack-delay-ms: expected MIN:MAX, got \"%s\"", optarg);
-                delay_given = true;
+                if (parse_delay(optarg, &a->delay_min, &a->delay_max))
+                    return cli_args_error(err, err_size,
+                                          "--ack-delay-ms: expected MIN:MAX, got \"%s\"", optarg);
+                a->delay_given = true;
                 break;
             case 'w':
                 if (cli_parse_long(optarg, 1, 1024, &n))
-                    return cli_usage_error("consume", "--workers: expected 1..1024, got \"%s\"",
-                                           optarg);
-                workers = optarg;
+                    return cli_args_error(err, err_size, "--workers: expected 1..1024, got \"%s\"",
+                                          optarg);
+                a->workers = optarg;
                 break;
             case 'o':
                 if (strcmp(optarg, "partition") && strcmp(optarg, "key") &&
                     strcmp(optarg, "unordered"))
-                    return cli_usage_error(
-                        "consume", "--ordering: expected partition, key or unordered, got \"%s\"",
-                        optarg);
-                ordering = optarg;
+                    return cli_args_error(
+                        err, err_size,
+                        "--ordering: expected partition, key or unordered, got \"%s\"", optarg);
+                a->ordering = optarg;
                 break;
             case 'f':
                 if (strcmp(optarg, "json") && strcmp(optarg, "value"))
-                    return cli_usage_error("consume",
-                                           "--format: expected json or value, got \"%s\"", optarg);
-                json = strcmp(optarg, "json") == 0;
+                    return cli_args_error(err, err_size,
+                                          "--format: expected json or value, got \"%s\"", optarg);
+                a->json = strcmp(optarg, "json") == 0;
                 break;
             case 'n':
-                if (cli_parse_long(optarg, 1, 1000000000000L, &count))
-                    return cli_usage_error(
-                        "consume", "--count: expected a positive number, got \"%s\"", optarg);
+                if (cli_parse_long(optarg, 1, 1000000000000L, &a->count))
+                    return cli_args_error(
+                        err, err_size, "--count: expected a positive number, got \"%s\"", optarg);
                 break;
             case 'i':
-                if (cli_parse_long(optarg, 1, 86400000, &idle_ms))
-                    return cli_usage_error(
-                        "consume", "--idle-exit-ms: expected 1..86400000, got \"%s\"", optarg);
+                if (cli_parse_long(optarg, 1, 86400000, &a->idle_ms))
+                    return cli_args_error(
+                        err, err_size, "--idle-exit-ms: expected 1..86400000, got \"%s\"", optarg);
                 break;
             case 'm': {
                 char host[64], why[256];
                 uint16_t port;
                 if (cli_metrics_parse_addr(optarg, host, sizeof host, &port, why, sizeof why))
-                    return cli_usage_error("consume", "%s", why);
-                metrics_addr = optarg;
+                    return cli_args_error(err, err_size, "%s", why);
+                a->metrics_addr = optarg;
                 break;
             }
             case 'c':
-                config = optarg;
+                a->config = optarg;
                 break;
             case 'X':
-                if (prop_count == MAX_PROPS)
-                    return cli_usage_error("consume", "-X: at most %d properties", MAX_PROPS);
-                props[prop_count++] = optarg;
+                if (a->prop_count == MAX_PROPS)
+                    return cli_args_error(err, err_size, "-X: at most %d properties", MAX_PROPS);
+                a->props[a->prop_count++] = optarg;
                 break;
             case 'h':
-                consume_help();
+                a->help = true;
                 return CLI_EXIT_OK;
             default:
-                return cli_bad_option("consume", opt, argv);
+                return cli_bad_option_message(opt, argv, err, err_size);
         }
     }
     if (optind < argc)
-        return cli_usage_error("consume", "unexpected argument \"%s\"", argv[optind]);
-    if (delay_given && !async)
-        return cli_usage_error("consume", "--ack-delay-ms needs --async");
+        return cli_args_error(err, err_size, "unexpected argument \"%s\"", argv[optind]);
+    if (a->delay_given && !a->async)
+        return cli_args_error(err, err_size, "--ack-delay-ms needs --async");
+    return CLI_EXIT_OK;
+}
+
+int cli_consume(int argc, char **argv) {
+    cli_consume_args_t a;
+    char usage[512];
+    if (cli_parse_consume_args(argc, argv, &a, usage, sizeof usage) != CLI_EXIT_OK)
+        return cli_usage_error("consume", "%s", usage);
+    if (a.help) {
+        consume_help();
+        return CLI_EXIT_OK;
+    }
+    const char *brokers = a.brokers, *topics = a.topics, *group = a.group, *ordering = a.ordering,
+               *workers = a.workers, *config = a.config;
+    char **props = a.props;
+    size_t prop_count = a.prop_count;
+    bool earliest = a.earliest, async = a.async, json = a.json;
+    long delay_min = a.delay_min, delay_max = a.delay_max, count = a.count, idle_ms = a.idle_ms;
 
     kaffe_conf_t *conf = kaffe_conf_new();
     consume_t *st = calloc(1, sizeof *st);
@@ -370,8 +384,8 @@ int cli_consume(int argc, char **argv) {
     }
     /* After the signals are blocked: the server's thread inherits the mask. */
     cli_metrics_server_t *metrics = NULL;
-    if (metrics_addr) {
-        metrics = cli_metrics_serve(metrics_addr, st->consumer, err, sizeof err);
+    if (a.metrics_addr) {
+        metrics = cli_metrics_serve(a.metrics_addr, st->consumer, err, sizeof err);
         if (!metrics) {
             fprintf(stderr, "kaffe consume: %s\n", err);
             delayed_ack_destroy(st->acker);
@@ -382,7 +396,7 @@ int cli_consume(int argc, char **argv) {
         }
         char host[64], why[256];
         uint16_t port;
-        cli_metrics_parse_addr(metrics_addr, host, sizeof host, &port, why, sizeof why);
+        cli_metrics_parse_addr(a.metrics_addr, host, sizeof host, &port, why, sizeof why);
         fprintf(stderr, "kaffe consume: metrics at http://%s:%u/metrics\n", host,
                 (unsigned)cli_metrics_port(metrics));
     }

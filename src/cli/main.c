@@ -1,6 +1,4 @@
 /* The `kaffe` command: dispatches to a subcommand. */
-#include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,23 +20,6 @@ static void usage(FILE *out) {
     for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
         fprintf(out, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
     fprintf(out, "\n`kaffe <command> --help` describes a command's options.\n");
-}
-
-int cli_usage_error(const char *sub, const char *fmt, ...) {
-    fprintf(stderr, "kaffe %s: ", sub);
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, " (see kaffe %s --help)\n", sub);
-    return CLI_EXIT_USAGE;
-}
-
-void cli_block_stop_signals(sigset_t *set) {
-    sigemptyset(set);
-    sigaddset(set, SIGINT);
-    sigaddset(set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, set, NULL);
 }
 
 int main(int argc, char **argv) {

@@ -13,8 +13,8 @@
 
 #include "cli/cli.h"
 
-#define MAX_PROPS 64
-#define MAX_BATCH 10000
+#define MAX_PROPS CLI_MAX_PROPS
+#define MAX_BATCH CLI_PRODUCE_MAX_BATCH
 
 static void produce_help(void) {
     printf(
@@ -103,7 +103,8 @@ static long produce_lines(kaffe_producer_t *p, const char *topic, int32_t partit
     return failed;
 }
 
-int cli_produce(int argc, char **argv) {
+int cli_parse_produce_args(int argc, char **argv, cli_produce_args_t *a, char *err,
+                           size_t err_size) {
     static const struct option options[] = {{"brokers", required_argument, NULL, 'b'},
                                             {"topic", required_argument, NULL, 't'},
                                             {"partition", required_argument, NULL, 'p'},
@@ -113,66 +114,80 @@ int cli_produce(int argc, char **argv) {
                                             {"config", required_argument, NULL, 'c'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
-    const char *brokers = NULL, *topic = NULL, *strategy = NULL, *delim = NULL, *config = NULL;
-    char *props[MAX_PROPS];
-    size_t prop_count = 0;
-    long partition = KAFFE_PARTITION_ANY, batch = 1;
+    *a = (cli_produce_args_t){.partition = KAFFE_PARTITION_ANY, .batch = 1};
     int opt;
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc then also forgets a previous parse's state */
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":b:t:p:s:k:B:c:X:h", options, NULL)) != -1) {
         switch (opt) {
             case 'b':
-                brokers = optarg;
+                a->brokers = optarg;
                 break;
             case 't':
-                topic = optarg;
+                a->topic = optarg;
                 break;
             case 'p':
-                if (cli_parse_long(optarg, 0, INT32_MAX, &partition))
-                    return cli_usage_error("produce",
-                                           "--partition: expected a partition number, "
-                                           "got \"%s\"",
-                                           optarg);
+                if (cli_parse_long(optarg, 0, INT32_MAX, &a->partition))
+                    return cli_args_error(err, err_size,
+                                          "--partition: expected a partition number, "
+                                          "got \"%s\"",
+                                          optarg);
                 break;
             case 's':
                 if (strcmp(optarg, "round_robin") && strcmp(optarg, "random") &&
                     strcmp(optarg, "md5") && strcmp(optarg, "murmur2"))
-                    return cli_usage_error("produce",
-                                           "--strategy: expected round_robin, random, md5 or "
-                                           "murmur2, got \"%s\"",
-                                           optarg);
-                strategy = optarg;
+                    return cli_args_error(err, err_size,
+                                          "--strategy: expected round_robin, random, md5 or "
+                                          "murmur2, got \"%s\"",
+                                          optarg);
+                a->strategy = optarg;
                 break;
             case 'k':
                 if (!*optarg)
-                    return cli_usage_error("produce", "--key-delimiter: empty");
-                delim = optarg;
+                    return cli_args_error(err, err_size, "--key-delimiter: empty");
+                a->delim = optarg;
                 break;
             case 'B':
-                if (cli_parse_long(optarg, 1, MAX_BATCH, &batch))
-                    return cli_usage_error("produce", "--batch: expected 1..%d, got \"%s\"",
-                                           MAX_BATCH, optarg);
+                if (cli_parse_long(optarg, 1, MAX_BATCH, &a->batch))
+                    return cli_args_error(err, err_size, "--batch: expected 1..%d, got \"%s\"",
+                                          MAX_BATCH, optarg);
                 break;
             case 'c':
-                config = optarg;
+                a->config = optarg;
                 break;
             case 'X':
-                if (prop_count == MAX_PROPS)
-                    return cli_usage_error("produce", "-X: at most %d properties", MAX_PROPS);
-                props[prop_count++] = optarg;
+                if (a->prop_count == MAX_PROPS)
+                    return cli_args_error(err, err_size, "-X: at most %d properties", MAX_PROPS);
+                a->props[a->prop_count++] = optarg;
                 break;
             case 'h':
-                produce_help();
+                a->help = true;
                 return CLI_EXIT_OK;
             default:
-                return cli_bad_option("produce", opt, argv);
+                return cli_bad_option_message(opt, argv, err, err_size);
         }
     }
     if (optind < argc)
-        return cli_usage_error("produce", "unexpected argument \"%s\"", argv[optind]);
-    if (!topic || !*topic)
-        return cli_usage_error("produce", "-t TOPIC is required");
+        return cli_args_error(err, err_size, "unexpected argument \"%s\"", argv[optind]);
+    if (!a->topic || !*a->topic)
+        return cli_args_error(err, err_size, "-t TOPIC is required");
+    return CLI_EXIT_OK;
+}
+
+int cli_produce(int argc, char **argv) {
+    cli_produce_args_t a;
+    char usage[512];
+    if (cli_parse_produce_args(argc, argv, &a, usage, sizeof usage) != CLI_EXIT_OK)
+        return cli_usage_error("produce", "%s", usage);
+    if (a.help) {
+        produce_help();
+        return CLI_EXIT_OK;
+    }
+    const char *brokers = a.brokers, *topic = a.topic, *strategy = a.strategy, *delim = a.delim,
+               *config = a.config;
+    char **props = a.props;
+    size_t prop_count = a.prop_count;
+    long partition = a.partition, batch = a.batch;
 
     kaffe_conf_t *conf = kaffe_conf_new();
     int rc = cli_conf_apply("produce", conf, config, props, prop_count);

@@ -21,6 +21,12 @@ static bool host_port_ok(const char *s, size_t len) {
         const char *close = memchr(s, ']', len);
         if (!close || close == s + 1 || (size_t)(close - s) + 1 >= len || close[1] != ':')
             return false;
+        /* An IPv6 literal: hex digits, ':' and '.' (an embedded IPv4 tail).
+         * Anything else ("[user:pw@host]") would reach librdkafka, and its
+         * logs, as a broker name. */
+        for (const char *c = s + 1; c < close; c++)
+            if (!isxdigit((unsigned char)*c) && *c != ':' && *c != '.')
+                return false;
         colon = close + 1;
     } else {
         for (size_t i = 0; i < len; i++) {

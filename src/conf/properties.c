@@ -305,6 +305,76 @@ static const property_t properties[] = {
      .roles = CONSUMER,
      .description = "How long revoke and stop wait for in-flight messages before committing "
                     "what is acked and letting the rest be redelivered."},
+    {.name = "on_error",
+     .type = PROP_ENUM,
+     .default_value = "stop",
+     .choices = "stop|retry|dead_letter|pause",
+     .roles = CONSUMER,
+     .description = "What a handler failure does. stop: the consumer stops with the error "
+                    "(Kaffe's behaviour; nothing at or past the message is committed). retry: "
+                    "the message is handled again after a backoff, holding back only its lane, "
+                    "then retry_exhausted applies. dead_letter: the message is produced to "
+                    "dead_letter_topic and counts as acked once the broker acknowledged it. "
+                    "pause: the message waits, holding its lane, until "
+                    "kaffe_consumer_resume_partition()."},
+    {.name = "retry_max_attempts",
+     .type = PROP_INT,
+     .default_value = "3",
+     .min = 1,
+     .max = 1000000,
+     .roles = CONSUMER,
+     .description = "on_error=retry: handler attempts per message, the first one included."},
+    {.name = "retry_initial_backoff_ms",
+     .type = PROP_INT,
+     .default_value = "100",
+     .min = 0,
+     .max = 3600000,
+     .roles = CONSUMER,
+     .description = "on_error=retry: the wait before the first handler retry (not to be confused "
+                    "with retry_backoff_ms, librdkafka's request retry); it doubles for each "
+                    "later one (up to retry_max_backoff_ms), and each wait is drawn uniformly "
+                    "from its upper half (jitter)."},
+    {.name = "retry_max_backoff_ms",
+     .type = PROP_INT,
+     .default_value = "10000",
+     .min = 0,
+     .max = 3600000,
+     .roles = CONSUMER,
+     .description = "on_error=retry: the longest wait between two attempts."},
+    {.name = "retry_exhausted",
+     .type = PROP_ENUM,
+     .default_value = "stop",
+     .choices = "stop|dead_letter|skip",
+     .roles = CONSUMER,
+     .description = "on_error=retry: what happens after the last attempt failed. stop: as "
+                    "on_error=stop. dead_letter: as on_error=dead_letter. skip: the message is "
+                    "acked without being handled, and counted (kaffe_consumer_failure_counters)."},
+    {.name = "restart_max",
+     .type = PROP_INT,
+     .default_value = "3",
+     .min = 0,
+     .max = 1000,
+     .roles = CONSUMER,
+     .description = "Client restarts after fatal librdkafka errors allowed within "
+                    "restart_window_ms; one more fatal error stops the consumer with it. 0: "
+                    "every fatal error stops the consumer."},
+    {.name = "restart_window_ms",
+     .type = PROP_INT,
+     .default_value = "60000",
+     .min = 1,
+     .max = 86400000,
+     .roles = CONSUMER,
+     .description = "The time window of the restart_max budget."},
+    {.name = "dead_letter_topic",
+     .type = PROP_STRING,
+     .default_value = "",
+     .roles = CONSUMER,
+     .description = "The topic failed messages are produced to (on_error=dead_letter or "
+                    "retry_exhausted=dead_letter; required then). Key, value and headers are "
+                    "kept; kaffe.original.topic, kaffe.original.partition, "
+                    "kaffe.original.offset, kaffe.error.code, kaffe.error.text, kaffe.attempts "
+                    "and kaffe.failed.at (ms since the epoch) headers are added. The producer "
+                    "uses the consumer's settings (endpoints, TLS, SASL, produce_timeout_ms)."},
 
     /* Producer. */
     {.name = "partition_strategy",

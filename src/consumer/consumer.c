@@ -12,6 +12,7 @@
  * Cross-thread state is the atomics in kaffe_consumer_s (each commented) and
  * the fields under `lock`. */
 #include <kaffe/consumer.h>
+#include <kaffe/producer.h>
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -31,11 +32,23 @@
 
 enum ordering { ORDER_PARTITION, ORDER_KEY, ORDER_UNORDERED };
 enum state { ST_NEW, ST_RUNNING, ST_STOPPING, ST_STOPPED };
+enum policy { POL_STOP, POL_RETRY, POL_DEAD_LETTER, POL_PAUSE, POL_SKIP };
 
 #define METADATA_MAX 4096 /* the broker's default offset.metadata.max.bytes */
 #define POLL_MS 100       /* stop-request latency bound */
 #define PAUSED_POLL_MS 5  /* while some partition waits to be resumed */
 #define COMMITTED_TIMEOUT_MS 10000
+
+/* One librdkafka client and the messages it delivered that are still
+ * alive (their rd_kafka_message_t must be destroyed before the client). */
+struct consumer_client {
+    rd_kafka_t *rk;
+    /* Messages alive. Incremented by the poll thread (message_new), relaxed;
+     * decremented by whoever destroys a message's rd_kafka_message_t,
+     * release: pairs with the poll thread's acquire load before it destroys
+     * the retired client, so every rd_kafka_message_destroy happened before. */
+    atomic_long live;
+};
 
 typedef struct message_block {
     struct message_block *next;
@@ -61,6 +74,29 @@ struct kaffe_consumer_s {
     int64_t commit_interval_ms, drain_timeout_ms;
     uint64_t salt;
 
+    /* Failure policy (immutable after kaffe_consumer_new). */
+    int on_error, retry_exhausted; /* enum policy */
+    int retry_max_attempts;
+    int64_t retry_backoff_ms, retry_backoff_max_ms;
+    char *dead_letter_topic;
+    kaffe_producer_t *dead_letter; /* NULL unless a policy can dead-letter */
+    int64_t restart_max, restart_window_ms;
+
+    /* Client restarts (poll thread only). */
+    rd_kafka_resp_err_t fatal_pending; /* a fatal error to restart for */
+    rd_kafka_t *fatal_seen;            /* the client whose fatal error was noticed */
+    int64_t *restart_times;            /* the last restart_max restarts, a ring */
+    size_t restart_next;
+    int64_t restart_backoff_ms;
+    client_t *client;   /* the current client (c->rk is client->rk) */
+    client_t **retired; /* closed clients, destroyed once no message uses them */
+    size_t retired_n;
+    /* What the previous client could not commit: per partition, the
+     * watermark and metadata acked when it was retired. The next assignment
+     * of the partition starts from it when it is ahead of the committed
+     * offset (and commits it). */
+    rd_kafka_topic_partition_list_t *stash;
+
     pool_t *pool;             /* created by start, destroyed by stop */
     partition_table_t *table; /* whole life */
     pthread_t poll_thread;
@@ -71,11 +107,18 @@ struct kaffe_consumer_s {
     int64_t last_resume_ms;
     size_t paused_count; /* partitions paused (recounted on each resume pass) */
     bool commit_force;   /* a commit failed: commit everything next time */
+    bool stashing;       /* revoke_partitions keeps the state in stash */
     bool drained;        /* the stop sequence drained: revokes do not wait again */
     uint64_t commits_served;
     ack_snapshot_t snap;
     message_block_t *blocks;
     size_t block_used;
+    /* The dispatcher's last lookup: valid while the table's version is
+     * still cache_version (partition_table_version). */
+    const rd_kafka_topic_t *cache_rkt;
+    int32_t cache_partition;
+    uint64_t cache_version;
+    partition_t *cache_p;
 
     /* Any thread. Each is a flag or counter; the orders are at the uses. */
     atomic_int state;            /* enum state */
@@ -85,11 +128,31 @@ struct kaffe_consumer_s {
     atomic_int failure;          /* the status that stopped the consumer */
     atomic_long revoke_timeouts; /* > 0: workers check a message is current */
     atomic_ulong commit_requested;
+    atomic_int test_fatal; /* consumer_test_fatal_error: the error to raise */
     /* Released message objects (quarantine, then reuse): pushed by any
      * thread, popped by the poll thread only (single dequeuer: no lock). */
     struct __cds_wfcq_head free_head;
     struct cds_wfcq_tail free_tail;
     atomic_long free_count;
+
+    /* Failure counters (kaffe_consumer_failure_counters). Relaxed: plain
+     * statistics, they order nothing. */
+    atomic_ullong n_failures, n_retries, n_dead_lettered, n_dead_letter_failed, n_skipped, n_paused,
+        n_restarts;
+    atomic_ullong rng; /* backoff jitter: a splitmix64 sequence */
+
+    /* Messages waiting for a retry or a resume (the delay list). Added by
+     * workers (hold callback), nackers and the poll thread; served by the
+     * poll thread. Everything a message carries into the list (its
+     * failure-path fields, its settled/refs state) is ordered by this lock
+     * to whoever takes it out. */
+    pthread_mutex_t delay_lock;
+    kaffe_message_t **delayed;
+    size_t delayed_n, delayed_cap;
+    bool delay_closed; /* stop began: nothing may wait any more */
+    /* Entries in the list. Written under delay_lock; read relaxed by the
+     * poll thread as a hint (a stale value only delays serving by a poll). */
+    atomic_long delayed_count;
 
     pthread_mutex_t lock; /* protects what follows */
     pthread_cond_t cond;
@@ -104,6 +167,12 @@ static int64_t now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void sleep_ms(int ms) {
@@ -146,9 +215,10 @@ static void fail_consumer(kaffe_consumer_t *c, int status) {
 
 /* --- messages ----------------------------------------------------------- */
 
-/* A message object for rkm. Poll thread only (the single free-list dequeuer). */
+/* A message object for rkm, received by the poll thread at polled_ns. Poll
+ * thread only (the single free-list dequeuer). */
 static kaffe_message_t *message_new(kaffe_consumer_t *c, rd_kafka_message_t *rkm,
-                                    uint64_t generation) {
+                                    uint64_t generation, uint64_t polled_ns) {
     kaffe_message_t *m = NULL;
     if (atomic_load_explicit(&c->free_count, memory_order_relaxed) > MESSAGE_QUARANTINE) {
         struct cds_wfcq_node *node = __cds_wfcq_dequeue_blocking(&c->free_head, &c->free_tail);
@@ -170,14 +240,20 @@ static kaffe_message_t *message_new(kaffe_consumer_t *c, rd_kafka_message_t *rkm
         m = &c->blocks->msgs[c->block_used++];
     }
     m->consumer = c;
+    m->client = c->client;
+    atomic_fetch_add_explicit(&c->client->live, 1, memory_order_relaxed);
     m->rkm = rkm;
     m->topic = rd_kafka_topic_name(rkm->rkt);
     m->headers = NULL;
     m->generation = generation;
     m->bytes = rkm->len + rkm->key_len;
-    struct timespec polled;
-    clock_gettime(CLOCK_MONOTONIC, &polled);
-    m->polled_ns = (uint64_t)polled.tv_sec * 1000000000u + (uint64_t)polled.tv_nsec;
+    m->polled_ns = polled_ns;
+    m->attempt = 1;
+    m->lane = NULL;
+    m->due_ms = 0;
+    m->paused = false;
+    m->lane_held = false;
+    m->abandon = false;
     /* relaxed: the message reaches other threads only through the pool (or
      * the park list), whose hand-off orders these stores. */
     atomic_store_explicit(&m->refs, c->async ? 2 : 1, memory_order_relaxed);
@@ -193,7 +269,10 @@ static void message_drop(kaffe_message_t *m, int n) {
     if (atomic_fetch_sub_explicit(&m->refs, n, memory_order_acq_rel) != n)
         return;
     kaffe_consumer_t *c = m->consumer;
+    client_t *client = m->client;
     rd_kafka_message_destroy(m->rkm);
+    /* release: see consumer_client.live. */
+    atomic_fetch_sub_explicit(&client->live, 1, memory_order_release);
     m->rkm = NULL;
     m->headers = NULL;
     /* release: a late ack that reads live == 0 (acquire) refuses the message
@@ -232,35 +311,304 @@ static void abandon_message(kaffe_consumer_t *c, kaffe_message_t *m) {
     message_drop(m, unseen_refs(c));
 }
 
-/* The failure policy. Default (and only, for now): stop the consumer with
- * the handler's status; the failed offset is marked so that nothing at or
- * past it is committed. Retry / dead-letter / pause policies plug in here. */
+/* --- the failure path ---------------------------------------------------
+ *
+ * A failed message (handler return, or nack) is first claimed (settled
+ * 0 -> 1, so a late ack is refused), then the policy decides:
+ *   stop         settle PARTITION_FAIL, stop the consumer;
+ *   skip         settle PARTITION_ACK, count it;
+ *   dead_letter  produce it (one more reference until the delivery report),
+ *                settle ACK on success, FAIL + stop on failure;
+ *   retry/pause  the message takes one more reference (the "retry
+ *                reference") and waits in the delay list with its due time
+ *                (INT64_MAX while paused). From a worker with a lane, the
+ *                worker asks the pool to hold the lane (pool_hold): the lane
+ *                is suspended with the message at its head, and the hold
+ *                callback puts the message in the delay list once the worker
+ *                is off the lane. Otherwise (unordered, or a nack: the lane
+ *                has moved on) it goes in the list directly.
+ * The poll thread serves the list (serve_delayed): a due message is made
+ * runnable again (settled 0, the retry reference becomes the worker's, plus
+ * the application's in async mode, attempt + 1) and its lane woken, or it is
+ * pushed again (to the end of its lane, or to the pool). Revoke and stop
+ * flush the list: held lanes are woken with the message marked abandon
+ * (the worker releases it unhandled, in lane order), others are released
+ * here. No worker ever sleeps for a backoff. */
+
+static uint64_t next_random(kaffe_consumer_t *c) {
+    /* relaxed: only atomicity matters (distinct values per caller). */
+    uint64_t z =
+        atomic_fetch_add_explicit(&c->rng, UINT64_C(0x9e3779b97f4a7c15), memory_order_relaxed);
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+/* The wait after the attempt-th failure: retry_initial_backoff_ms * 2^(attempt-1),
+ * at most retry_max_backoff_ms, drawn uniformly from its upper half. */
+static int64_t retry_backoff(kaffe_consumer_t *c, int attempt) {
+    int64_t d = c->retry_backoff_ms;
+    for (int i = 1; i < attempt && d < c->retry_backoff_max_ms; i++)
+        d *= 2;
+    if (d > c->retry_backoff_max_ms)
+        d = c->retry_backoff_max_ms;
+    int64_t low = d / 2;
+    return low + (int64_t)(next_random(c) % (uint64_t)(d - low + 1));
+}
+
+/* Puts m in the delay list; false when stop closed it (or on OOM). */
+static bool delay_add(kaffe_consumer_t *c, kaffe_message_t *m) {
+    pthread_mutex_lock(&c->delay_lock);
+    bool ok = !c->delay_closed;
+    if (ok && c->delayed_n == c->delayed_cap) {
+        size_t cap = c->delayed_cap ? c->delayed_cap * 2 : 64;
+        kaffe_message_t **grown = realloc(c->delayed, cap * sizeof *grown);
+        if (grown) {
+            c->delayed = grown;
+            c->delayed_cap = cap;
+        } else {
+            ok = false;
+        }
+    }
+    if (ok) {
+        c->delayed[c->delayed_n++] = m;
+        atomic_store_explicit(&c->delayed_count, (long)c->delayed_n, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&c->delay_lock);
+    return ok;
+}
+
+/* A waiting message becomes runnable again: its retry reference is the
+ * worker's, plus the application's in async mode. Its new owner is reached
+ * through a lane wake or a pool push, which order these stores. */
+static void prepare_rerun(kaffe_consumer_t *c, kaffe_message_t *m) {
+    atomic_store_explicit(&m->settled, 0, memory_order_relaxed);
+    if (c->async)
+        atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+    if (!m->abandon)
+        m->attempt++;
+}
+
+/* Takes m out of waiting (poll thread, or the hold callback when the list
+ * is closed): runs it again, or with abandon, releases it unhandled. */
+static void redispatch(kaffe_consumer_t *c, kaffe_message_t *m, bool abandon) {
+    if (m->lane_held) {
+        m->lane_held = false;
+        m->abandon = abandon;
+        prepare_rerun(c, m);
+        pool_lane_wake(m->lane); /* the held message runs first */
+        return;
+    }
+    partition_t *p = partition_table_find(c->table, m->topic, m->rkm->partition);
+    if (!p || partition_generation(p) != m->generation) {
+        /* Its assignment is gone (and its in-flight count with it). */
+        message_drop(m, 1);
+        return;
+    }
+    if (abandon) {
+        settle(c, m, PARTITION_RELEASE);
+        message_drop(m, 1);
+        return;
+    }
+    prepare_rerun(c, m);
+    if (m->lane)
+        pool_lane_push(m->lane, &m->item);
+    else
+        pool_push(c->pool, &m->item);
+}
+
+/* The pool's hold callback: m's lane is suspended with m at its head; the
+ * worker is off the lane. Worker thread. */
+static void hold_cb(pool_lane_t *lane, pool_item_t *item, void *opaque) {
+    (void)lane;
+    kaffe_consumer_t *c = opaque;
+    kaffe_message_t *m = caa_container_of(item, kaffe_message_t, item);
+    if (!delay_add(c, m))
+        redispatch(c, m, true); /* stopping: release it in lane order */
+}
+
+/* m waits (retry after a backoff, or pause until resumed). The caller holds
+ * its own references and drops them afterwards. */
+static void wait_message(kaffe_consumer_t *c, kaffe_message_t *m, bool from_worker, bool paused) {
+    m->paused = paused;
+    m->due_ms = paused ? INT64_MAX : now_ms() + retry_backoff(c, m->attempt);
+    /* relaxed: the caller holds a reference, so this is not a revival. */
+    atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+    if (from_worker && m->lane) {
+        m->lane_held = true;
+        pool_hold(&m->item); /* hold_cb adds it once the worker is off the lane */
+        return;
+    }
+    m->lane_held = false;
+    if (!delay_add(c, m)) {
+        settle(c, m, PARTITION_RELEASE);
+        message_drop(m, 1);
+    }
+}
+
+static void dead_letter_delivered(const kaffe_delivery_report_t *report, void *opaque);
+
+/* Produces m to the dead-letter topic; it is acked in the delivery report.
+ * The caller holds its own references. */
+static void dead_letter(kaffe_consumer_t *c, kaffe_message_t *m, int rc) {
+    size_t own = m->headers ? rd_kafka_header_cnt(m->headers) : 0;
+    kaffe_header_t *h = calloc(own + 7, sizeof *h);
+    char partition[16], offset[24], code[16], attempts[16], at[24];
+    kaffe_status_t st = KAFFE_ERR_NOMEM;
+    if (h) {
+        size_t n = 0;
+        for (size_t i = 0; i < own; i++) {
+            if (rd_kafka_header_get_all(m->headers, i, &h[n].name, &h[n].value, &h[n].value_len) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR)
+                n++;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        snprintf(partition, sizeof partition, "%d", (int)m->rkm->partition);
+        snprintf(offset, sizeof offset, "%lld", (long long)m->rkm->offset);
+        snprintf(code, sizeof code, "%d", rc);
+        snprintf(attempts, sizeof attempts, "%d", m->attempt);
+        snprintf(at, sizeof at, "%lld", (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+        const char *text = kaffe_strerror(rc);
+        const char *names[] = {"kaffe.original.topic",  "kaffe.original.partition",
+                               "kaffe.original.offset", "kaffe.error.code",
+                               "kaffe.error.text",      "kaffe.attempts",
+                               "kaffe.failed.at"};
+        const char *values[] = {m->topic, partition, offset, code, text, attempts, at};
+        for (size_t i = 0; i < 7; i++) {
+            h[n].name = names[i];
+            h[n].value = values[i];
+            h[n].value_len = strlen(values[i]);
+            n++;
+        }
+        kaffe_produce_msg_t msg = KAFFE_PRODUCE_MSG_INIT;
+        msg.topic = c->dead_letter_topic;
+        msg.key = m->rkm->key;
+        msg.key_len = m->rkm->key_len;
+        msg.value = m->rkm->payload;
+        msg.value_len = m->rkm->payload ? m->rkm->len : 0;
+        msg.headers = h;
+        msg.header_count = n;
+        /* The dead-letter reference, dropped by the delivery report.
+         * relaxed: the caller holds a reference. */
+        atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+        st = kaffe_produce_async(c->dead_letter, &msg, dead_letter_delivered, m);
+        free(h);
+        if (st == KAFFE_OK)
+            return;
+        atomic_fetch_sub_explicit(&m->refs, 1, memory_order_relaxed);
+    }
+    atomic_fetch_add_explicit(&c->n_dead_letter_failed, 1, memory_order_relaxed);
+    settle(c, m, PARTITION_FAIL);
+    report_error(c, st, "dead-lettering %s [%d] at offset %lld to %s failed (%s); stopping",
+                 m->topic, (int)m->rkm->partition, (long long)m->rkm->offset, c->dead_letter_topic,
+                 kaffe_err_name(st));
+    fail_consumer(c, st);
+}
+
+/* The producer's delivery thread. */
+static void dead_letter_delivered(const kaffe_delivery_report_t *report, void *opaque) {
+    kaffe_message_t *m = opaque;
+    kaffe_consumer_t *c = m->consumer;
+    if (report->status == KAFFE_OK) {
+        atomic_fetch_add_explicit(&c->n_dead_lettered, 1, memory_order_relaxed);
+        settle(c, m, PARTITION_ACK);
+    } else {
+        atomic_fetch_add_explicit(&c->n_dead_letter_failed, 1, memory_order_relaxed);
+        settle(c, m, PARTITION_FAIL);
+        report_error(c, report->status,
+                     "dead-lettering %s [%d] at offset %lld to %s failed (%s); stopping", m->topic,
+                     (int)m->rkm->partition, (long long)m->rkm->offset, c->dead_letter_topic,
+                     kaffe_err_name(report->status));
+        fail_consumer(c, report->status);
+    }
+    message_drop(m, 1);
+}
+
+/* Applies the policy to a claimed failed message, then drops the caller's
+ * own references (own_refs). A worker (from_worker) or a nacking thread. */
+static void message_failed(kaffe_consumer_t *c, kaffe_message_t *m, int rc, bool from_worker,
+                           int own_refs) {
+    atomic_fetch_add_explicit(&c->n_failures, 1, memory_order_relaxed);
+    int action = c->on_error;
+    if (action == POL_RETRY && m->attempt >= c->retry_max_attempts)
+        action = c->retry_exhausted;
+    const char *topic = m->topic;
+    int partition = (int)m->rkm->partition;
+    long long offset = (long long)m->rkm->offset;
+    switch (action) {
+        case POL_RETRY:
+            atomic_fetch_add_explicit(&c->n_retries, 1, memory_order_relaxed);
+            report_error(c, rc,
+                         "message handler failed (%s) on %s [%d] at offset %lld, attempt %d: "
+                         "retrying",
+                         kaffe_err_name(rc), topic, partition, offset, m->attempt);
+            wait_message(c, m, from_worker, false);
+            break;
+        case POL_PAUSE:
+            atomic_fetch_add_explicit(&c->n_paused, 1, memory_order_relaxed);
+            report_error(c, rc,
+                         "message handler failed (%s) on %s [%d] at offset %lld, attempt %d: "
+                         "paused until kaffe_consumer_resume_partition()",
+                         kaffe_err_name(rc), topic, partition, offset, m->attempt);
+            wait_message(c, m, from_worker, true);
+            break;
+        case POL_DEAD_LETTER:
+            report_error(c, rc,
+                         "message handler failed (%s) on %s [%d] at offset %lld, attempt %d: "
+                         "dead-lettering to %s",
+                         kaffe_err_name(rc), topic, partition, offset, m->attempt,
+                         c->dead_letter_topic);
+            dead_letter(c, m, rc);
+            break;
+        case POL_SKIP:
+            atomic_fetch_add_explicit(&c->n_skipped, 1, memory_order_relaxed);
+            report_error(c, rc,
+                         "message handler failed (%s) on %s [%d] at offset %lld, attempt %d: "
+                         "skipped",
+                         kaffe_err_name(rc), topic, partition, offset, m->attempt);
+            settle(c, m, PARTITION_ACK);
+            break;
+        default:
+            settle(c, m, PARTITION_FAIL);
+            report_error(c, rc, "message handler failed (%s) on %s [%d] at offset %lld; stopping",
+                         kaffe_err_name(rc), topic, partition, offset);
+            fail_consumer(c, rc);
+            break;
+    }
+    message_drop(m, own_refs);
+}
+
+/* The handler returned rc != KAFFE_OK. Worker thread. */
 static void handler_failed(kaffe_consumer_t *c, kaffe_message_t *m, int rc) {
     int open = 0;
-    bool settled_here = atomic_compare_exchange_strong_explicit(
-        &m->settled, &open, 1, memory_order_acq_rel, memory_order_relaxed);
-    if (settled_here)
-        settle(c, m, PARTITION_FAIL);
-    report_error(c, rc, "message handler failed (%s) on %s [%d] at offset %lld; stopping",
-                 kaffe_err_name(rc), m->topic, (int)m->rkm->partition, (long long)m->rkm->offset);
-    fail_consumer(c, rc);
-    /* Async: the application must not ack a message it refused, so its
-     * reference goes too (a late ack is refused as a duplicate). If it acked
-     * anyway before we got here, it dropped its reference already. */
-    message_drop(m, c->async && settled_here ? 2 : 1);
+    if (atomic_compare_exchange_strong_explicit(&m->settled, &open, 1, memory_order_acq_rel,
+                                                memory_order_relaxed)) {
+        /* Async: the application must not ack a message it refused, so its
+         * reference goes too (a late ack is refused as a duplicate). */
+        message_failed(c, m, rc, true, c->async ? 2 : 1);
+        return;
+    }
+    /* Async: the application acked it already, then the handler failed. */
+    report_error(c, rc, "message handler failed (%s) on %s [%d] at offset %lld after acking it%s",
+                 kaffe_err_name(rc), m->topic, (int)m->rkm->partition, (long long)m->rkm->offset,
+                 c->on_error == POL_STOP ? "; stopping" : "");
+    if (c->on_error == POL_STOP)
+        fail_consumer(c, rc);
+    message_drop(m, 1);
 }
 
 static void run_message(pool_item_t *item, void *opaque) {
     kaffe_consumer_t *c = opaque;
     kaffe_message_t *m = caa_container_of(item, kaffe_message_t, item);
     /* acquire: pairs with the release stores in fail_consumer / stop. */
-    if (atomic_load_explicit(&c->abandon, memory_order_acquire) ||
+    if (m->abandon || atomic_load_explicit(&c->abandon, memory_order_acquire) ||
         (atomic_load_explicit(&c->revoke_timeouts, memory_order_relaxed) > 0 &&
          !partition_is_current(c->table, m->topic, m->rkm->partition, m->generation))) {
         abandon_message(c, m);
         return;
     }
-    if (rd_kafka_message_headers(m->rkm, &m->headers) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    if (!m->headers && rd_kafka_message_headers(m->rkm, &m->headers) != RD_KAFKA_RESP_ERR_NO_ERROR)
         m->headers = NULL;
     int rc = c->handler(m, c->handler_opaque);
     if (rc != KAFFE_OK) {
@@ -291,20 +639,27 @@ static void pause_fetch(kaffe_consumer_t *c, partition_t *p, bool pause) {
         partition_set_fetch_paused(p, pause);
 }
 
-static void push(kaffe_consumer_t *c, partition_t *p, kaffe_message_t *m) {
+/* Queues m for a worker: through batch (whose flush wakes the workers) or,
+ * when batch is NULL, waking a worker at once. */
+static void push(kaffe_consumer_t *c, pool_batch_t *batch, partition_t *p, kaffe_message_t *m) {
     pool_lane_t *lane = partition_lane(p, m->rkm->key, m->rkm->key_len);
-    if (lane)
+    m->lane = lane;
+    if (batch && lane)
+        pool_batch_lane_push(batch, lane, &m->item);
+    else if (batch)
+        pool_batch_push(batch, &m->item);
+    else if (lane)
         pool_lane_push(lane, &m->item);
     else
         pool_push(c->pool, &m->item);
 }
 
-/* Handles an admit result for m (not parked). */
-static void place(kaffe_consumer_t *c, partition_t *p, kaffe_message_t *m,
+/* Handles an admit result for m (not parked). batch: as for push. */
+static void place(kaffe_consumer_t *c, pool_batch_t *batch, partition_t *p, kaffe_message_t *m,
                   partition_admit_result_t r) {
     switch (r) {
         case PARTITION_DISPATCH:
-            push(c, p, m);
+            push(c, batch, p, m);
             break;
         case PARTITION_SKIP:
         case PARTITION_DROP:
@@ -319,13 +674,32 @@ static void place(kaffe_consumer_t *c, partition_t *p, kaffe_message_t *m,
     }
 }
 
-static void dispatch(kaffe_consumer_t *c, rd_kafka_message_t *rkm) {
+/* The current assignment of rkm's partition, or NULL. Consecutive messages
+ * mostly come from one partition (a fetch response is a run of them), so
+ * the last answer is kept until the table changes. */
+static partition_t *find_partition(kaffe_consumer_t *c, const rd_kafka_message_t *rkm) {
+    uint64_t version = partition_table_version(c->table);
+    if (c->cache_p && c->cache_rkt == rkm->rkt && c->cache_partition == rkm->partition &&
+        c->cache_version == version)
+        return c->cache_p;
     partition_t *p = partition_table_find(c->table, rd_kafka_topic_name(rkm->rkt), rkm->partition);
+    c->cache_rkt = rkm->rkt;
+    c->cache_partition = rkm->partition;
+    c->cache_version = version;
+    c->cache_p = p;
+    return p;
+}
+
+/* Dispatches one polled message received at polled_ns; its push goes
+ * through batch (flushed by the caller). */
+static void dispatch(kaffe_consumer_t *c, pool_batch_t *batch, rd_kafka_message_t *rkm,
+                     uint64_t polled_ns) {
+    partition_t *p = find_partition(c, rkm);
     if (!p) { /* not (or no longer) assigned: librdkafka will not commit it either */
         rd_kafka_message_destroy(rkm);
         return;
     }
-    kaffe_message_t *m = message_new(c, rkm, partition_generation(p));
+    kaffe_message_t *m = message_new(c, rkm, partition_generation(p), polled_ns);
     if (!m) {
         rd_kafka_message_destroy(rkm);
         report_error(c, KAFFE_ERR_NOMEM, "out of memory for a message");
@@ -334,7 +708,7 @@ static void dispatch(kaffe_consumer_t *c, rd_kafka_message_t *rkm) {
     }
     bool pause_now;
     partition_admit_result_t r = partition_admit(p, rkm->offset, m->bytes, false, &pause_now);
-    place(c, p, m, r);
+    place(c, batch, p, m, r);
     if (pause_now || (r == PARTITION_PARK && partition_park_full(p)))
         pause_fetch(c, p, true);
     if (partition_is_paused(p))
@@ -355,6 +729,8 @@ static void resume_pass(kaffe_consumer_t *c) {
     size_t n;
     partition_t **ps = partition_table_collect(c->table, &n);
     size_t still_paused = 0;
+    pool_batch_t batch;
+    pool_batch_init(&batch, c->pool);
     for (size_t i = 0; i < n; i++) {
         partition_t *p = ps[i];
         if (partition_is_paused(p) && partition_try_unpause(p)) {
@@ -367,10 +743,11 @@ static void resume_pass(kaffe_consumer_t *c) {
                 if (r == PARTITION_PARK)
                     break; /* paused again; it stays first in line */
                 partition_parked_pop(p);
-                place(c, p, m, r);
+                place(c, &batch, p, m, r);
                 if (partition_is_paused(p))
                     break;
             }
+            pool_batch_flush(&batch);
         }
         /* Fetch again once the park list is half empty: what is parked and
          * in flight keeps the workers busy while the fetch restarts. */
@@ -381,6 +758,74 @@ static void resume_pass(kaffe_consumer_t *c) {
     }
     free(ps);
     c->paused_count = still_paused;
+}
+
+/* --- the delay list (poll thread) -------------------------------------- */
+
+/* Takes the due messages (all of them with ps == NULL && all; those of the
+ * n partitions ps otherwise) out of the list; closes it if close. Returns
+ * the earliest due time left (INT64_MAX: none). */
+static int64_t take_delayed(kaffe_consumer_t *c, partition_t **ps, size_t n, bool all, bool close,
+                            kaffe_message_t ***out, size_t *count) {
+    *out = NULL;
+    *count = 0;
+    int64_t next = INT64_MAX;
+    if (!close && atomic_load_explicit(&c->delayed_count, memory_order_relaxed) == 0)
+        return next;
+    int64_t now = now_ms();
+    pthread_mutex_lock(&c->delay_lock);
+    if (close)
+        c->delay_closed = true;
+    kaffe_message_t **taken = c->delayed_n ? malloc(c->delayed_n * sizeof *taken) : NULL;
+    size_t kept = 0, t = 0;
+    for (size_t i = 0; i < c->delayed_n; i++) {
+        kaffe_message_t *m = c->delayed[i];
+        bool take;
+        if (ps) {
+            take = false;
+            for (size_t j = 0; j < n && !take; j++)
+                take = partition_id(ps[j]) == m->rkm->partition &&
+                       partition_generation(ps[j]) == m->generation &&
+                       strcmp(partition_topic(ps[j]), m->topic) == 0;
+        } else {
+            take = all || (!m->paused && m->due_ms <= now);
+        }
+        if (take && taken) {
+            taken[t++] = m;
+        } else {
+            c->delayed[kept++] = m;
+            if (!m->paused && m->due_ms < next)
+                next = m->due_ms;
+        }
+    }
+    c->delayed_n = kept;
+    atomic_store_explicit(&c->delayed_count, (long)kept, memory_order_relaxed);
+    pthread_mutex_unlock(&c->delay_lock);
+    *out = taken;
+    *count = t;
+    return next;
+}
+
+/* Re-runs the due messages; returns the next due time. */
+static int64_t serve_delayed(kaffe_consumer_t *c) {
+    kaffe_message_t **ms;
+    size_t n;
+    int64_t next = take_delayed(c, NULL, 0, false, false, &ms, &n);
+    for (size_t i = 0; i < n; i++)
+        redispatch(c, ms[i], false);
+    free(ms);
+    return next;
+}
+
+/* Releases the waiting messages of ps (or every one, closing the list, when
+ * ps is NULL) unhandled. */
+static void flush_delayed(kaffe_consumer_t *c, partition_t **ps, size_t n) {
+    kaffe_message_t **ms;
+    size_t count;
+    take_delayed(c, ps, n, true, ps == NULL, &ms, &count);
+    for (size_t i = 0; i < count; i++)
+        redispatch(c, ms[i], true);
+    free(ms);
 }
 
 /* --- commits (poll thread) ---------------------------------------------- */
@@ -462,6 +907,57 @@ static void serve_commit_requests(kaffe_consumer_t *c) {
     pthread_mutex_unlock(&c->lock);
 }
 
+/* --- the stash of a retired client (poll thread) ------------------------ */
+
+static void stash_partitions(kaffe_consumer_t *c, partition_t **ps, size_t n) {
+    if (!c->stash)
+        c->stash = rd_kafka_topic_partition_list_new((int)n);
+    char metadata[METADATA_MAX];
+    for (size_t i = 0; i < n; i++) {
+        if (!partition_snapshot(ps[i], &c->snap))
+            continue;
+        bool complete;
+        size_t len = ack_metadata_encode(&c->snap, metadata, sizeof metadata, &complete);
+        rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(
+            c->stash, partition_topic(ps[i]), partition_id(ps[i]));
+        if (!tp)
+            tp = rd_kafka_topic_partition_list_add(c->stash, partition_topic(ps[i]),
+                                                   partition_id(ps[i]));
+        tp->offset = c->snap.watermark;
+        free(tp->metadata);
+        tp->metadata = NULL;
+        tp->metadata_size = 0;
+        if (len > 0 && (tp->metadata = malloc(len))) {
+            memcpy(tp->metadata, metadata, len);
+            tp->metadata_size = len;
+        }
+    }
+}
+
+/* If the stash is ahead of what the group committed for tp, tp takes the
+ * stash's offset and metadata (the acks the retired client could not
+ * commit); the entry leaves the stash either way. */
+static bool stash_apply(kaffe_consumer_t *c, rd_kafka_topic_partition_t *tp, bool known) {
+    if (!c->stash)
+        return false;
+    rd_kafka_topic_partition_t *s =
+        rd_kafka_topic_partition_list_find(c->stash, tp->topic, tp->partition);
+    if (!s)
+        return false;
+    bool ahead = !known || s->offset > tp->offset;
+    if (ahead) {
+        tp->offset = s->offset;
+        free(tp->metadata);
+        tp->metadata = s->metadata;
+        tp->metadata_size = s->metadata_size;
+        s->metadata = NULL;
+        s->metadata_size = 0;
+        c->commit_force = true;
+    }
+    rd_kafka_topic_partition_list_del(c->stash, tp->topic, tp->partition);
+    return ahead;
+}
+
 /* --- rebalance (poll thread) -------------------------------------------- */
 
 static void assign_partitions(kaffe_consumer_t *c, rd_kafka_topic_partition_list_t *parts) {
@@ -475,6 +971,8 @@ static void assign_partitions(kaffe_consumer_t *c, rd_kafka_topic_partition_list
     for (int i = 0; i < committed->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &committed->elems[i];
         bool known = !err && !tp->err && tp->offset >= 0;
+        if (stash_apply(c, tp, known))
+            known = true;
         partition_params_t params = {
             .topic = tp->topic,
             .partition = tp->partition,
@@ -519,6 +1017,9 @@ static void revoke_partitions(kaffe_consumer_t *c, rd_kafka_topic_partition_list
     }
     if (!ps)
         return;
+    /* Waiting retries and paused messages go back unhandled: the next owner
+     * gets them again. */
+    flush_delayed(c, ps, n);
     int64_t deadline = now_ms() + (c->drained ? 0 : c->drain_timeout_ms);
     for (;;) {
         bool busy = false;
@@ -535,6 +1036,8 @@ static void revoke_partitions(kaffe_consumer_t *c, rd_kafka_topic_partition_list
     }
     for (size_t i = 0; i < n; i++)
         partition_close_acks(ps[i]);
+    if (c->stashing)
+        stash_partitions(c, ps, n);
     commit_partitions(c, ps, n, true);
     for (size_t i = 0; i < n; i++) {
         if (c->rebalance_cb)
@@ -574,16 +1077,176 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
+/* Notices a fatal error of the current client, once per client: reports
+ * it, and restarts the client (restart_client, from the poll loop) or stops
+ * the consumer. Poll thread (librdkafka serves error_cb in
+ * rd_kafka_consumer_poll; the loop also checks after each poll, since a
+ * fatal error may come as a message error instead). */
+static bool check_fatal(kaffe_consumer_t *c) {
+    char fatal[256];
+    rd_kafka_resp_err_t orig = rd_kafka_fatal_error(c->rk, fatal, sizeof fatal);
+    if (!orig || c->fatal_seen == c->rk)
+        return orig != RD_KAFKA_RESP_ERR_NO_ERROR;
+    c->fatal_seen = c->rk;
+    report_error(c, orig, "fatal: %s", fatal);
+    if (c->restart_max > 0)
+        c->fatal_pending = orig;
+    else
+        fail_consumer(c, orig);
+    return true;
+}
+
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
     kaffe_consumer_t *c = opaque;
-    if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        char fatal[256];
-        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, fatal, sizeof fatal);
-        report_error(c, orig, "fatal: %s", fatal);
-        fail_consumer(c, orig);
+    if (err == RD_KAFKA_RESP_ERR__FATAL && rk == c->rk && check_fatal(c))
+        return;
+    report_error(c, err, "%s", reason);
+}
+
+/* --- the client (poll thread, or the constructor) ----------------------- */
+
+/* A librdkafka consumer for c from rdconf (taken, also on failure). */
+static rd_kafka_t *create_client(kaffe_consumer_t *c, rd_kafka_conf_t *rdconf, char *errstr,
+                                 size_t errstr_size) {
+    /* A paused partition is fetched again only in the next Fetch request,
+     * which may wait for the one in flight to long-poll fetch.wait.max.ms:
+     * librdkafka's 500 ms default starves the workers after back-pressure.
+     * Lower it to 100 ms unless set otherwise (rdkafka.fetch.wait.max.ms). */
+    char wait_ms[32];
+    size_t wait_size = sizeof wait_ms;
+    if (rd_kafka_conf_get(rdconf, "fetch.wait.max.ms", wait_ms, &wait_size) == RD_KAFKA_CONF_OK &&
+        strcmp(wait_ms, "500") == 0)
+        rd_kafka_conf_set(rdconf, "fetch.wait.max.ms", "100", NULL, 0);
+    rd_kafka_conf_set_opaque(rdconf, c);
+    rd_kafka_conf_set_rebalance_cb(rdconf, rebalance_cb);
+    rd_kafka_conf_set_error_cb(rdconf, error_cb);
+    rd_kafka_conf_set_offset_commit_cb(rdconf, offset_commit_cb);
+    /* librdkafka's log lines go through kaffe's log sink, for the first
+     * client and for every client re-created after a fatal error. */
+    consumer_route_logs(rdconf);
+    char rderr[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, rdconf, rderr, sizeof rderr);
+    if (!rk) {
+        rd_kafka_conf_destroy(rdconf);
+        errstr_printf(errstr, errstr_size, "librdkafka: %s", rderr);
+        return NULL;
+    }
+    /* Errors and commit results are served by rd_kafka_consumer_poll. */
+    rd_kafka_poll_set_consumer(rk);
+    return rk;
+}
+
+static client_t *client_new(rd_kafka_t *rk) {
+    client_t *client = calloc(1, sizeof *client);
+    if (client) {
+        client->rk = rk;
+        atomic_init(&client->live, 0);
+    }
+    return client;
+}
+
+/* Destroys the retired clients no message uses any more. Poll thread. */
+static void reap_retired(kaffe_consumer_t *c) {
+    size_t kept = 0;
+    for (size_t i = 0; i < c->retired_n; i++) {
+        client_t *client = c->retired[i];
+        /* acquire: pairs with the release in message_drop. */
+        if (atomic_load_explicit(&client->live, memory_order_acquire) == 0) {
+            /* Closed already (as far as a failed client can be). */
+            rd_kafka_destroy_flags(client->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+            free(client);
+        } else {
+            c->retired[kept++] = client;
+        }
+    }
+    c->retired_n = kept;
+}
+
+static rd_kafka_resp_err_t subscribe_topics(kaffe_consumer_t *c) {
+    char **topics = NULL;
+    size_t count = conf_list(c->conf, "topics", &topics);
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)count);
+    for (size_t i = 0; i < count; i++)
+        rd_kafka_topic_partition_list_add(list, topics[i], RD_KAFKA_PARTITION_UA);
+    conf_list_free(topics);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(c->rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    return err;
+}
+
+/* A fatal error: retire the client and make a new one, within the restart
+ * budget. Every partition is revoked first (drained up to drain_timeout_ms,
+ * acks closed: later acks of its messages get KAFFE_ERR_REVOKED, and the new
+ * client's partitions have new generations, so they never touch its state),
+ * and what is acked is committed with the old client if it still can, and
+ * kept in the stash for the new client otherwise. Poll thread. */
+static void restart_client(kaffe_consumer_t *c) {
+    rd_kafka_resp_err_t reason = c->fatal_pending;
+    c->fatal_pending = RD_KAFKA_RESP_ERR_NO_ERROR;
+    int64_t now = now_ms();
+    size_t recent = 0;
+    for (int64_t i = 0; i < c->restart_max; i++)
+        recent += c->restart_times[i] && now - c->restart_times[i] < c->restart_window_ms;
+    if ((int64_t)recent >= c->restart_max) {
+        report_error(c, reason,
+                     "fatal error (%s): %zu client restarts within %lld ms, the budget: stopping",
+                     rd_kafka_err2name(reason), recent, (long long)c->restart_window_ms);
+        fail_consumer(c, reason);
         return;
     }
-    report_error(c, err, "%s", reason);
+    c->restart_times[c->restart_next++ % (size_t)c->restart_max] = now;
+    report_error(c, reason, "fatal error (%s): restarting the client (%zu of %lld within %lld ms)",
+                 rd_kafka_err2name(reason), recent + 1, (long long)c->restart_max,
+                 (long long)c->restart_window_ms);
+    size_t n;
+    partition_t **ps = partition_table_collect(c->table, &n);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new((int)n + 1);
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(parts, partition_topic(ps[i]), partition_id(ps[i]));
+    free(ps);
+    c->stashing = true;
+    revoke_partitions(c, parts);
+    c->stashing = false;
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_resp_err_t err = rd_kafka_consumer_close(c->rk);
+    if (err)
+        report_error(c, err, "closing the failed client: %s", rd_kafka_err2str(err));
+    /* Backoff: 100 ms doubling per recent restart, at most 5 s; a stop
+     * request cuts it short (the new client is still made, for the stop
+     * sequence). */
+    int64_t backoff = 100;
+    for (size_t i = 0; i < recent && backoff < 5000; i++)
+        backoff *= 2;
+    int64_t until = now_ms() + (backoff > 5000 ? 5000 : backoff);
+    while (now_ms() < until && !atomic_load_explicit(&c->stop_requested, memory_order_acquire))
+        sleep_ms(10);
+    char errstr[512];
+    rd_kafka_conf_t *rdconf = conf_to_rdkafka(c->conf, CONF_ROLE_CONSUMER, errstr, sizeof errstr);
+    rd_kafka_t *rk = rdconf ? create_client(c, rdconf, errstr, sizeof errstr) : NULL;
+    client_t *client = rk ? client_new(rk) : NULL;
+    client_t **grown = client ? realloc(c->retired, (c->retired_n + 1) * sizeof *grown) : NULL;
+    if (!grown) {
+        free(client);
+        if (rk)
+            rd_kafka_destroy(rk);
+        report_error(c, reason, "restarting the client failed: %s", rk ? "out of memory" : errstr);
+        fail_consumer(c, reason);
+        return;
+    }
+    /* The old client stays until no message it delivered is alive (the
+     * application may still hold some): reap_retired destroys it. */
+    c->retired = grown;
+    c->retired[c->retired_n++] = c->client;
+    c->client = client;
+    c->rk = rk;
+    err = subscribe_topics(c);
+    if (err) {
+        report_error(c, err, "subscribing the new client: %s", rd_kafka_err2str(err));
+        fail_consumer(c, err);
+        return;
+    }
+    /* relaxed: a statistic (tests read it to know the restart is done). */
+    atomic_fetch_add_explicit(&c->n_restarts, 1, memory_order_relaxed);
 }
 
 /* --- the poll thread ---------------------------------------------------- */
@@ -602,6 +1265,9 @@ static int64_t total_in_flight(kaffe_consumer_t *c) {
 
 static void stop_sequence(kaffe_consumer_t *c) {
     atomic_store_explicit(&c->state, ST_STOPPING, memory_order_release);
+    /* Nothing waits for a retry or a resume any more: released unhandled
+     * (delivered again after a restart). */
+    flush_delayed(c, NULL, 0);
     /* Drain: parked messages are dropped; delivered ones get up to
      * drain_timeout_ms to be acked. */
     int64_t deadline = now_ms() + c->drain_timeout_ms;
@@ -635,25 +1301,72 @@ static void stop_sequence(kaffe_consumer_t *c) {
     pthread_mutex_unlock(&c->lock);
 }
 
+/* Messages taken from librdkafka per poll: the queue lock, the clock read,
+ * the commit/resume checks and the worker wake-ups are paid once per batch.
+ * Back-pressure acts per message inside a batch as it would one message at a
+ * time (a paused partition parks the rest of its messages); the messages of
+ * a batch are out of librdkafka already, so a fetch pause can leave the park
+ * list over its mark by at most one batch. */
+#define POLL_BATCH 256
+#define WAKE_EVERY 32
+
+/* Dispatches or reports n polled messages, received at polled_ns. */
+static void handle_polled(kaffe_consumer_t *c, rd_kafka_message_t **rkms, size_t n,
+                          uint64_t polled_ns) {
+    pool_batch_t batch;
+    pool_batch_init(&batch, c->pool);
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_message_t *rkm = rkms[i];
+        /* Sleeping workers are woken every WAKE_EVERY messages, not only at
+         * the end: the first lanes start while the rest is dispatched. */
+        if (i % WAKE_EVERY == WAKE_EVERY - 1)
+            pool_batch_flush(&batch);
+        if (!rkm->err) {
+            dispatch(c, &batch, rkm, polled_ns);
+            continue;
+        }
+        if (rkm->err == RD_KAFKA_RESP_ERR__FATAL && check_fatal(c)) {
+            rd_kafka_message_destroy(rkm); /* reported; restart or stop follows */
+            continue;
+        }
+        if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            report_error(c, rkm->err, "%s%s%s", rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "",
+                         rkm->rkt ? ": " : "", rd_kafka_message_errstr(rkm));
+        rd_kafka_message_destroy(rkm);
+    }
+    /* Before anything that may block or wait for the workers. */
+    pool_batch_flush(&batch);
+}
+
 static void *poll_main(void *arg) {
     kaffe_consumer_t *c = arg;
     c->last_commit_ms = now_ms();
+    /* The consumer group queue rd_kafka_consumer_poll serves (rebalances,
+     * errors and commit results are served inside the batch call alike). */
+    rd_kafka_queue_t *queue = rd_kafka_queue_get_consumer(c->rk);
+    rd_kafka_message_t *rkms[POLL_BATCH];
     /* acquire: pairs with request_stop / fail_consumer. */
     while (!atomic_load_explicit(&c->stop_requested, memory_order_acquire)) {
-        rd_kafka_message_t *rkm =
-            rd_kafka_consumer_poll(c->rk, c->paused_count ? PAUSED_POLL_MS : POLL_MS);
-        if (rkm) {
-            if (!rkm->err)
-                dispatch(c, rkm);
-            else {
-                if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                    report_error(c, rkm->err, "%s%s%s",
-                                 rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "",
-                                 rkm->rkt ? ": " : "", rd_kafka_message_errstr(rkm));
-                rd_kafka_message_destroy(rkm);
-            }
+        int timeout = c->paused_count ? PAUSED_POLL_MS : POLL_MS;
+        if (atomic_load_explicit(&c->delayed_count, memory_order_relaxed) > 0) {
+            /* Serve retries close to their due time, and notice resumes and
+             * newly added retries within a few ms. */
+            int64_t next = serve_delayed(c) - now_ms();
+            timeout = next < 0 ? 0 : next < PAUSED_POLL_MS ? (int)next : PAUSED_POLL_MS;
         }
-        int64_t now = now_ms();
+        /* What is queued already, without waiting (a batch call with a
+         * timeout would wait for a full batch); if nothing, wait for one. */
+        ssize_t got = queue ? rd_kafka_consume_batch_queue(queue, 0, rkms, POLL_BATCH) : 0;
+        size_t n = got > 0 ? (size_t)got : 0;
+        if (n == 0) {
+            rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, timeout);
+            if (rkm)
+                rkms[n++] = rkm;
+        }
+        uint64_t polled_ns = now_ns();
+        if (n > 0)
+            handle_polled(c, rkms, n, polled_ns);
+        int64_t now = (int64_t)(polled_ns / 1000000u);
         if (c->paused_count && now != c->last_resume_ms) {
             c->last_resume_ms = now;
             resume_pass(c);
@@ -661,7 +1374,24 @@ static void *poll_main(void *arg) {
         serve_commit_requests(c);
         if (now - c->last_commit_ms >= c->commit_interval_ms)
             commit_all(c, false);
+        /* relaxed: a standalone request; it publishes nothing else. */
+        int fatal = atomic_exchange_explicit(&c->test_fatal, 0, memory_order_relaxed);
+        if (fatal)
+            rd_kafka_test_fatal_error(c->rk, (rd_kafka_resp_err_t)fatal, "kaffe test");
+        check_fatal(c);
+        if (c->fatal_pending) {
+            /* The queue belongs to the client being replaced, which
+             * reap_retired may destroy: let go of it first. */
+            if (queue)
+                rd_kafka_queue_destroy(queue);
+            restart_client(c);
+            queue = rd_kafka_queue_get_consumer(c->rk);
+        }
+        if (c->retired_n)
+            reap_retired(c);
     }
+    if (queue)
+        rd_kafka_queue_destroy(queue);
     stop_sequence(c);
     return NULL;
 }
@@ -703,6 +1433,40 @@ kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr, size_t er
     c->max_in_flight_bytes = conf_int(conf, "max_in_flight_bytes");
     c->commit_interval_ms = conf_int(conf, "commit_interval_ms");
     c->drain_timeout_ms = conf_int(conf, "drain_timeout_ms");
+    const char *on_error = conf_str(conf, "on_error");
+    c->on_error = strcmp(on_error, "retry") == 0         ? POL_RETRY
+                  : strcmp(on_error, "dead_letter") == 0 ? POL_DEAD_LETTER
+                  : strcmp(on_error, "pause") == 0       ? POL_PAUSE
+                                                         : POL_STOP;
+    const char *exhausted = conf_str(conf, "retry_exhausted");
+    c->retry_exhausted = strcmp(exhausted, "dead_letter") == 0 ? POL_DEAD_LETTER
+                         : strcmp(exhausted, "skip") == 0      ? POL_SKIP
+                                                               : POL_STOP;
+    c->retry_max_attempts = (int)conf_int(conf, "retry_max_attempts");
+    c->restart_max = conf_int(conf, "restart_max");
+    c->restart_window_ms = conf_int(conf, "restart_window_ms");
+    if (c->restart_max > 0 &&
+        !(c->restart_times = calloc((size_t)c->restart_max, sizeof *c->restart_times))) {
+        rd_kafka_conf_destroy(rdconf);
+        free(c);
+        errstr_printf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    c->retry_backoff_ms = conf_int(conf, "retry_initial_backoff_ms");
+    c->retry_backoff_max_ms = conf_int(conf, "retry_max_backoff_ms");
+    if (c->retry_backoff_max_ms < c->retry_backoff_ms)
+        c->retry_backoff_max_ms = c->retry_backoff_ms;
+    bool dead_letters = c->on_error == POL_DEAD_LETTER ||
+                        (c->on_error == POL_RETRY && c->retry_exhausted == POL_DEAD_LETTER);
+    if (dead_letters && conf_str(conf, "dead_letter_topic")[0] == '\0') {
+        rd_kafka_conf_destroy(rdconf);
+        free(c->restart_times);
+        free(c);
+        errstr_printf(errstr, errstr_size,
+                      "dead_letter_topic: required with on_error=dead_letter or "
+                      "retry_exhausted=dead_letter");
+        return NULL;
+    }
     if (getrandom(&c->salt, sizeof c->salt, GRND_NONBLOCK) != (ssize_t)sizeof c->salt)
         c->salt = (uint64_t)now_ms() * UINT64_C(0x9e3779b97f4a7c15);
     atomic_init(&c->state, ST_NEW);
@@ -712,8 +1476,19 @@ kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr, size_t er
     atomic_init(&c->failure, KAFFE_OK);
     atomic_init(&c->revoke_timeouts, 0);
     atomic_init(&c->commit_requested, 0);
+    atomic_init(&c->test_fatal, 0);
     atomic_init(&c->free_count, 0);
     __cds_wfcq_init(&c->free_head, &c->free_tail);
+    atomic_init(&c->n_failures, 0);
+    atomic_init(&c->n_retries, 0);
+    atomic_init(&c->n_dead_lettered, 0);
+    atomic_init(&c->n_dead_letter_failed, 0);
+    atomic_init(&c->n_skipped, 0);
+    atomic_init(&c->n_paused, 0);
+    atomic_init(&c->n_restarts, 0);
+    atomic_init(&c->rng, c->salt);
+    atomic_init(&c->delayed_count, 0);
+    pthread_mutex_init(&c->delay_lock, NULL);
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
 
@@ -723,32 +1498,40 @@ kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr, size_t er
         errstr_printf(errstr, errstr_size, "out of memory");
         goto fail;
     }
-    /* A paused partition is fetched again only in the next Fetch request,
-     * which may wait for the one in flight to long-poll fetch.wait.max.ms:
-     * librdkafka's 500 ms default starves the workers after back-pressure.
-     * Lower it to 100 ms unless set otherwise (rdkafka.fetch.wait.max.ms). */
-    char wait_ms[32];
-    size_t wait_size = sizeof wait_ms;
-    if (rd_kafka_conf_get(rdconf, "fetch.wait.max.ms", wait_ms, &wait_size) == RD_KAFKA_CONF_OK &&
-        strcmp(wait_ms, "500") == 0)
-        rd_kafka_conf_set(rdconf, "fetch.wait.max.ms", "100", NULL, 0);
-    rd_kafka_conf_set_opaque(rdconf, c);
-    rd_kafka_conf_set_rebalance_cb(rdconf, rebalance_cb);
-    rd_kafka_conf_set_error_cb(rdconf, error_cb);
-    rd_kafka_conf_set_offset_commit_cb(rdconf, offset_commit_cb);
-    char rderr[512];
-    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, rdconf, rderr, sizeof rderr);
-    if (!c->rk) {
-        rd_kafka_conf_destroy(rdconf);
-        errstr_printf(errstr, errstr_size, "librdkafka: %s", rderr);
+    c->rk = create_client(c, rdconf, errstr, errstr_size);
+    if (!c->rk)
+        goto fail;
+    c->client = client_new(c->rk);
+    if (!c->client) {
+        rd_kafka_destroy(c->rk);
+        errstr_printf(errstr, errstr_size, "out of memory");
         goto fail;
     }
-    /* Errors and commit results are served by rd_kafka_consumer_poll. */
-    rd_kafka_poll_set_consumer(c->rk);
+    if (dead_letters) {
+        /* The dead-letter producer: the consumer's own settings (endpoints,
+         * TLS, SASL, produce_timeout_ms, rdkafka.*). */
+        c->dead_letter_topic = strdup(conf_str(conf, "dead_letter_topic"));
+        kaffe_conf_t *pconf = kaffe_conf_dup(conf);
+        char perr[512];
+        c->dead_letter =
+            pconf && c->dead_letter_topic ? kaffe_producer_new(pconf, perr, sizeof perr) : NULL;
+        if (!c->dead_letter) {
+            if (!pconf || !c->dead_letter_topic)
+                snprintf(perr, sizeof perr, "out of memory");
+            kaffe_conf_destroy(pconf);
+            errstr_printf(errstr, errstr_size, "dead_letter_topic: the producer: %s", perr);
+            rd_kafka_destroy(c->rk);
+            free(c->client);
+            goto fail;
+        }
+    }
     c->conf = conf;
     return c;
 fail:
+    free(c->dead_letter_topic);
+    free(c->restart_times);
     partition_table_destroy(c->table);
+    pthread_mutex_destroy(&c->delay_lock);
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->cond);
     free(c);
@@ -780,14 +1563,8 @@ kaffe_status_t kaffe_consumer_start(kaffe_consumer_t *c) {
         st = KAFFE_ERR_NOMEM;
         goto out;
     }
-    char **topics = NULL;
-    size_t count = conf_list(c->conf, "topics", &topics);
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)count);
-    for (size_t i = 0; i < count; i++)
-        rd_kafka_topic_partition_list_add(list, topics[i], RD_KAFKA_PARTITION_UA);
-    conf_list_free(topics);
-    rd_kafka_resp_err_t err = rd_kafka_subscribe(c->rk, list);
-    rd_kafka_topic_partition_list_destroy(list);
+    pool_set_hold_cb(c->pool, hold_cb);
+    rd_kafka_resp_err_t err = subscribe_topics(c);
     if (err) {
         st = (kaffe_status_t)err;
         goto out;
@@ -830,6 +1607,69 @@ kaffe_status_t kaffe_consumer_ack(kaffe_consumer_t *c, kaffe_message_t *m) {
                               m->bytes, PARTITION_ACK);
     message_drop(m, 1);
     return st;
+}
+
+kaffe_status_t kaffe_consumer_nack(kaffe_consumer_t *c, kaffe_message_t *m, int error) {
+    if (!c || !m || m->consumer != c || error == KAFFE_OK)
+        return KAFFE_ERR_INVALID_ARG;
+    if (!c->async)
+        return KAFFE_ERR_NOT_ASYNC;
+    /* acquire: pairs with the release in message_drop. */
+    if (!atomic_load_explicit(&m->live, memory_order_acquire))
+        return KAFFE_ERR_ACK_DUPLICATE;
+    int open = 0;
+    if (!atomic_compare_exchange_strong_explicit(&m->settled, &open, 1, memory_order_acq_rel,
+                                                 memory_order_relaxed))
+        return KAFFE_ERR_ACK_DUPLICATE;
+    kaffe_status_t st = KAFFE_OK;
+    /* acquire: pairs with the release store in stop_sequence. */
+    if (atomic_load_explicit(&c->acks_closed, memory_order_acquire))
+        st = KAFFE_ERR_STOPPED;
+    else if (!partition_is_current(c->table, m->topic, m->rkm->partition, m->generation))
+        st = KAFFE_ERR_REVOKED;
+    if (st != KAFFE_OK) {
+        message_drop(m, 1);
+        return st;
+    }
+    /* A revoke racing with this is harmless: its settles are refused, and a
+     * retry of a gone assignment is dropped when it comes due. */
+    message_failed(c, m, error, false, 1);
+    return KAFFE_OK;
+}
+
+kaffe_status_t kaffe_consumer_resume_partition(kaffe_consumer_t *c, const char *topic,
+                                               int32_t partition) {
+    if (!c || !topic)
+        return KAFFE_ERR_INVALID_ARG;
+    size_t found = 0;
+    pthread_mutex_lock(&c->delay_lock);
+    for (size_t i = 0; i < c->delayed_n; i++) {
+        kaffe_message_t *m = c->delayed[i];
+        if (m->paused && m->rkm->partition == partition && strcmp(m->topic, topic) == 0) {
+            m->paused = false;
+            m->due_ms = 0;
+            found++;
+        }
+    }
+    pthread_mutex_unlock(&c->delay_lock);
+    return found ? KAFFE_OK : KAFFE_ERR_UNKNOWN_PARTITION;
+}
+
+kaffe_status_t kaffe_consumer_failure_counters(kaffe_consumer_t *c, kaffe_failure_counters_t *out) {
+    if (!c || !out)
+        return KAFFE_ERR_INVALID_ARG;
+    out->failures = atomic_load_explicit(&c->n_failures, memory_order_relaxed);
+    out->retries = atomic_load_explicit(&c->n_retries, memory_order_relaxed);
+    out->dead_lettered = atomic_load_explicit(&c->n_dead_lettered, memory_order_relaxed);
+    out->dead_letter_failed = atomic_load_explicit(&c->n_dead_letter_failed, memory_order_relaxed);
+    out->skipped = atomic_load_explicit(&c->n_skipped, memory_order_relaxed);
+    out->paused = atomic_load_explicit(&c->n_paused, memory_order_relaxed);
+    out->restarts = atomic_load_explicit(&c->n_restarts, memory_order_relaxed);
+    return KAFFE_OK;
+}
+
+void consumer_test_fatal_error(kaffe_consumer_t *c, rd_kafka_resp_err_t err) {
+    atomic_store_explicit(&c->test_fatal, (int)err, memory_order_relaxed);
 }
 
 kaffe_status_t kaffe_consumer_request_stop(kaffe_consumer_t *c) {
@@ -933,13 +1773,30 @@ void kaffe_consumer_destroy(kaffe_consumer_t *c) {
     if (!c)
         return;
     kaffe_consumer_stop(c);
+    /* Dead-letter produces still in flight report (and drop their
+     * references) before the messages' handle goes. */
+    kaffe_producer_destroy(c->dead_letter);
+    free(c->dead_letter_topic);
+    free(c->delayed);
+    pthread_mutex_destroy(&c->delay_lock);
     /* Messages the application never acked: their rd_kafka_message_t must go
      * before the handle. */
     for (message_block_t *b = c->blocks; b; b = b->next)
         for (size_t i = 0; i < MESSAGE_BLOCK; i++)
             if (atomic_load_explicit(&b->msgs[i].live, memory_order_acquire) && b->msgs[i].rkm)
                 rd_kafka_message_destroy(b->msgs[i].rkm);
-    rd_kafka_destroy(c->rk);
+    /* Closed by the stop sequence (or never subscribed); closing again
+     * could wait on a failed client. */
+    rd_kafka_destroy_flags(c->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    free(c->client);
+    for (size_t i = 0; i < c->retired_n; i++) {
+        rd_kafka_destroy_flags(c->retired[i]->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        free(c->retired[i]);
+    }
+    free(c->retired);
+    free(c->restart_times);
+    if (c->stash)
+        rd_kafka_topic_partition_list_destroy(c->stash);
     partition_table_destroy(c->table);
     ack_snapshot_free(&c->snap);
     while (c->blocks) {

@@ -9,8 +9,10 @@
 #include <kaffe/message.h>
 
 /* CLOCK_MONOTONIC nanoseconds at which the poll thread took m from
- * librdkafka (set once, before m is dispatched; read-only afterwards, so any
- * thread holding a valid m may read it). */
+ * librdkafka: the clock is read once per poll batch, when the batch call
+ * returns, so every message of a batch carries that time (dispatching the
+ * batch comes after it). Set once, before m is dispatched; read-only
+ * afterwards, so any thread holding a valid m may read it. */
 uint64_t consumer_message_polled_ns(const kaffe_message_t *m);
 
 #endif

@@ -31,15 +31,28 @@
 #define MESSAGE_QUARANTINE 4096
 #define MESSAGE_BLOCK 256
 
+typedef struct consumer_client client_t;
+
 struct kaffe_message_s {
     pool_item_t item; /* lane / ready queue / free list link */
     kaffe_consumer_t *consumer;
+    client_t *client;            /* the librdkafka client that delivered rkm */
     rd_kafka_message_t *rkm;     /* owned; NULL while free */
     const char *topic;           /* rkm's topic name */
     rd_kafka_headers_t *headers; /* parsed by the worker before the handler; owned by rkm */
     uint64_t generation;         /* of the assignment it was delivered under */
-    size_t bytes;                /* key + value, for the in-flight byte limit */
-    uint64_t polled_ns; /* CLOCK_MONOTONIC when the poll thread received it (see consumer.h) */
+    /* Failure path. Written by the thread that owns the message at that
+     * point (the worker running it, the nacking thread, the poll thread
+     * re-dispatching it); each hand-off is a pool push, a lane wake or the
+     * consumer's delay lock, which order them. */
+    int attempt;            /* 1-based handler attempt */
+    struct pool_lane *lane; /* the lane it was pushed to; NULL: unordered */
+    int64_t due_ms;         /* retry / pause: when it may run again */
+    bool paused;            /* on_error=pause: waits for resume_partition */
+    bool lane_held;         /* waiting with its lane suspended (pool_hold) */
+    bool abandon;           /* a woken retry that must be released unhandled */
+    size_t bytes;           /* key + value, for the in-flight byte limit */
+    uint64_t polled_ns;     /* CLOCK_MONOTONIC when the poll thread received it (see consumer.h) */
     /* References (worker, async ack). acq_rel on the drop: the last dropper
      * sees every use of the message by the others before it frees. */
     atomic_int refs;
@@ -83,5 +96,10 @@ consumer_metrics_t *consumer_metrics(kaffe_consumer_t *c);
 partition_table_t *consumer_partitions(kaffe_consumer_t *c);
 rd_kafka_t *consumer_rdkafka(kaffe_consumer_t *c);
 bool consumer_running(kaffe_consumer_t *c);
+
+/* Tests only: asks the poll thread to raise a fabricated fatal error
+ * (rd_kafka_test_fatal_error) on the consumer's current client. Any thread;
+ * served within ~100 ms. */
+void consumer_test_fatal_error(kaffe_consumer_t *c, rd_kafka_resp_err_t err);
 
 #endif

@@ -86,6 +86,10 @@ kaffe_status_t kaffe_message_header_last(const kaffe_message_t *m, const char *n
     return KAFFE_OK;
 }
 
+int kaffe_message_attempt(const kaffe_message_t *m) {
+    return m ? m->attempt : 0;
+}
+
 uint64_t consumer_message_polled_ns(const kaffe_message_t *m) {
     return m->polled_ns;
 }

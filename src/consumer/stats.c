@@ -137,10 +137,11 @@ KAFFE_API kaffe_status_t kaffe_consumer_stats(kaffe_consumer_t *c, kaffe_consume
     stats->messages_handled = load(&m->handled);
     stats->messages_acked = pc.acked;
     stats->messages_failed = load(&m->failed);
-    /* The failure policies' counters are not on main yet: 0 until then. */
-    stats->messages_retried = 0;
-    stats->messages_dead_lettered = 0;
-    stats->messages_skipped = 0;
+    kaffe_failure_counters_t failures;
+    kaffe_consumer_failure_counters(c, &failures);
+    stats->messages_retried = failures.retries;
+    stats->messages_dead_lettered = failures.dead_lettered;
+    stats->messages_skipped = failures.skipped;
     stats->messages_already_acked = pc.already_acked;
     metrics_latency_from_histogram(&m->handler_latency, &stats->handler_latency);
 

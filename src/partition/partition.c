@@ -106,6 +106,7 @@ static void publish_tracker(partition_t *p) {
 
 struct partition_table {
     struct cds_lfht *ht;
+    uint64_t version; /* poll thread only: bumped by add and remove */
     /* Table-wide message counters (partition_table_counters). Independent
      * monotonic counters: relaxed, ordering nothing. The first two have a
      * single writer (the poll thread, in partition_admit): a load and a
@@ -307,6 +308,7 @@ partition_t *partition_table_add(partition_table_t *t, const partition_params_t 
      * through the table only (partition_table_visit's TSAN_ACQUIRE). */
     TSAN_RELEASE(&p->node);
     cds_lfht_add(t->ht, p->hash, &p->node);
+    t->version++;
     partition_read_unlock();
     return p;
 fail:
@@ -324,10 +326,15 @@ partition_t *partition_table_find(partition_table_t *t, const char *topic, int32
     return node ? caa_container_of(node, partition_t, node) : NULL;
 }
 
+uint64_t partition_table_version(const partition_table_t *t) {
+    return t->version;
+}
+
 void partition_table_remove(partition_table_t *t, partition_t *p) {
     partition_read_lock();
     cds_lfht_del(t->ht, &p->node);
     partition_read_unlock();
+    t->version++;
     for (size_t i = 0; i < p->lane_count; i++)
         pool_lane_release(p->lanes[i]);
     p->lane_count = 0;
@@ -582,7 +589,9 @@ bool partition_try_unpause(partition_t *p) {
 /* --- settle (any thread) ------------------------------------------------ */
 
 static void lower_failed_offset(partition_t *p, int64_t offset) {
-    int64_t cur = atomic_load_explicit(&p->failed_offset, memory_order_relaxed);
+    /* long long, the atomic's type: int64_t is long on LP64, and clang
+     * rejects a long * as the compare-exchange's expected pointer. */
+    long long cur = atomic_load_explicit(&p->failed_offset, memory_order_relaxed);
     /* release: the mark is visible to the poll thread before the in-flight
      * decrement that lets it commit (acquire there). */
     while ((cur < 0 || offset < cur) &&

@@ -96,6 +96,12 @@ partition_t *partition_table_add(partition_table_t *t, const partition_params_t 
  * a read-side section (the pointer is then valid until the unlock). */
 partition_t *partition_table_find(partition_table_t *t, const char *topic, int32_t partition);
 
+/* A counter the poll thread's own adds and removes bump: a partition_t
+ * pointer the poll thread found while the version was v is still the
+ * current assignment as long as the version is still v (lets the dispatcher
+ * cache its last lookup). Poll thread. */
+uint64_t partition_table_version(const partition_table_t *t);
+
 /* Unlinks p, releases its lanes, and frees it after a grace period. Poll
  * thread. p must have no parked messages left (drain them first). */
 void partition_table_remove(partition_table_t *t, partition_t *p);

@@ -36,8 +36,10 @@
  *   pool_lane_release  | the lane's pusher, after its last| as pool_lane_push
  *                      | push; the lane is freed by the   |
  *                      | pool after its last item ran     |
+ *   pool_lane_wake     | any one thread, once per hold    | as pool_lane_push
  *   pool_destroy       | one thread, after every lane was | workers (it joins them)
- *                      | released and every push returned |
+ *                      | released (and woken if held) and |
+ *                      | every push returned              |
  *   run callback       | worker threads                   | other workers
  *
  * Memory ordering: everything the pusher wrote before pool_lane_push or
@@ -92,8 +94,47 @@ void pool_lane_push(pool_lane_t *lane, pool_item_t *item);
 /* Queues item for the first free worker, in no order. */
 void pool_push(pool_t *p, pool_item_t *item);
 
+/* Batched pushes: one thread pushes a run of items (each push keeping the
+ * pool_lane_push / pool_push contract) and wakes the sleeping workers once,
+ * at pool_batch_flush, instead of once per push. Items pushed are visible to
+ * workers that are awake at once; a sleeping worker learns of them at the
+ * flush (the flush's seq_cst fence pairs with the one in the sleeper, as for
+ * a single push). The pusher must flush before it blocks or hands the batch
+ * to anything that waits for the items to run. Not shared between threads. */
+typedef struct pool_batch {
+    pool_t *pool;
+    unsigned scheduled; /* lanes and items made ready since the last flush */
+} pool_batch_t;
+
+void pool_batch_init(pool_batch_t *b, pool_t *p);
+void pool_batch_lane_push(pool_batch_t *b, pool_lane_t *lane, pool_item_t *item);
+void pool_batch_push(pool_batch_t *b, pool_item_t *item);
+/* Wakes up to as many sleeping workers as lanes and items were made ready. */
+void pool_batch_flush(pool_batch_t *b);
+
 /* Gives the lane back: it is freed by the worker that runs past its last
  * item (or at once if it is idle). No push to the lane may follow. */
 void pool_lane_release(pool_lane_t *lane);
+
+/* Holding a lane (for a retry that must keep the lane's order without
+ * blocking a worker).
+ *
+ * From inside the run callback of an item that came from a lane,
+ * pool_hold(item) asks the pool to keep that item at the head of its lane
+ * and to suspend the lane: once the callback returns, the worker stops
+ * running the lane (later items stay queued, they still count as pending, so
+ * pushes do not schedule it), and calls the hold callback with the lane and
+ * the item. The worker touches the lane no more after that call. Some thread
+ * later calls pool_lane_wake(lane), exactly once per hold: the lane goes back
+ * on the ready queue and the held item runs first, then the rest in order.
+ * A held lane may be released meanwhile (its sentinel waits behind the held
+ * item). pool_hold on an item run directly (pool_push) is ignored: the
+ * callback owns such an item and re-pushes it itself.
+ *
+ * The hold callback runs on the worker; set it once, before any push. */
+typedef void (*pool_hold_t)(pool_lane_t *lane, pool_item_t *item, void *opaque);
+void pool_set_hold_cb(pool_t *p, pool_hold_t cb);
+void pool_hold(pool_item_t *item);
+void pool_lane_wake(pool_lane_t *lane);
 
 #endif

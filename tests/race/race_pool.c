@@ -55,6 +55,7 @@ typedef struct pusher {
     int first_lane;
     item_t *items; /* LANES_PER_PUSHER * PER_LANE + DIRECT_PER_PUSHER */
     unsigned seed;
+    int batch_every; /* > 0: pushes go through a pool_batch flushed this often */
 } pusher_t;
 
 static void *pusher_main(void *arg) {
@@ -63,6 +64,9 @@ static void *pusher_main(void *arg) {
     size_t k = 0;
     size_t lane_items = LANES_PER_PUSHER * PER_LANE;
     size_t direct = 0;
+    pool_batch_t batch;
+    pool_batch_init(&batch, ps->pool);
+    long pushed = 0;
     while (k < lane_items || direct < DIRECT_PER_PUSHER) {
         unsigned r = (unsigned)rand_r(&ps->seed);
         if (k < lane_items && (r & 3) != 0) {
@@ -73,20 +77,30 @@ static void *pusher_main(void *arg) {
             item_t *it = &ps->items[k++];
             it->lane = ps->first_lane + l;
             it->seq = next[l]++;
-            pool_lane_push(ps->lanes[l], &it->item);
+            if (ps->batch_every > 0)
+                pool_batch_lane_push(&batch, ps->lanes[l], &it->item);
+            else
+                pool_lane_push(ps->lanes[l], &it->item);
         } else if (direct < DIRECT_PER_PUSHER) {
             item_t *it = &ps->items[lane_items + direct++];
             it->lane = -1;
-            pool_push(ps->pool, &it->item);
+            if (ps->batch_every > 0)
+                pool_batch_push(&batch, &it->item);
+            else
+                pool_push(ps->pool, &it->item);
         }
+        if (ps->batch_every > 0 && ++pushed % ps->batch_every == 0)
+            pool_batch_flush(&batch);
     }
+    pool_batch_flush(&batch);
     /* Release while the lanes are probably still busy. */
     for (int l = 0; l < LANES_PER_PUSHER; l++)
         pool_lane_release(ps->lanes[l]);
     return NULL;
 }
 
-static void run_load(size_t workers, int spin) {
+/* batch_every > 0: every other pusher batches its pushes (see pusher_t). */
+static void run_load(size_t workers, int spin, int batch_every) {
     ctx_t ctx = {.spin = spin};
     ctx.lanes = calloc(PUSHERS * LANES_PER_PUSHER, sizeof *ctx.lanes);
     pool_t *pool = pool_new(workers, run, &ctx);
@@ -97,6 +111,7 @@ static void run_load(size_t workers, int spin) {
         ps[i].pool = pool;
         ps[i].first_lane = i * LANES_PER_PUSHER;
         ps[i].seed = (unsigned)i * 7919u + 1;
+        ps[i].batch_every = (i & 1) ? batch_every : 0;
         ps[i].items = calloc(LANES_PER_PUSHER * PER_LANE + DIRECT_PER_PUSHER, sizeof(item_t));
         for (int l = 0; l < LANES_PER_PUSHER; l++)
             ps[i].lanes[l] = pool_lane_new(pool);
@@ -118,15 +133,21 @@ static void run_load(size_t workers, int spin) {
 }
 
 static void lanes_keep_order_with_many_workers(void) {
-    run_load(16, 200);
+    run_load(16, 200, 0);
 }
 
 static void lanes_keep_order_with_one_worker(void) {
-    run_load(1, 0);
+    run_load(1, 0, 0);
 }
 
 static void lanes_keep_order_with_more_workers_than_lanes(void) {
-    run_load(64, 50);
+    run_load(64, 50, 0);
+}
+
+static void batched_pushes_keep_order(void) {
+    run_load(16, 200, 32);
+    run_load(1, 0, 7);
+    run_load(64, 50, 100);
 }
 
 /* Pushes one item at a time and waits for it: every push finds the workers
@@ -167,10 +188,60 @@ static void sleeping_workers_are_woken(void) {
     free(ctx.lanes);
 }
 
+/* Runs of 1..8 pushes through a pool_batch, flushed, then waited for: the
+ * workers are often asleep at the flush, so a lost wake-up would hang. */
+static void batch_flush_wakes_sleeping_workers(void) {
+    ctx_t ctx = {.spin = 0};
+    ctx.lanes = calloc(2, sizeof *ctx.lanes);
+    pool_t *pool = pool_new(4, run, &ctx);
+    pool_lane_t *lanes[2] = {pool_lane_new(pool), pool_lane_new(pool)};
+    enum { N = 600 };
+    item_t *items = calloc(N, sizeof *items);
+    long seq[2] = {0, 0};
+    int i = 0;
+    for (int round = 0; i < N; round++) {
+        pool_batch_t batch;
+        pool_batch_init(&batch, pool);
+        int run_len = 1 + round % 8;
+        for (int k = 0; k < run_len && i < N; k++, i++) {
+            items[i].lane = i % 3 - 1; /* -1 (direct), 0, 1 */
+            if (items[i].lane < 0) {
+                pool_batch_push(&batch, &items[i].item);
+            } else {
+                items[i].seq = seq[items[i].lane]++;
+                pool_batch_lane_push(&batch, lanes[items[i].lane], &items[i].item);
+            }
+        }
+        pool_batch_flush(&batch);
+        struct timespec deadline, now;
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += 10;
+        while (atomic_load(&ctx.total_ran) < i) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if (now.tv_sec > deadline.tv_sec) {
+                CHECK(0, "round %d not run within 10 s (lost wake-up)", round);
+                break;
+            }
+        }
+        if (round % 3 == 0) {
+            struct timespec ms = {0, 1000000}; /* let the workers fall asleep */
+            nanosleep(&ms, NULL);
+        }
+    }
+    pool_lane_release(lanes[0]);
+    pool_lane_release(lanes[1]);
+    pool_destroy(pool);
+    CHECK(atomic_load(&ctx.total_ran) == N, "ran %ld", atomic_load(&ctx.total_ran));
+    free(items);
+    free(ctx.lanes);
+}
+
 int main(void) {
     RUN_CASE(lanes_keep_order_with_many_workers);
     RUN_CASE(lanes_keep_order_with_one_worker);
     RUN_CASE(lanes_keep_order_with_more_workers_than_lanes);
     RUN_CASE(sleeping_workers_are_woken);
+    RUN_CASE(batched_pushes_keep_order);
+    RUN_CASE(batch_flush_wakes_sleeping_workers);
     return check_summary("race_pool");
 }

@@ -60,6 +60,33 @@ static char *copy_bytes(const void *p, size_t n) {
     return s;
 }
 
+/* "name=value\n" per header (a null value as "name\n"), or NULL. */
+static char *copy_headers(const rd_kafka_message_t *m) {
+    rd_kafka_headers_t *hdrs = NULL;
+    if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || !hdrs)
+        return NULL;
+    size_t total = 1;
+    const char *name;
+    const void *value;
+    size_t size;
+    for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == 0; i++)
+        total += strlen(name) + size + 2;
+    char *out = malloc(total), *w = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == 0; i++) {
+        w += sprintf(w, "%s", name);
+        if (value) {
+            *w++ = '=';
+            memcpy(w, value, size);
+            w += size;
+        }
+        *w++ = '\n';
+    }
+    *w = '\0';
+    return out;
+}
+
 size_t plain_consume_all(const char *bootstraps, const char *topic, size_t max, int idle_ms,
                          plain_message_t **out) {
     *out = NULL;
@@ -99,6 +126,7 @@ size_t plain_consume_all(const char *bootstraps, const char *topic, size_t max, 
             pm->key_len = m->key_len;
             pm->value = copy_bytes(m->payload, m->len);
             pm->value_len = m->len;
+            pm->headers = copy_headers(m);
         }
         rd_kafka_message_destroy(m);
     }
@@ -113,6 +141,7 @@ void plain_messages_free(plain_message_t *msgs, size_t count) {
         free(msgs[i].topic);
         free(msgs[i].key);
         free(msgs[i].value);
+        free(msgs[i].headers);
     }
     free(msgs);
 }

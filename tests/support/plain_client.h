@@ -25,6 +25,7 @@ typedef struct plain_message {
     size_t key_len;
     char *value;
     size_t value_len;
+    char *headers; /* "name=value\n" per header, in order; NULL when none */
 } plain_message_t;
 
 /* Reads up to max messages of topic (all partitions, from the beginning,

@@ -457,3 +457,25 @@ Test(ack_metadata, well_formed_but_inconsistent_payloads_mean_replay) {
     text[len - 2] = text[len - 2] == 'A' ? 'B' : 'A';
     assert_replay(text, len, 1000);
 }
+
+/* Found by fuzz/fuzz_ack_metadata (UBSan: signed overflow computing the
+ * decoded end): a well-formed payload whose base + span passes INT64_MAX.
+ * The text is the encoder's output for base INT64_MAX - 10, span 64, every
+ * other offset done (fuzz/corpus/ack_metadata/past_int64_max.text). */
+Test(ack_metadata, a_span_past_int64_max_means_replay) {
+    static const char past[] = "k1AfX_________f0Cqqqqqqqqqqrkai74";
+    ack_snapshot_t got = {0};
+    cr_assert_eq(ack_metadata_decode(past, strlen(past), INT64_MAX - 10, &got),
+                 KAFFE_ERR_INVALID_ARG);
+    cr_assert_eq(got.watermark, INT64_MAX - 10);
+    cr_assert_eq(got.end, INT64_MAX - 10);
+    cr_assert_eq(got.bit_count, 0);
+
+    /* Just below the limit still decodes (base INT64_MAX - 1000, span 64). */
+    static const char near[] = "k1AZf4________f0CqqqqqqqqqqiHFBnw";
+    cr_assert_eq(ack_metadata_decode(near, strlen(near), INT64_MAX - 1000, &got), KAFFE_OK);
+    cr_assert_eq(got.end, INT64_MAX - 1000 + 64);
+    cr_assert(ack_snapshot_is_done(&got, INT64_MAX - 1000 + 63));
+    cr_assert_not(ack_snapshot_is_done(&got, INT64_MAX - 1000 + 62));
+    ack_snapshot_free(&got);
+}

@@ -136,6 +136,32 @@ Test(tls, malformed_kafka_urls_are_errors_naming_the_entry) {
     cr_assert_null(strstr(err, "hunter2"), "got: %s", err);
 }
 
+/* Found by fuzz/fuzz_heroku_url: the brackets of an IPv6 entry took any
+ * characters, so credentials or a second URL passed into bootstrap.servers. */
+Test(tls, kafka_url_brackets_hold_only_an_ipv6_address) {
+    static const char *const bad[] = {"kafka+ssl://[user:hunter2@b1]:9096",
+                                      "kafka://[:kafka+ssl://:1]:9092", "kafka://[b1 b2]:9092",
+                                      "kafka://[::1%eth0]:9092"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *bootstrap = NULL;
+        bool tls;
+        char err[256] = "";
+        cr_assert_eq(conf_heroku_parse_url(bad[i], &bootstrap, &tls, err, sizeof err),
+                     KAFFE_ERR_ENV, "\"%s\" was accepted", bad[i]);
+        cr_assert_null(bootstrap);
+        cr_assert(strstr(err, "is not scheme://host:port"), "\"%s\": got %s", bad[i], err);
+        cr_assert_null(strstr(err, "hunter2"), "got: %s", err);
+    }
+    char *bootstrap = NULL;
+    bool tls;
+    char err[256];
+    cr_assert_eq(conf_heroku_parse_url("kafka://[fe80::1:2]:9092,kafka://[::ffff:10.0.0.1]:9092",
+                                       &bootstrap, &tls, err, sizeof err),
+                 KAFFE_OK, "%s", err);
+    cr_assert_str_eq(bootstrap, "[fe80::1:2]:9092,[::ffff:10.0.0.1]:9092");
+    free(bootstrap);
+}
+
 Test(tls, heroku_mode_needs_each_variable_and_names_the_missing_one) {
     const char *names[] = {"KAFKA_CLIENT_CERT", "KAFKA_CLIENT_CERT_KEY", "KAFKA_TRUSTED_CERT"};
     kaffe_conf_t *conf = heroku_producer_conf();
