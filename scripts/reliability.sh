@@ -82,15 +82,6 @@ EOF
   is handed out again: hence the large duplicate counts of those rows
   (none of them replays of acked messages). A real broker accepts commits of
   the current generation while a rebalance is being prepared.
-- **Group churn: replays at reassignment (open finding).** Under churn with
-  three processes, a few handles of offsets that the committed state logged
-  by the new owner at its assignment already had as acked (metadata) have
-  been seen (63 of ~14k in one run; 0 in others). After a kill (state
-  frozen) the count is asserted 0 and has always been 0, as in every other
-  scenario. The suspected cause is a commit of the previous owner racing
-  with the new owner's read during the mock's cooperative rebalances (the
-  mock rejects many commits there with ILLEGAL_GENERATION /
-  REBALANCE_IN_PROGRESS); not yet confirmed. The churn row counts these.
 - **Group churn stalls (open finding).** Some churn runs end with every
   partition's committed offset stuck at the same offset below the log end
   for over a minute while three members run; not yet diagnosed (seed in the
