@@ -657,10 +657,43 @@ void partition_close_acks(partition_t *p) {
 
 /* --- commit ------------------------------------------------------------- */
 
+/* Extends snap over the inherited acks (p->skip, from the commit metadata
+ * the partition was assigned with) that dispatch has not reached yet: they
+ * are done, and a commit without them would erase them from the group's
+ * metadata, so a later owner would handle them again. Poll thread (like
+ * admit, the only other user of p->skip). False on OOM (snap unchanged). */
+static bool snapshot_add_inherited(partition_t *p, ack_snapshot_t *snap) {
+    if (!p->has_skip || p->skip.end <= snap->end)
+        return true;
+    size_t bits = (size_t)(p->skip.end - snap->watermark);
+    size_t words = (bits + 63) / 64;
+    if (words > snap->bits_capacity) {
+        uint64_t *grown = realloc(snap->bits, words * sizeof *grown);
+        if (!grown)
+            return false;
+        memset(grown + snap->bits_capacity, 0, (words - snap->bits_capacity) * sizeof *grown);
+        snap->bits = grown;
+        snap->bits_capacity = words;
+    }
+    for (int64_t o = snap->end; o < p->skip.end; o++) {
+        size_t i = (size_t)(o - snap->watermark);
+        uint64_t bit = (uint64_t)1 << (i % 64);
+        if (ack_snapshot_is_done(&p->skip, o))
+            snap->bits[i / 64] |= bit;
+        else
+            snap->bits[i / 64] &= ~bit;
+    }
+    snap->end = p->skip.end;
+    snap->bit_count = bits;
+    return true;
+}
+
 bool partition_snapshot(partition_t *p, ack_snapshot_t *snap) {
     if (!p->tracker)
         return false;
     if (ack_tracker_snapshot(p->tracker, snap) != KAFFE_OK)
+        return false;
+    if (!snapshot_add_inherited(p, snap))
         return false;
     int64_t failed = partition_failed_offset(p);
     if (failed >= 0 && snap->end > failed) {

@@ -1,0 +1,111 @@
+/* Fault suite, broker faults: a broker down and up mid-run, all brokers down
+ * and up, partition leaders moving, raised round-trip time. Each scenario
+ * consumes data it produced (async, out-of-order acks) on a 3-broker
+ * embedded cluster, injects the fault in the middle of the run, and checks
+ * with a plain client that committed offsets reach the log end, nothing is
+ * lost and duplicates stay within the bound (see fault_helpers.h).
+ *
+ * Duplicate bound asserted: the sum, over the (re)assignments the fault
+ * caused, of the offsets already handled and not committed as done in the
+ * state the partition was assigned with. While the member stays in the
+ * group, a revoke drains and commits, so that is at most the in-flight
+ * (unacked) messages; when the group expels it (an outage longer than the
+ * session timeout, counting librdkafka's reconnect backoff) the revoke's
+ * commit fails and what was acked since the last successful commit is
+ * handed out again too. */
+#include "fault_helpers.h"
+
+static mock_cluster_t *mc;
+
+static void start_cluster(void) {
+    char err[256];
+    mc = mock_cluster_start(3, NULL, 0, err, sizeof err);
+    cr_assert_not_null(mc, "%s", err);
+}
+
+static void stop_cluster(void) {
+    mock_cluster_stop(mc);
+}
+
+TestSuite(faults_broker, .init = start_cluster, .fini = stop_cluster, .timeout = 150);
+
+enum { PARTITIONS = 4 };
+#define IN_FLIGHT_S "200"
+
+static long per_partition(void) {
+    return fault_scaled(2500, 400);
+}
+
+/* Starts a run (acks paced to ~1 s for all, the in-flight limit and
+ * pause/resume make it slower) and waits until a quarter is handled: the
+ * fault then lands mid-run. */
+static void start_run(fault_run_t *r, const char *name) {
+    long pp = per_partition();
+    fault_run_start(r, mc, name, PARTITIONS, pp, IN_FLIGHT_S, pp * PARTITIONS, 0, NULL);
+    fault_run_wait_handled(r, pp * PARTITIONS / 4, 60000);
+}
+
+static void finish(fault_run_t *r, const char *scenario) {
+    fault_result_t res = {.scenario = scenario};
+    fault_run_finish(r, &res, 90000);
+    fault_result_record(&res);
+}
+
+Test(faults_broker, one_broker_down_then_up) {
+    fault_run_t r;
+    start_run(&r, "f-down1");
+    rd_kafka_mock_cluster_t *h = mock_cluster_handle(mc);
+    /* Broker 1 leads partition 0 (set here) and whatever else it holds. */
+    cr_assert_eq(rd_kafka_mock_partition_set_leader(h, r.topic, 0, 1), 0);
+    cr_assert_eq(rd_kafka_mock_broker_set_down(h, 1), 0);
+    fault_sleep_ms(3000);
+    cr_assert_eq(rd_kafka_mock_broker_set_up(h, 1), 0);
+    fault_run_fault_over(&r);
+    finish(&r, "one broker (leader of partition 0) down 3 s, then up");
+}
+
+Test(faults_broker, all_brokers_down_then_up) {
+    fault_run_t r;
+    start_run(&r, "f-downall");
+    rd_kafka_mock_cluster_t *h = mock_cluster_handle(mc);
+    for (int32_t b = 1; b <= 3; b++)
+        cr_assert_eq(rd_kafka_mock_broker_set_down(h, b), 0);
+    long before = fault_run_handled(&r);
+    fault_sleep_ms(3000);
+    for (int32_t b = 1; b <= 3; b++)
+        cr_assert_eq(rd_kafka_mock_broker_set_up(h, b), 0);
+    fault_run_fault_over(&r);
+    /* While every broker was down, at most what was already fetched (the
+     * in-flight limit per partition, plus librdkafka's queue) was handled. */
+    cr_assert_lt(fault_run_handled(&r) - before, r.messages, "the outage did not stop fetching");
+    finish(&r, "all 3 brokers down 3 s, then up");
+}
+
+Test(faults_broker, partition_leaders_move) {
+    fault_run_t r;
+    start_run(&r, "f-leader");
+    rd_kafka_mock_cluster_t *h = mock_cluster_handle(mc);
+    /* Six moves, 300 ms apart: every partition's leader visits each broker. */
+    for (int move = 1; move <= 6; move++) {
+        for (int32_t p = 0; p < PARTITIONS; p++)
+            cr_assert_eq(
+                rd_kafka_mock_partition_set_leader(h, r.topic, p, (int32_t)((p + move) % 3) + 1),
+                0);
+        fault_sleep_ms(300);
+    }
+    fault_run_fault_over(&r);
+    finish(&r, "partition leaders move 6 times, 300 ms apart");
+}
+
+Test(faults_broker, raised_round_trip_time) {
+    fault_run_t r;
+    start_run(&r, "f-rtt");
+    rd_kafka_mock_cluster_t *h = mock_cluster_handle(mc);
+    for (int32_t b = 1; b <= 3; b++)
+        cr_assert_eq(rd_kafka_mock_broker_set_rtt(h, b, 500), 0);
+    fault_sleep_ms(2500);
+    for (int32_t b = 1; b <= 3; b++)
+        cr_assert_eq(rd_kafka_mock_broker_set_rtt(h, b, 0), 0);
+    fault_run_fault_over(&r);
+    finish(&r, "round-trip time 500 ms on all brokers for 2.5 s");
+}
