@@ -59,6 +59,10 @@ struct kaffe_consumer_s {
     consumer_metrics_t metrics; /* stats and log routing (stats.c) */
     kaffe_conf_t *conf;
     rd_kafka_t *rk;
+    /* Poll thread: the client that last received an assignment, and whether
+     * the current one must be left undestroyed (await_first_assignment). */
+    rd_kafka_t *assigned_rk;
+    bool leak_rk;
     kaffe_message_handler_t handler;
     void *handler_opaque;
     kaffe_error_cb_t error_cb;
@@ -1055,6 +1059,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        c->assigned_rk = rk;
         assign_partitions(c, parts);
         if (cooperative)
             error = rd_kafka_incremental_assign(rk, parts);
@@ -1263,6 +1268,34 @@ static int64_t total_in_flight(kaffe_consumer_t *c) {
     return total;
 }
 
+/* How long stop waits for a joined member's first assignment (below). */
+#define FIRST_ASSIGNMENT_WAIT_MS 10000
+
+/* librdkafka 2.0.2 aborts (an assertion in
+ * rd_kafka_sticky_assignor_state_destroy; librdkafka issue #4312, fixed in
+ * 2.3.0) when a consumer that has joined a cooperative-sticky group but not
+ * yet received its first assignment is closed and destroyed. So the stop
+ * sequence first waits, serving librdkafka's callbacks, until the current
+ * client has had an assignment or has not joined at all. Messages polled
+ * meanwhile are dropped untracked: nothing of them is committed, so they are
+ * delivered again. Returns false if the bound passed with the client still
+ * exposed; the caller then leaves the handle undestroyed (a leak, reported)
+ * rather than abort the application. Poll thread only. */
+static bool await_first_assignment(kaffe_consumer_t *c) {
+    int64_t deadline = now_ms() + FIRST_ASSIGNMENT_WAIT_MS;
+    for (;;) {
+        const char *protocol = rd_kafka_rebalance_protocol(c->rk);
+        bool exposed = protocol && strcmp(protocol, "COOPERATIVE") == 0 && c->assigned_rk != c->rk;
+        if (!exposed)
+            return true;
+        if (now_ms() >= deadline)
+            return false;
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, 10);
+        if (rkm)
+            rd_kafka_message_destroy(rkm);
+    }
+}
+
 static void stop_sequence(kaffe_consumer_t *c) {
     atomic_store_explicit(&c->state, ST_STOPPING, memory_order_release);
     /* Nothing waits for a retry or a resume any more: released unhandled
@@ -1280,9 +1313,17 @@ static void stop_sequence(kaffe_consumer_t *c) {
     atomic_store_explicit(&c->abandon, 1, memory_order_release);
     c->drained = true;
     commit_all(c, true);
+    if (!await_first_assignment(c)) {
+        c->leak_rk = true;
+        report_error(c, RD_KAFKA_RESP_ERR__TIMED_OUT,
+                     "leaving the group: no first assignment within %d ms; the client is "
+                     "left open (closing it would abort: librdkafka 2.0.2 issue #4312)",
+                     FIRST_ASSIGNMENT_WAIT_MS);
+    }
     /* Leaving the group revokes everything through rebalance_cb (which
      * closes acks, commits what changed, and removes the partitions). */
-    rd_kafka_resp_err_t err = rd_kafka_consumer_close(c->rk);
+    rd_kafka_resp_err_t err =
+        c->leak_rk ? RD_KAFKA_RESP_ERR_NO_ERROR : rd_kafka_consumer_close(c->rk);
     if (err)
         report_error(c, err, "leaving the group: %s", rd_kafka_err2str(err));
     /* release: acks from now on answer KAFFE_ERR_STOPPED. */
@@ -1786,8 +1827,10 @@ void kaffe_consumer_destroy(kaffe_consumer_t *c) {
             if (atomic_load_explicit(&b->msgs[i].live, memory_order_acquire) && b->msgs[i].rkm)
                 rd_kafka_message_destroy(b->msgs[i].rkm);
     /* Closed by the stop sequence (or never subscribed); closing again
-     * could wait on a failed client. */
-    rd_kafka_destroy_flags(c->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+     * could wait on a failed client. Not destroyed at all when that would
+     * abort (await_first_assignment). */
+    if (!c->leak_rk)
+        rd_kafka_destroy_flags(c->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     free(c->client);
     for (size_t i = 0; i < c->retired_n; i++) {
         rd_kafka_destroy_flags(c->retired[i]->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
