@@ -1627,9 +1627,10 @@ out:
     return st;
 }
 
-kaffe_status_t kaffe_consumer_ack(kaffe_consumer_t *c, kaffe_message_t *m) {
-    if (!c || !m || m->consumer != c)
-        return KAFFE_ERR_INVALID_ARG;
+/* What kaffe_consumer_ack and kaffe_consumer_nack start with: async mode, a
+ * live message, and the claim (settled 0 -> 1) that makes exactly one ack or
+ * nack win. KAFFE_OK when this caller now settles m. Any thread. */
+static kaffe_status_t claim_async_settle(kaffe_consumer_t *c, kaffe_message_t *m) {
     if (!c->async)
         return KAFFE_ERR_NOT_ASYNC;
     /* acquire: pairs with the release in message_drop. */
@@ -1639,7 +1640,15 @@ kaffe_status_t kaffe_consumer_ack(kaffe_consumer_t *c, kaffe_message_t *m) {
     if (!atomic_compare_exchange_strong_explicit(&m->settled, &open, 1, memory_order_acq_rel,
                                                  memory_order_relaxed))
         return KAFFE_ERR_ACK_DUPLICATE;
-    kaffe_status_t st;
+    return KAFFE_OK;
+}
+
+kaffe_status_t kaffe_consumer_ack(kaffe_consumer_t *c, kaffe_message_t *m) {
+    if (!c || !m || m->consumer != c)
+        return KAFFE_ERR_INVALID_ARG;
+    kaffe_status_t st = claim_async_settle(c, m);
+    if (st != KAFFE_OK)
+        return st;
     /* acquire: pairs with the release store in stop_sequence. */
     if (atomic_load_explicit(&c->acks_closed, memory_order_acquire))
         st = KAFFE_ERR_STOPPED;
@@ -1653,16 +1662,9 @@ kaffe_status_t kaffe_consumer_ack(kaffe_consumer_t *c, kaffe_message_t *m) {
 kaffe_status_t kaffe_consumer_nack(kaffe_consumer_t *c, kaffe_message_t *m, int error) {
     if (!c || !m || m->consumer != c || error == KAFFE_OK)
         return KAFFE_ERR_INVALID_ARG;
-    if (!c->async)
-        return KAFFE_ERR_NOT_ASYNC;
-    /* acquire: pairs with the release in message_drop. */
-    if (!atomic_load_explicit(&m->live, memory_order_acquire))
-        return KAFFE_ERR_ACK_DUPLICATE;
-    int open = 0;
-    if (!atomic_compare_exchange_strong_explicit(&m->settled, &open, 1, memory_order_acq_rel,
-                                                 memory_order_relaxed))
-        return KAFFE_ERR_ACK_DUPLICATE;
-    kaffe_status_t st = KAFFE_OK;
+    kaffe_status_t st = claim_async_settle(c, m);
+    if (st != KAFFE_OK)
+        return st;
     /* acquire: pairs with the release store in stop_sequence. */
     if (atomic_load_explicit(&c->acks_closed, memory_order_acquire))
         st = KAFFE_ERR_STOPPED;
