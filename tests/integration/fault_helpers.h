@@ -393,9 +393,12 @@ static inline void fault_run_finish(fault_run_t *r, fault_result_t *res, int tim
     int64_t committed[FAULT_MAX_PARTITIONS];
     fault_committed_offsets(r->bootstraps, r->group, r->topic, r->partitions, committed);
     for (int p = 0; p < r->partitions; p++)
-        cr_assert(reached, "%s: partition %d committed %lld, log end %lld (handled %ld, acked %ld)",
-                  r->topic, p, (long long)committed[p], (long long)r->log_end[p],
-                  fault_run_handled(r), atomic_load(&r->acked));
+        if (!reached && committed[p] != r->log_end[p])
+            cr_assert(reached,
+                      "%s: partition %d committed %lld, log end %lld (handled %ld, acked %ld)",
+                      r->topic, p, (long long)committed[p], (long long)r->log_end[p],
+                      fault_run_handled(r), atomic_load(&r->acked));
+    cr_assert(reached, "%s: committed offsets did not reach the log end in time", r->topic);
     cr_assert_eq(kaffe_consumer_stop(r->consumer), KAFFE_OK,
                  "%s: the consumer stopped with an error", r->topic);
     atomic_store(&r->acker_stop, 1);
