@@ -1044,6 +1044,10 @@ static void revoke_partitions(kaffe_consumer_t *c, rd_kafka_topic_partition_list
         stash_partitions(c, ps, n);
     commit_partitions(c, ps, n, true);
     for (size_t i = 0; i < n; i++) {
+        /* librdkafka keeps an application pause across unassign and a later
+         * assign of the same partition: a partition revoked while paused by
+         * back-pressure would never be fetched again if it came back. */
+        pause_fetch(c, ps[i], false);
         if (c->rebalance_cb)
             c->rebalance_cb(c, 0, partition_topic(ps[i]), partition_id(ps[i]), c->rebalance_opaque);
         partition_table_remove(c->table, ps[i]);
