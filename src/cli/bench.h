@@ -190,7 +190,7 @@ int bench_child_main(int argc, char **argv);
 typedef struct bench_result {
     const bench_scenario_t *scenario;
     bool ran;         /* the child produced a result line */
-    char error[640];   /* why not, or a failure inside the run */
+    char error[640];  /* why not, or a failure inside the run */
     long messages;    /* drained */
     double seconds;   /* first to last handled, drain phase */
     double startup_s; /* consumer start to first message handled (group join) */
