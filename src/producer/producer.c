@@ -30,7 +30,51 @@
  * delivery thread runs the callback and returns the record to the pool (see
  * record_get() and records_return()). No record is malloc'ed or freed per
  * message: a malloc on the caller paired with a free on the delivery thread
- * cost ~300 instructions per message and contended on glibc's arena lock. */
+ * cost ~300 instructions per message and contended on glibc's arena lock.
+ *
+ * Freeing delivery reports: destroying a DR event frees its messages (one
+ * librdkafka allocation each, made by the producing thread) and takes
+ * librdkafka's message-count lock once per message, which the producing
+ * thread takes too. Done on the delivery thread, every message is freed on
+ * another thread than the one that allocated it (glibc's arena lock, cache
+ * lines moving between cores). So the delivery thread runs the callbacks and
+ * then defers the event: it pushes it on the "deferred" stack, and the next
+ * produce call on any producing thread destroys what is there (deferred_drain)
+ * before it queues its own message. Callbacks still run only on the delivery
+ * thread; only the free moves.
+ *
+ * Nothing may wait for a deferred event forever. Three things wait for
+ * librdkafka's message count, which drops only when events are destroyed:
+ * rd_kafka_flush() (kaffe_producer_flush, destroy), a produce call blocked in
+ * RD_KAFKA_MSG_F_BLOCK for room in the queue, and librdkafka itself at
+ * rd_kafka_destroy. The rules that make every deferred event destroyed
+ * within a bounded time without any producing thread's help:
+ *   1. Age: the delivery thread destroys the whole stack itself once its
+ *      oldest event has waited DEFER_MAX_MS (it polls librdkafka with a
+ *      timeout no longer than that while the stack is not empty). So a
+ *      deferred event outlives its callback by at most DEFER_MAX_MS plus
+ *      one poll wake-up, whatever the producing threads do; and every
+ *      message librdkafka still counts is either in librdkafka (it reports
+ *      it within message.timeout.ms) or deferred (destroyed within
+ *      DEFER_MAX_MS). A waiter therefore waits at most DEFER_MAX_MS longer
+ *      than it would without deferral, never forever.
+ *   2. Size: the delivery thread does not defer an event that would take the
+ *      stack past half of queue.buffering.max.messages or half of
+ *      queue.buffering.max.kbytes (counted as key + value bytes, at least
+ *      what librdkafka counts); it destroys it at once. So a produce call
+ *      blocked for room is not held for the age limit: once the messages
+ *      in librdkafka report, the count is at most half the limit.
+ *   3. Flush: kaffe_producer_flush and destroy raise "direct" (seq_cst
+ *      increment) and then take the stack (seq_cst exchange); the delivery
+ *      thread pushes (seq_cst CAS) and then reads "direct" (seq_cst load),
+ *      draining the stack itself when it is raised, and defers nothing while
+ *      it is raised. In the single total order of these seq_cst operations
+ *      either the flusher's exchange comes after the push (it takes the
+ *      event) or the delivery thread's load comes after the increment (it
+ *      destroys the event): an event is never left on the stack while
+ *      rd_kafka_flush waits. A flush thus waits no longer than before.
+ * A stack taken by a drainer is destroyed by that thread at once, before it
+ * does anything that could block (its own produce comes after the drain). */
 #define _GNU_SOURCE /* pthread_setname_np */
 #include <kaffe/producer.h>
 #include <kaffe/stats.h>
@@ -61,6 +105,9 @@
 #define OUT_OF_RANGE_REFRESH_MIN_MS 1000
 /* Delivery reports taken from one event per call. */
 #define DR_BATCH 256
+/* Longest a delivery report waits on the deferred stack before the delivery
+ * thread destroys it itself (see "Freeing delivery reports"). */
+#define DEFER_MAX_MS 5
 
 typedef enum strategy {
     STRATEGY_ROUND_ROBIN,
@@ -120,6 +167,15 @@ typedef struct async_pending {
 /* Shared by every async message without a callback; never freed. */
 static async_pending_t async_without_callback = {{PENDING_ASYNC}, NULL, NULL, NULL};
 
+/* A DR event whose callbacks have run, waiting on the deferred stack for a
+ * producing thread to destroy it. Nodes are recycled like records: taken by
+ * the delivery thread from its own free list, given back by the destroyer
+ * (spare_nodes). */
+typedef struct deferred_event {
+    struct deferred_event *next;
+    rd_kafka_event_t *ev;
+} deferred_event_t;
+
 /* Async records are recycled rather than malloc'ed per message and freed by
  * the delivery thread (a cross-thread malloc/free pair per message contended
  * on glibc's arena lock; see the record pool in kaffe_producer_s). They are
@@ -173,6 +229,22 @@ struct kaffe_producer_s {
     record_chunk_t *chunks;        /* protected by pool_lock; freed by destroy */
     _Atomic(async_pending_t *) returned_records;
 
+    /* The deferred stack (see "Freeing delivery reports" at the top). Pushed
+     * by the delivery thread only (CAS); taken whole by any thread
+     * (exchange), so there is no ABA. seq_cst: the push, the exchange and the
+     * accesses to direct form the Dekker pair of rule 3. */
+    _Alignas(64) _Atomic(deferred_event_t *) deferred;
+    /* > 0 while a flush or destroy waits: the delivery thread destroys every
+     * event itself. Incremented/decremented by flush, incremented for good by
+     * destroy. seq_cst (rule 3). */
+    atomic_int direct;
+    /* Nodes given back by destroyers: CAS push of a chain (release), taken
+     * whole by the delivery thread (acquire exchange), so the destroyer's
+     * reads of a node happen before the delivery thread reuses it. */
+    _Atomic(deferred_event_t *) spare_nodes;
+    /* Largest backlog deferred (rule 2); immutable. */
+    size_t defer_max_messages, defer_max_bytes;
+
     pthread_t delivery_thread;
     /* Set by destroy (release) after the last flush; the delivery thread
      * loads it (acquire) between events. */
@@ -189,6 +261,9 @@ struct kaffe_producer_s {
     atomic_ullong stat_produced, stat_failed; /* delivery thread */
     histogram_t stat_latency;                 /* ns, delivery thread */
 };
+
+/* Destroys what the deferred stack holds (defined with the delivery thread). */
+static void deferred_drain(kaffe_producer_t *p);
 
 /* The producer whose delivery thread this is (NULL elsewhere): sync calls
  * and flush refuse to run there, async produce does not block there. */
@@ -476,6 +551,9 @@ static bool msg_is_valid(const kaffe_produce_msg_t *msg) {
 static kaffe_status_t send_one(kaffe_producer_t *p, const kaffe_produce_msg_t *msg,
                                pending_t *pending, int msgflags, int32_t *partition) {
     *partition = -1;
+    /* Free the delivery reports whose callbacks have run on this thread
+     * rather than the delivery thread (see "Freeing delivery reports"). */
+    deferred_drain(p);
     if (!msg_is_valid(msg))
         return KAFFE_ERR_INVALID_ARG;
     topic_entry_t *e;
@@ -651,15 +729,22 @@ static void complete(kaffe_producer_t *p, const rd_kafka_message_t *m, record_ch
     }
 }
 
-static void handle_event(kaffe_producer_t *p, rd_kafka_event_t *ev) {
+/* Serves one event. For a DR event, *messages and *bytes receive its number
+ * of messages and their key + value bytes (0 for other events). */
+static void handle_event(kaffe_producer_t *p, rd_kafka_event_t *ev, size_t *messages,
+                         size_t *bytes) {
+    *messages = *bytes = 0;
     switch (rd_kafka_event_type(ev)) {
         case RD_KAFKA_EVENT_DR: {
             const rd_kafka_message_t *msgs[DR_BATCH];
             record_chain_t done = {NULL, NULL};
             size_t n;
             while ((n = rd_kafka_event_message_array(ev, msgs, DR_BATCH)) > 0) {
-                for (size_t i = 0; i < n; i++)
+                for (size_t i = 0; i < n; i++) {
                     complete(p, msgs[i], &done);
+                    *bytes += msgs[i]->len + msgs[i]->key_len;
+                }
+                *messages += n;
                 records_return(p, &done);
             }
             break;
@@ -679,20 +764,134 @@ static void handle_event(kaffe_producer_t *p, rd_kafka_event_t *ev) {
     }
 }
 
+/* ---- Deferred destruction of delivery reports ----------------------------
+ * See "Freeing delivery reports" at the top of the file for the design and
+ * the argument that nothing waits for a deferred event forever. */
+
+/* Destroys the events of a chain taken from the deferred stack and gives its
+ * nodes back to the delivery thread. Any thread. */
+static void deferred_destroy(kaffe_producer_t *p, deferred_event_t *first) {
+    if (!first)
+        return;
+    deferred_event_t *last = first;
+    for (deferred_event_t *d = first; d; d = d->next) {
+        /* Frees the event's messages: only now does rd_kafka_flush()
+         * (waiting for the message count to reach zero) see them as done,
+         * after their callbacks returned. */
+        rd_kafka_event_destroy(d->ev);
+        last = d;
+    }
+    deferred_event_t *head = atomic_load_explicit(&p->spare_nodes, memory_order_relaxed);
+    do {
+        last->next = head;
+        /* release: our reads of the nodes happen before the delivery thread
+         * (acquire exchange in node_get) reuses them. Failure relaxed: we only
+         * retry with the new head. */
+    } while (!atomic_compare_exchange_weak_explicit(&p->spare_nodes, &head, first,
+                                                    memory_order_release, memory_order_relaxed));
+}
+
+/* Takes the whole deferred stack and destroys it. seq_cst exchange: rule 3
+ * (pairs with the push and the load of direct in defer_or_destroy()). Any
+ * thread. */
+static void deferred_take(kaffe_producer_t *p) {
+    deferred_destroy(p, atomic_exchange_explicit(&p->deferred, NULL, memory_order_seq_cst));
+}
+
+/* The cheap form for the start of every produce call: a relaxed look first,
+ * so that an empty stack costs one load (of a line the delivery thread
+ * writes once per event, not per message). */
+static void deferred_drain(kaffe_producer_t *p) {
+    if (atomic_load_explicit(&p->deferred, memory_order_relaxed))
+        deferred_take(p);
+}
+
+/* The delivery thread's own view of the deferred stack. */
+typedef struct defer_state {
+    deferred_event_t *free_nodes; /* spare nodes, private */
+    /* What was deferred since the stack was last seen empty: at least what
+     * it holds (a drain is noticed only later), so the bound of rule 2 is
+     * never exceeded. */
+    size_t messages, bytes;
+    int64_t oldest_ms; /* when the oldest event on the stack was deferred */
+} defer_state_t;
+
+static deferred_event_t *node_get(kaffe_producer_t *p, defer_state_t *ds) {
+    deferred_event_t *d = ds->free_nodes;
+    if (!d) /* acquire: pairs with the release CAS in deferred_destroy(). */
+        d = atomic_exchange_explicit(&p->spare_nodes, NULL, memory_order_acquire);
+    if (d) {
+        ds->free_nodes = d->next;
+        return d;
+    }
+    return malloc(sizeof *d); /* NULL: the event is destroyed at once */
+}
+
+/* Delivery thread: after ev's callbacks ran, defers it (messages, bytes: its
+ * size) or destroys it at once (rules 2 and 3). */
+static void defer_or_destroy(kaffe_producer_t *p, defer_state_t *ds, rd_kafka_event_t *ev,
+                             size_t messages, size_t bytes) {
+    /* Only this thread pushes: an empty stack means everything counted has
+     * been taken. Relaxed: a stale non-empty answer only overestimates. */
+    if (!atomic_load_explicit(&p->deferred, memory_order_relaxed))
+        ds->messages = ds->bytes = 0;
+    deferred_event_t *d = NULL;
+    if (messages > 0 && atomic_load_explicit(&p->direct, memory_order_seq_cst) == 0 &&
+        ds->messages + messages <= p->defer_max_messages && ds->bytes + bytes <= p->defer_max_bytes)
+        d = node_get(p, ds);
+    if (!d) {
+        rd_kafka_event_destroy(ev);
+        return;
+    }
+    d->ev = ev;
+    deferred_event_t *head = atomic_load_explicit(&p->deferred, memory_order_relaxed);
+    do {
+        d->next = head;
+        /* seq_cst: rule 3's push (and release for the destroyer, which
+         * reads d and the event after its exchange). */
+    } while (!atomic_compare_exchange_weak_explicit(&p->deferred, &head, d, memory_order_seq_cst,
+                                                    memory_order_relaxed));
+    if (!head) {
+        ds->messages = ds->bytes = 0;
+        ds->oldest_ms = monotonic_ms();
+    }
+    ds->messages += messages;
+    ds->bytes += bytes;
+    /* Rule 3: a flush that started before our push may have taken the stack
+     * before it; then we see its increment here and destroy the event. */
+    if (atomic_load_explicit(&p->direct, memory_order_seq_cst) > 0)
+        deferred_take(p);
+}
+
 static void *delivery_main(void *arg) {
     kaffe_producer_t *p = arg;
     delivery_thread_of = p;
     pthread_setname_np(pthread_self(), "kaffe-delivery"); /* for perf, top, gdb */
+    defer_state_t ds = {NULL, 0, 0, 0};
     /* Acquire pairs with the release store in kaffe_producer_destroy(). */
     while (!atomic_load_explicit(&p->stop_delivery, memory_order_acquire)) {
-        rd_kafka_event_t *ev = rd_kafka_queue_poll(p->main_queue, 1000);
+        /* Rule 1: no deferred event waits longer than DEFER_MAX_MS. Relaxed
+         * look: only this thread pushes, so NULL means nothing of ours waits. */
+        int timeout_ms = 1000;
+        if (atomic_load_explicit(&p->deferred, memory_order_relaxed)) {
+            int64_t age = monotonic_ms() - ds.oldest_ms;
+            if (age >= DEFER_MAX_MS)
+                deferred_take(p);
+            else
+                timeout_ms = (int)(DEFER_MAX_MS - age);
+        }
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(p->main_queue, timeout_ms);
         if (!ev)
             continue;
-        handle_event(p, ev);
-        /* Destroying a DR event frees its messages: only now does
-         * rd_kafka_flush() (waiting for the message count to reach zero)
-         * see them as done, after their callbacks returned. */
-        rd_kafka_event_destroy(ev);
+        size_t messages, bytes;
+        handle_event(p, ev, &messages, &bytes);
+        defer_or_destroy(p, &ds, ev, messages, bytes);
+    }
+    /* Destroy gives no more events a chance to be deferred (direct is
+     * raised for good) and takes the stack after this thread ends. */
+    for (deferred_event_t *d = ds.free_nodes, *next; d; d = next) {
+        next = d->next;
+        free(d);
     }
     return NULL;
 }
@@ -726,6 +925,7 @@ static strategy_t strategy_named(const char *name) {
 /* The librdkafka configuration: the conf room's mapping plus the producer's
  * own defaults, each only when the user did not pass the property. */
 static rd_kafka_conf_t *producer_rdconf(const kaffe_conf_t *conf, int *message_timeout_ms,
+                                        size_t *defer_max_messages, size_t *defer_max_bytes,
                                         char *errstr, size_t errstr_size) {
     rd_kafka_conf_t *rdconf = conf_to_rdkafka(conf, CONF_ROLE_PRODUCER, errstr, errstr_size);
     if (!rdconf)
@@ -744,6 +944,15 @@ static rd_kafka_conf_t *producer_rdconf(const kaffe_conf_t *conf, int *message_t
     size_t size = sizeof value;
     if (ok && rd_kafka_conf_get(rdconf, "message.timeout.ms", value, &size) == RD_KAFKA_CONF_OK)
         *message_timeout_ms = atoi(value);
+    /* Rule 2's bounds: half of librdkafka's queue limits. */
+    size = sizeof value;
+    if (ok &&
+        rd_kafka_conf_get(rdconf, "queue.buffering.max.messages", value, &size) == RD_KAFKA_CONF_OK)
+        *defer_max_messages = (size_t)strtoull(value, NULL, 10) / 2;
+    size = sizeof value;
+    if (ok &&
+        rd_kafka_conf_get(rdconf, "queue.buffering.max.kbytes", value, &size) == RD_KAFKA_CONF_OK)
+        *defer_max_bytes = (size_t)strtoull(value, NULL, 10) * 1024 / 2;
     if (!ok) {
         rd_kafka_conf_destroy(rdconf);
         return NULL;
@@ -773,7 +982,10 @@ KAFFE_API kaffe_producer_t *kaffe_producer_new(kaffe_conf_t *conf, char *errstr,
     }
     p->id = atomic_fetch_add_explicit(&next_producer_id, 1, memory_order_relaxed);
     p->message_timeout_ms = 300000;
-    rd_kafka_conf_t *rdconf = producer_rdconf(conf, &p->message_timeout_ms, errstr, errstr_size);
+    /* 0: nothing is deferred, should librdkafka not answer. */
+    p->defer_max_messages = p->defer_max_bytes = 0;
+    rd_kafka_conf_t *rdconf = producer_rdconf(conf, &p->message_timeout_ms, &p->defer_max_messages,
+                                              &p->defer_max_bytes, errstr, errstr_size);
     if (!rdconf) {
         free(p);
         return NULL;
@@ -812,6 +1024,9 @@ KAFFE_API kaffe_producer_t *kaffe_producer_new(kaffe_conf_t *conf, char *errstr,
     pthread_mutex_init(&p->refresh_lock, NULL);
     pthread_mutex_init(&p->pool_lock, NULL);
     atomic_init(&p->returned_records, NULL);
+    atomic_init(&p->deferred, NULL);
+    atomic_init(&p->spare_nodes, NULL);
+    atomic_init(&p->direct, 0);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -848,6 +1063,10 @@ KAFFE_API kaffe_producer_t *kaffe_producer_new(kaffe_conf_t *conf, char *errstr,
 KAFFE_API void kaffe_producer_destroy(kaffe_producer_t *p) {
     if (!p)
         return;
+    /* From now on the delivery thread destroys every event itself (rule 3:
+     * seq_cst increment, then the seq_cst exchange in deferred_take()). */
+    atomic_fetch_add_explicit(&p->direct, 1, memory_order_seq_cst);
+    deferred_take(p);
     /* Give queued messages their chance, then fail what is left; purged
      * messages get reports (callbacks) like any other failure. */
     if (rd_kafka_flush(p->rk, p->message_timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -869,8 +1088,15 @@ KAFFE_API void kaffe_producer_destroy(kaffe_producer_t *p) {
      * rather than lose them. */
     rd_kafka_event_t *ev;
     while ((ev = rd_kafka_queue_poll(p->main_queue, 0)) != NULL) {
-        handle_event(p, ev);
+        size_t messages, bytes;
+        handle_event(p, ev, &messages, &bytes);
         rd_kafka_event_destroy(ev);
+    }
+    deferred_take(p); /* empty already (direct was raised before any flush) */
+    for (deferred_event_t *d = atomic_load_explicit(&p->spare_nodes, memory_order_acquire), *next;
+         d; d = next) {
+        next = d->next;
+        free(d);
     }
     rd_kafka_queue_destroy(p->main_queue);
     for (size_t i = 0; i < p->entry_count; i++) {
@@ -1032,8 +1258,15 @@ KAFFE_API kaffe_status_t kaffe_producer_flush(kaffe_producer_t *p, int timeout_m
         return KAFFE_ERR_INVALID_ARG;
     if (delivery_thread_of == p)
         return KAFFE_ERR_STATE;
-    return rd_kafka_flush(p->rk, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR ? KAFFE_OK
-                                                                           : KAFFE_ERR_TIMED_OUT;
+    /* Rule 3: raise direct, then take the stack (both seq_cst): no event is
+     * left deferred while rd_kafka_flush waits for the message count. */
+    atomic_fetch_add_explicit(&p->direct, 1, memory_order_seq_cst);
+    deferred_take(p);
+    rd_kafka_resp_err_t err = rd_kafka_flush(p->rk, timeout_ms);
+    /* relaxed: lowering direct publishes nothing; at worst the delivery
+     * thread destroys one more event itself. */
+    atomic_fetch_sub_explicit(&p->direct, 1, memory_order_relaxed);
+    return err == RD_KAFKA_RESP_ERR_NO_ERROR ? KAFFE_OK : KAFFE_ERR_TIMED_OUT;
 }
 
 KAFFE_API kaffe_status_t kaffe_producer_stats(kaffe_producer_t *p, kaffe_producer_stats_t *stats) {
