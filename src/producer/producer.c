@@ -83,6 +83,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,11 +256,20 @@ struct kaffe_producer_s {
     pthread_cond_t refresh_wakeup;
     bool stop_refresh; /* protected by refresh_lock */
 
-    /* Stats (kaffe_producer_stats). Independent counters: relaxed
-     * increments and loads, ordering nothing. */
-    _Alignas(64) atomic_llong stat_in_flight; /* produce threads +, delivery thread - */
-    atomic_ullong stat_produced, stat_failed; /* delivery thread */
-    histogram_t stat_latency;                 /* ns, delivery thread */
+    /* Stats (kaffe_producer_stats). In flight = accepted - (produced +
+     * failed): the produce threads count on their side, the delivery thread
+     * on its own, so no counter's cache line moves between them per message.
+     * stat_accepted: relaxed fetch_add (before the message is queued, undone
+     * if it is refused); it orders nothing. stat_produced, stat_failed: one
+     * writer at a time (the delivery thread; destroy's final loop after it
+     * ended), so a load and a store, no read-modify-write; the store is
+     * release and kaffe_producer_stats() loads them with acquire before
+     * stat_accepted: a reader that sees a message completed also sees it
+     * accepted (its fetch_add happened before its report), so in flight never
+     * reads below zero. */
+    _Alignas(64) atomic_ullong stat_accepted;
+    _Alignas(64) atomic_ullong stat_produced, stat_failed;
+    histogram_t stat_latency; /* ns; delivery thread, one batch per DR event */
 };
 
 /* Destroys what the deferred stack holds (defined with the delivery thread). */
@@ -601,11 +611,12 @@ static kaffe_status_t send_one(kaffe_producer_t *p, const kaffe_produce_msg_t *m
      * TSAN_ACQUIRE in complete()). */
     TSAN_RELEASE(pending);
     /* Counted before the report can arrive, so the gauge never dips below
-     * zero; taken back if the message is refused. relaxed: statistics. */
-    atomic_fetch_add_explicit(&p->stat_in_flight, 1, memory_order_relaxed);
+     * zero; taken back if the message is refused. relaxed: statistics (see
+     * the struct). */
+    atomic_fetch_add_explicit(&p->stat_accepted, 1, memory_order_relaxed);
     rd_kafka_error_t *error = rd_kafka_produceva(p->rk, vus, n);
     if (error) {
-        atomic_fetch_sub_explicit(&p->stat_in_flight, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&p->stat_accepted, 1, memory_order_relaxed);
         st = status_of(p, rd_kafka_error_code(error));
         rd_kafka_error_destroy(error);
         if (headers)
@@ -673,18 +684,47 @@ static void record_put(kaffe_producer_t *p, async_pending_t *ap) {
     pthread_mutex_unlock(&p->pool_lock);
 }
 
-/* Completes one message; a finished async record is appended to done. */
-static void complete(kaffe_producer_t *p, const rd_kafka_message_t *m, record_chain_t *done) {
+/* Tells the outcome of async message m: its callback cb, or, without one, a
+ * failure to the error callback. */
+static void report_to(kaffe_producer_t *p, const rd_kafka_message_t *m, kaffe_status_t st,
+                      kaffe_delivery_cb_t cb, void *opaque) {
+    if (cb) {
+        kaffe_delivery_report_t report = {
+            .status = st,
+            .topic = rd_kafka_topic_name(m->rkt),
+            .partition = m->partition,
+            .offset = st == KAFFE_OK ? m->offset : -1,
+            .key = m->key,
+            .key_len = m->key_len,
+            .value = m->payload,
+            .value_len = m->len,
+        };
+        cb(&report, opaque);
+    } else if (st != KAFFE_OK && p->error_cb) {
+        char reason[512];
+        snprintf(reason, sizeof reason, "message to %s [%d] not delivered: %s",
+                 rd_kafka_topic_name(m->rkt), (int)m->partition, kaffe_strerror(st));
+        p->error_cb(st, reason, p->error_opaque);
+    }
+}
+
+/* Completes one message; a finished async record is appended to done, its
+ * latency (ns) to latencies[*nlatencies]. One thread at a time (see
+ * stat_produced). */
+static void complete(kaffe_producer_t *p, const rd_kafka_message_t *m, record_chain_t *done,
+                     uint64_t *latencies, size_t *nlatencies) {
     kaffe_status_t st = status_of(p, m->err);
-    if (st == KAFFE_OK)
+    /* Only on a change: a store per message would dirty the line for the
+     * produce threads reading it. */
+    if (st == KAFFE_OK && atomic_load_explicit(&p->brokers_down, memory_order_relaxed))
         atomic_store_explicit(&p->brokers_down, false, memory_order_relaxed);
-    /* relaxed: statistics only. */
-    atomic_fetch_sub_explicit(&p->stat_in_flight, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(st == KAFFE_OK ? &p->stat_produced : &p->stat_failed, 1,
-                              memory_order_relaxed);
+    /* Single writer: load + release store (see the struct). */
+    atomic_ullong *counter = st == KAFFE_OK ? &p->stat_produced : &p->stat_failed;
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + 1,
+                          memory_order_release);
     int64_t latency_us = rd_kafka_message_latency(m);
     if (latency_us >= 0)
-        histogram_record(&p->stat_latency, (uint64_t)latency_us * 1000);
+        latencies[(*nlatencies)++] = (uint64_t)latency_us * 1000;
     pending_t *pending = m->_private;
     TSAN_ACQUIRE(pending); /* pairs with the TSAN_RELEASE in send_one() */
     if (pending->kind == PENDING_SYNC) {
@@ -701,24 +741,7 @@ static void complete(kaffe_producer_t *p, const rd_kafka_message_t *m, record_ch
         return;
     }
     async_pending_t *ap = (async_pending_t *)pending;
-    if (ap->cb) {
-        kaffe_delivery_report_t report = {
-            .status = st,
-            .topic = rd_kafka_topic_name(m->rkt),
-            .partition = m->partition,
-            .offset = st == KAFFE_OK ? m->offset : -1,
-            .key = m->key,
-            .key_len = m->key_len,
-            .value = m->payload,
-            .value_len = m->len,
-        };
-        ap->cb(&report, ap->opaque);
-    } else if (st != KAFFE_OK && p->error_cb) {
-        char reason[512];
-        snprintf(reason, sizeof reason, "message to %s [%d] not delivered: %s",
-                 rd_kafka_topic_name(m->rkt), (int)m->partition, kaffe_strerror(st));
-        p->error_cb(st, reason, p->error_opaque);
-    }
+    report_to(p, m, st, ap->cb, ap->opaque);
     if (ap != &async_without_callback) {
         ap->next = NULL;
         if (done->last)
@@ -737,15 +760,18 @@ static void handle_event(kaffe_producer_t *p, rd_kafka_event_t *ev, size_t *mess
     switch (rd_kafka_event_type(ev)) {
         case RD_KAFKA_EVENT_DR: {
             const rd_kafka_message_t *msgs[DR_BATCH];
+            uint64_t latencies[DR_BATCH];
             record_chain_t done = {NULL, NULL};
             size_t n;
             while ((n = rd_kafka_event_message_array(ev, msgs, DR_BATCH)) > 0) {
+                size_t nlatencies = 0;
                 for (size_t i = 0; i < n; i++) {
-                    complete(p, msgs[i], &done);
+                    complete(p, msgs[i], &done, latencies, &nlatencies);
                     *bytes += msgs[i]->len + msgs[i]->key_len;
                 }
                 *messages += n;
                 records_return(p, &done);
+                histogram_record_many(&p->stat_latency, latencies, nlatencies);
             }
             break;
         }
@@ -1238,16 +1264,16 @@ KAFFE_API kaffe_status_t kaffe_produce_async(kaffe_producer_t *p, const kaffe_pr
                                              kaffe_delivery_cb_t cb, void *opaque) {
     if (!p || !msg)
         return KAFFE_ERR_INVALID_ARG;
+    /* Never block the delivery thread: it is what makes room in the queue. */
+    int block = delivery_thread_of == p ? 0 : RD_KAFKA_MSG_F_BLOCK;
+    int32_t partition;
     async_pending_t *ap = &async_without_callback;
     if (cb) {
         if (!(ap = record_get(p)))
             return KAFFE_ERR_NOMEM;
         *ap = (async_pending_t){{PENDING_ASYNC}, cb, opaque, NULL};
     }
-    /* Never block the delivery thread: it is what makes room in the queue. */
-    int flags = RD_KAFKA_MSG_F_COPY | (delivery_thread_of == p ? 0 : RD_KAFKA_MSG_F_BLOCK);
-    int32_t partition;
-    kaffe_status_t st = send_one(p, msg, &ap->base, flags, &partition);
+    kaffe_status_t st = send_one(p, msg, &ap->base, RD_KAFKA_MSG_F_COPY | block, &partition);
     if (st != KAFFE_OK && ap != &async_without_callback)
         record_put(p, ap);
     return st;
@@ -1272,10 +1298,18 @@ KAFFE_API kaffe_status_t kaffe_producer_flush(kaffe_producer_t *p, int timeout_m
 KAFFE_API kaffe_status_t kaffe_producer_stats(kaffe_producer_t *p, kaffe_producer_stats_t *stats) {
     if (!p || !stats)
         return KAFFE_ERR_INVALID_ARG;
-    /* relaxed: independent counters (see the struct). */
-    stats->messages_produced = atomic_load_explicit(&p->stat_produced, memory_order_relaxed);
-    stats->messages_failed = atomic_load_explicit(&p->stat_failed, memory_order_relaxed);
-    stats->messages_in_flight = atomic_load_explicit(&p->stat_in_flight, memory_order_relaxed);
+    /* acquire: pairs with the release stores in complete(), so the relaxed
+     * load of stat_accepted after them counts every message they count (see
+     * the struct). */
+    uint64_t produced = atomic_load_explicit(&p->stat_produced, memory_order_acquire);
+    uint64_t failed = atomic_load_explicit(&p->stat_failed, memory_order_acquire);
+    uint64_t accepted = atomic_load_explicit(&p->stat_accepted, memory_order_relaxed);
+    stats->messages_produced = produced;
+    stats->messages_failed = failed;
+    /* A refused message is counted in accepted for a moment (see send_one):
+     * the difference is never below zero, but clamp all the same. */
+    stats->messages_in_flight =
+        accepted > produced + failed ? (int64_t)(accepted - produced - failed) : 0;
     metrics_latency_from_histogram(&p->stat_latency, &stats->produce_latency);
     return KAFFE_OK;
 }
