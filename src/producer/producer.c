@@ -107,7 +107,8 @@
 /* Delivery reports taken from one event per call. */
 #define DR_BATCH 256
 /* Longest a delivery report waits on the deferred stack before the delivery
- * thread destroys it itself (see "Freeing delivery reports"). */
+ * thread destroys it itself (see "Freeing delivery reports"); tests may
+ * change it per producer (producer_set_defer_max_ms). */
 #define DEFER_MAX_MS 5
 
 typedef enum strategy {
@@ -245,6 +246,9 @@ struct kaffe_producer_s {
     _Atomic(deferred_event_t *) spare_nodes;
     /* Largest backlog deferred (rule 2); immutable. */
     size_t defer_max_messages, defer_max_bytes;
+    /* Rule 1's age limit, DEFER_MAX_MS unless a test changed it. Relaxed:
+     * a standalone setting read by the delivery thread. */
+    atomic_int defer_max_ms;
 
     pthread_t delivery_thread;
     /* Set by destroy (release) after the last flush; the delivery thread
@@ -901,10 +905,11 @@ static void *delivery_main(void *arg) {
         int timeout_ms = 1000;
         if (atomic_load_explicit(&p->deferred, memory_order_relaxed)) {
             int64_t age = monotonic_ms() - ds.oldest_ms;
-            if (age >= DEFER_MAX_MS)
+            int max_ms = atomic_load_explicit(&p->defer_max_ms, memory_order_relaxed);
+            if (age >= max_ms)
                 deferred_take(p);
-            else
-                timeout_ms = (int)(DEFER_MAX_MS - age);
+            else if (max_ms - age < timeout_ms)
+                timeout_ms = (int)(max_ms - age);
         }
         rd_kafka_event_t *ev = rd_kafka_queue_poll(p->main_queue, timeout_ms);
         if (!ev)
@@ -1053,6 +1058,7 @@ KAFFE_API kaffe_producer_t *kaffe_producer_new(kaffe_conf_t *conf, char *errstr,
     atomic_init(&p->deferred, NULL);
     atomic_init(&p->spare_nodes, NULL);
     atomic_init(&p->direct, 0);
+    atomic_init(&p->defer_max_ms, DEFER_MAX_MS);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -1312,4 +1318,15 @@ KAFFE_API kaffe_status_t kaffe_producer_stats(kaffe_producer_t *p, kaffe_produce
         accepted > produced + failed ? (int64_t)(accepted - produced - failed) : 0;
     metrics_latency_from_histogram(&p->stat_latency, &stats->produce_latency);
     return KAFFE_OK;
+}
+
+/* ---- Test hooks (src/producer/producer.h) -------------------------------- */
+
+bool producer_has_deferred(kaffe_producer_t *p) {
+    /* relaxed: a snapshot for tests; orders nothing. */
+    return atomic_load_explicit(&p->deferred, memory_order_relaxed) != NULL;
+}
+
+void producer_set_defer_max_ms(kaffe_producer_t *p, int ms) {
+    atomic_store_explicit(&p->defer_max_ms, ms, memory_order_relaxed);
 }
