@@ -1294,7 +1294,14 @@ KAFFE_API kaffe_status_t kaffe_producer_flush(kaffe_producer_t *p, int timeout_m
      * left deferred while rd_kafka_flush waits for the message count. */
     atomic_fetch_add_explicit(&p->direct, 1, memory_order_seq_cst);
     deferred_take(p);
-    rd_kafka_resp_err_t err = rd_kafka_flush(p->rk, timeout_ms);
+    /* Nothing in librdkafka (no message, no report waiting): done, without
+     * rd_kafka_flush, which read-locks the whole client to wake every broker
+     * thread on each call. Threads flushing in a loop with nothing in flight
+     * then held that lock without a gap, and librdkafka's main thread, which
+     * write-locks it to apply metadata, starved (glibc rwlocks prefer
+     * readers): a topic's first lookup then hung until its timeout. */
+    rd_kafka_resp_err_t err = rd_kafka_outq_len(p->rk) == 0 ? RD_KAFKA_RESP_ERR_NO_ERROR
+                                                            : rd_kafka_flush(p->rk, timeout_ms);
     /* relaxed: lowering direct publishes nothing; at worst the delivery
      * thread destroys one more event itself. */
     atomic_fetch_sub_explicit(&p->direct, 1, memory_order_relaxed);
