@@ -42,7 +42,10 @@
  * Threads: every produce call and kaffe_producer_flush() may be called from
  * any number of threads at once. Concurrent sync calls are not serialised:
  * their messages travel in the same librdkafka batches. Delivery callbacks
- * run on one internal thread, the producer's delivery thread.
+ * run on one internal thread, the producer's delivery thread. The memory of
+ * a message whose callback has returned is freed by the next produce call on
+ * any thread (where it was most likely allocated, which is cheaper), or by
+ * the delivery thread within a few milliseconds when no produce call comes.
  *
  * Errors: every call returns a kaffe_status_t. kaffe's own codes name the
  * common failures; any other librdkafka error is passed through unchanged

@@ -5,7 +5,8 @@
  *   - Caller threads run every produce call. They pick the partition
  *     themselves (so errors are synchronous and exact) and hand the message
  *     to librdkafka with an explicit partition and a pending record as the
- *     message opaque.
+ *     message opaque. At the start of each call they also free the delivery
+ *     reports whose callbacks have run (see "Freeing delivery reports").
  *   - The delivery thread serves librdkafka's main queue in event mode
  *     (RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR): it completes each pending
  *     record exactly once (librdkafka emits exactly one delivery report per
@@ -31,6 +32,9 @@
  * record_get() and records_return()). No record is malloc'ed or freed per
  * message: a malloc on the caller paired with a free on the delivery thread
  * cost ~300 instructions per message and contended on glibc's arena lock.
+ * (Carrying the callback and opaque after the value in kaffe's own copy of
+ * it, freed by librdkafka with RD_KAFKA_MSG_F_FREE, was measured too: the
+ * extra malloc per message cost more than the pool.)
  *
  * Freeing delivery reports: destroying a DR event frees its messages (one
  * librdkafka allocation each, made by the producing thread) and takes
