@@ -23,13 +23,14 @@
 #include <kaffe/kaffe.h>
 
 #include "mock/mock_cluster.h"
+#include "producer/producer.h"
 #include "support/check.h"
 #include "support/tsan_c11_threads.h" /* librdkafka threads, seen by TSan */
 
 #define TOPIC "race-deferred"
 #define PARTITIONS 4
 #define PRODUCERS 4
-#define PER_PRODUCER 1500
+#define PER_PRODUCER 5000
 #define FLUSHERS 2
 #define SYNC_MESSAGES 40
 #define WATCHDOG_S 240 /* per case; TSan runs 5-15x slower */
@@ -85,6 +86,7 @@ typedef struct shared {
     size_t value_len;
     atomic_bool producing_done;
     atomic_int callbacks, not_ok, wrong_value;
+    atomic_bool saw_deferred; /* the stats thread saw reports waiting to be freed */
     /* calls[t][i]: callbacks for message i of producer t. */
     atomic_int calls[PRODUCERS][PER_PRODUCER];
 } shared_t;
@@ -141,8 +143,13 @@ static void *produce_main(void *arg) {
 static void *flush_main(void *arg) {
     shared_t *s = arg;
     while (!atomic_load(&s->producing_done)) {
-        kaffe_status_t st = kaffe_producer_flush(s->p, 50);
+        kaffe_status_t st = kaffe_producer_flush(s->p, 5);
         CHECK(st == KAFFE_OK || st == KAFFE_ERR_TIMED_OUT, "flush: %s", kaffe_err_name(st));
+        /* A pause: while a flush waits the delivery thread defers nothing
+         * (and with messages always in flight each flush waits its 5 ms),
+         * and reports should also be deferred, drained and aged here. */
+        struct timespec ts = {0, 5000000L};
+        nanosleep(&ts, NULL);
     }
     return NULL;
 }
@@ -169,7 +176,9 @@ static void *stats_main(void *arg) {
         CHECK(done >= last_done && done <= (uint64_t)total, "done %llu after %llu",
               (unsigned long long)done, (unsigned long long)last_done);
         last_done = done;
-        struct timespec ts = {0, 1000000L};
+        if (producer_has_deferred(s->p))
+            atomic_store(&s->saw_deferred, true);
+        struct timespec ts = {0, 200000L};
         nanosleep(&ts, NULL);
     }
     return NULL;
@@ -228,6 +237,7 @@ static void run(const char *name, int producers, int per_producer, size_t value_
     CHECK(atomic_load(&s.not_ok) == 0, "%d not delivered", atomic_load(&s.not_ok));
     CHECK(atomic_load(&s.wrong_value) == 0, "%d reports with another message's value",
           atomic_load(&s.wrong_value));
+    CHECK(atomic_load(&s.saw_deferred), "no report was ever deferred: the case tests nothing");
     kaffe_producer_stats_t st;
     CHECK(kaffe_producer_stats(s.p, &st) == KAFFE_OK, "stats");
     CHECK(st.messages_in_flight == 0, "%lld in flight after the flush",
