@@ -680,6 +680,10 @@ static async_pending_t *record_get(kaffe_producer_t *p) {
         ap = &c->records[0];
     }
     p->free_records = ap->next;
+    /* The next record's line was last written by the delivery thread: start
+     * fetching it (for writing) now, for the next call. */
+    if (p->free_records)
+        __builtin_prefetch(p->free_records, 1);
     pthread_mutex_unlock(&p->pool_lock);
     return ap;
 }
@@ -774,6 +778,10 @@ static void handle_event(kaffe_producer_t *p, rd_kafka_event_t *ev, size_t *mess
             while ((n = rd_kafka_event_message_array(ev, msgs, DR_BATCH)) > 0) {
                 size_t nlatencies = 0;
                 for (size_t i = 0; i < n; i++) {
+                    /* A message's pending record was written on another
+                     * core: fetch a few messages ahead. */
+                    if (i + 4 < n)
+                        __builtin_prefetch(msgs[i + 4]->_private);
                     complete(p, msgs[i], &done, latencies, &nlatencies);
                     *bytes += msgs[i]->len + msgs[i]->key_len;
                 }
