@@ -45,12 +45,23 @@ void histogram_record_many(histogram_t *h, const uint64_t *values, size_t n) {
         return;
     /* Relaxed, as in histogram_record(). */
     uint64_t sum = 0, max = 0;
+    /* Values at hand are often alike (one batch's latencies): one increment
+     * per run of values in the same bucket. */
+    int run_bucket = bucket_of(values[0]);
+    uint64_t run = 0;
     for (size_t i = 0; i < n; i++) {
-        atomic_fetch_add_explicit(&h->buckets[bucket_of(values[i])], 1, memory_order_relaxed);
+        int b = bucket_of(values[i]);
+        if (b != run_bucket) {
+            atomic_fetch_add_explicit(&h->buckets[run_bucket], run, memory_order_relaxed);
+            run_bucket = b;
+            run = 0;
+        }
+        run++;
         sum += values[i];
         if (values[i] > max)
             max = values[i];
     }
+    atomic_fetch_add_explicit(&h->buckets[run_bucket], run, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->count, n, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->sum, sum, memory_order_relaxed);
     uint64_t seen = atomic_load_explicit(&h->max, memory_order_relaxed);
