@@ -79,7 +79,6 @@
  *      rd_kafka_flush waits. A flush thus waits no longer than before.
  * A stack taken by a drainer is destroyed by that thread at once, before it
  * does anything that could block (its own produce comes after the drain). */
-#define _GNU_SOURCE /* pthread_setname_np */
 #include <kaffe/producer.h>
 #include <kaffe/stats.h>
 
@@ -96,6 +95,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "common/errstr.h"
+#include "common/thread_name.h"
 #include "common/tsan.h"
 #include "conf/conf.h"
 #include "metrics/histogram.h"
@@ -456,7 +456,7 @@ static kaffe_status_t topic_get(kaffe_producer_t *p, const char *name, topic_ent
 
 static void *refresh_main(void *arg) {
     kaffe_producer_t *p = arg;
-    pthread_setname_np(pthread_self(), "kaffe-refresh"); /* for perf, top, gdb */
+    common_set_thread_name("kaffe-refresh");
     int timeout_ms =
         p->refresh_ms < REFRESH_REQUEST_TIMEOUT_MS ? p->refresh_ms : REFRESH_REQUEST_TIMEOUT_MS;
     pthread_mutex_lock(&p->refresh_lock);
@@ -929,7 +929,7 @@ static void defer_or_destroy(kaffe_producer_t *p, defer_state_t *ds, rd_kafka_ev
 static void *delivery_main(void *arg) {
     kaffe_producer_t *p = arg;
     delivery_thread_of = p;
-    pthread_setname_np(pthread_self(), "kaffe-delivery"); /* for perf, top, gdb */
+    common_set_thread_name("kaffe-delivery");
     defer_state_t ds = {NULL, 0, 0, 0};
     /* Acquire pairs with the release store in kaffe_producer_destroy(). */
     while (!atomic_load_explicit(&p->stop_delivery, memory_order_acquire)) {
