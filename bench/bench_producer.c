@@ -5,7 +5,11 @@
  *   async   kaffe_produce_async with a delivery callback, then flush (and
  *           again without a callback);
  *   sync x1 kaffe_produce_sync_topic from 1 thread for a fixed time;
- *   sync x8 the same from 8 threads at once.
+ *   sync x8 the same from 8 threads at once;
+ * and two information rows, variants of raw: DR events (not callbacks) served by a separate thread
+ * that destroys them (raw_thread), or that hands them back to the producing
+ * thread to destroy (raw_defer): what serving reports off the producing
+ * thread costs librdkafka itself, and what kaffe's deferred freeing recovers.
  * Prints messages/s and the ratios async/raw (target >= 0.9) and
  * sync x8 / sync x1 (target >= 4). Same librdkafka settings for every
  * client (acks=all, librdkafka defaults otherwise, e.g. linger.ms=5, unless
@@ -14,7 +18,9 @@
  * Each run writes to its own topic of PARTITIONS partitions, sized so that
  * no mock partition passes its retention (~100k messages / ~5 MB).
  *
- *   build/release/bench/bench_producer [async_messages] [sync_seconds] */
+ *   build/release/bench/bench_producer [async_messages] [sync_seconds] [rounds]
+ *   BENCH_ONLY=raw,async,async_nocb (modes: raw raw_sticky async async_nocb
+ *   raw_thread raw_defer sync) runs only those. */
 #define _GNU_SOURCE /* pthread_setname_np */
 #include <pthread.h>
 #include <stdatomic.h>
