@@ -282,7 +282,10 @@ struct kaffe_producer_s {
     _Alignas(64) atomic_ullong stat_accepted;
     atomic_ullong stat_accepted_pooled; /* written under pool_lock */
     _Alignas(64) atomic_ullong stat_produced, stat_failed;
-    histogram_t stat_latency; /* ns; delivery thread, one batch per DR event */
+    /* ns; delivery thread. Recorded per batch of reports, after their
+     * callbacks but before a sync caller is woken and before the reports are
+     * freed (so after a flush every latency is in). */
+    histogram_t stat_latency;
 };
 
 /* Destroys what the deferred stack holds (defined with the delivery thread). */
@@ -761,6 +764,10 @@ static void complete(kaffe_producer_t *p, const rd_kafka_message_t *m, record_ch
     pending_t *pending = m->_private;
     TSAN_ACQUIRE(pending); /* pairs with the TSAN_RELEASE in send_one() */
     if (pending->kind == PENDING_SYNC) {
+        /* A sync caller that returned finds its latency recorded (as
+         * before batching): record the batch so far before waking it. */
+        histogram_record_many(&p->stat_latency, latencies, *nlatencies);
+        *nlatencies = 0;
         sync_pending_t *sp = (sync_pending_t *)pending;
         sync_wait_t *w = sp->wait;
         pthread_mutex_lock(&w->lock);
