@@ -73,12 +73,6 @@ static void member_start(member_t *m, unsigned seed) {
 }
 
 Test(faults_churn, three_members_stopped_killed_and_restarted_while_producing) {
-    /* Opt-in (scripts/reliability.sh sets it): some runs stall with every
-     * partition's committed offset stuck below the log end for over a
-     * minute (an open finding, see docs/RELIABILITY.md), which would make
-     * the plain and sanitizer tiers flaky. */
-    if (!getenv("KAFFE_FAULTS_CHURN"))
-        cr_skip_test("group churn is opt-in: KAFFE_FAULTS_CHURN=1");
     const char *b = mock_cluster_bootstraps(mc);
     cr_assert_eq(mock_cluster_create_topic(mc, topic, PARTITIONS), 0);
     producer_t pr = {.batch = fault_scaled(20, 5)};
