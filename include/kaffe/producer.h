@@ -27,9 +27,11 @@
  * round_robin instead (an empty, non-NULL key is hashed like any other).
  *
  * Partition counts come from the cluster's metadata: read when a topic is
- * first used, cached, and re-read every partition_refresh_ms (and at once
- * when a message names a partition beyond the cached count), so new
- * partitions of a grown topic are used.
+ * first used, cached, and re-read every partition_refresh_ms, and when a
+ * message names a partition beyond the cached count (at most once a second
+ * per topic: within a second of the last read such a message is refused with
+ * KAFFE_ERR_UNKNOWN_PARTITION without asking the cluster). So new partitions
+ * of a grown topic are used; a cached count never goes down.
  *
  * Acknowledgement: the producer asks for acks=all unless
  * rdkafka.request.required.acks (or rdkafka.acks) says otherwise. A sync call

@@ -83,7 +83,10 @@ typedef struct topic_entry {
     /* round_robin position. Relaxed fetch_add: only atomicity is needed (each
      * caller gets a distinct ticket); it orders nothing else. */
     _Atomic uint64_t round_robin_next;
-    /* Monotonic ms of the last metadata read. Relaxed: a rate-limit hint. */
+    /* Monotonic ms of the last metadata read. Written only under
+     * metadata_lock; read without it as a rate-limit hint and again under it
+     * before asking the cluster. Relaxed: the lock orders the exact read; the
+     * hint publishes nothing. */
     _Atomic int64_t refreshed_at_ms;
 } topic_entry_t;
 
@@ -415,11 +418,18 @@ static kaffe_status_t choose_partition(kaffe_producer_t *p, topic_entry_t *e,
         if (msg->partition < 0)
             return KAFFE_ERR_UNKNOWN_PARTITION;
         if (msg->partition >= count) {
-            /* Maybe the topic grew since the last refresh: look once. */
+            /* Maybe the topic grew since the last refresh: look, at most
+             * once per OUT_OF_RANGE_REFRESH_MIN_MS per topic. The time is
+             * checked again under metadata_lock (refreshed_at_ms is written
+             * only under it, so that check is exact): of the callers that
+             * passed the first check together, only the first asks the
+             * cluster, the others use its answer. */
             int64_t last = atomic_load_explicit(&e->refreshed_at_ms, memory_order_relaxed);
             if (monotonic_ms() - last >= OUT_OF_RANGE_REFRESH_MIN_MS) {
                 pthread_mutex_lock(&p->metadata_lock);
-                refresh_entry(p, e, p->message_timeout_ms);
+                last = atomic_load_explicit(&e->refreshed_at_ms, memory_order_relaxed);
+                if (monotonic_ms() - last >= OUT_OF_RANGE_REFRESH_MIN_MS)
+                    refresh_entry(p, e, p->message_timeout_ms);
                 pthread_mutex_unlock(&p->metadata_lock);
                 count = atomic_load_explicit(&e->partition_count, memory_order_relaxed);
             }
