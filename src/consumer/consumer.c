@@ -39,6 +39,7 @@ enum policy { POL_STOP, POL_RETRY, POL_DEAD_LETTER, POL_PAUSE, POL_SKIP };
 #define POLL_MS 100       /* stop-request latency bound */
 #define PAUSED_POLL_MS 5  /* while some partition waits to be resumed */
 #define COMMITTED_TIMEOUT_MS 10000
+#define COMMIT_HOLD_MAX_MS 10000 /* the longest interval commits wait for a rebalance */
 
 /* One librdkafka client and the messages it delivered that are still
  * alive (their rd_kafka_message_t must be destroyed before the client). */
@@ -112,8 +113,12 @@ struct kaffe_consumer_s {
     int64_t last_resume_ms;
     size_t paused_count; /* partitions paused (recounted on each resume pass) */
     bool commit_force;   /* a commit failed: commit everything next time */
-    bool stashing;       /* revoke_partitions keeps the state in stash */
-    bool drained;        /* the stop sequence drained: revokes do not wait again */
+    /* Interval commits wait while the group rebalances (commit_held): for
+     * this many more assignment callbacks, at most until the deadline. */
+    int commit_hold_assigns;
+    int64_t commit_hold_until_ms;
+    bool stashing; /* revoke_partitions keeps the state in stash */
+    bool drained;  /* the stop sequence drained: revokes do not wait again */
     uint64_t commits_served;
     ack_snapshot_t snap;
     message_block_t *blocks;
@@ -886,6 +891,47 @@ static kaffe_status_t commit_all(kaffe_consumer_t *c, bool sync) {
     return st;
 }
 
+/* Interval commits and rebalances (poll thread).
+ *
+ * librdkafka 2.0.2 sends a commit on the coordinator connection, with the
+ * generation it has then. Sent while the member's JoinGroup is pending, it
+ * waits behind it (the coordinator answers a connection's requests in
+ * order) and reaches the coordinator in the next generation: librdkafka's
+ * mock cluster then answers ILLEGAL_GENERATION (a broker does too once the
+ * group is stable again), and librdkafka resets its
+ * generation although it has just joined the new one (its issue #4059,
+ * fixed in 2.10.0). The member's next heartbeat fails, it treats its
+ * assignment as lost and rejoins, which starts another rebalance, in which
+ * the same happens to any member that committed during its JoinGroup. With
+ * commits every commit_interval_ms the group never settled: the fault
+ * suite's group-churn stall, where the committed offsets stayed behind the
+ * log end while every member kept rebalancing and handling the same
+ * messages again.
+ *
+ * So interval commits wait while the member is known to be rebalancing:
+ *   - after a revoke callback, until the assignment callback that ends the
+ *     rebalance: after a cooperative revoke (not of a lost assignment)
+ *     librdkafka calls assign for the rest of the round and then rejoins
+ *     at once, so that is the second assign; otherwise the next one;
+ *   - after a commit answered REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION or
+ *     UNKNOWN_MEMBER_ID (the group is rebalancing, or will because of it),
+ *     until the next assign.
+ * At most COMMIT_HOLD_MAX_MS, in case no callback comes. The commits of a
+ * revoke (inside the callback, before any rejoin), of stop and of
+ * kaffe_consumer_commit never wait. Nothing is lost by waiting: the state is
+ * committed when the wait ends (in full after a failure: commit_force). */
+static void commit_hold(kaffe_consumer_t *c, int assigns) {
+    if (c->commit_hold_assigns < assigns)
+        c->commit_hold_assigns = assigns;
+    c->commit_hold_until_ms = now_ms() + COMMIT_HOLD_MAX_MS;
+}
+
+static bool commit_held(kaffe_consumer_t *c, int64_t now) {
+    if (c->commit_hold_assigns > 0 && now >= c->commit_hold_until_ms)
+        c->commit_hold_assigns = 0;
+    return c->commit_hold_assigns > 0;
+}
+
 static void offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                              rd_kafka_topic_partition_list_t *offsets, void *opaque) {
     (void)rk;
@@ -896,6 +942,9 @@ static void offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         c->commit_force = true;
         report_error(c, err, "commit failed: %s", rd_kafka_err2str(err));
     }
+    if (err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
+        err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION || err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID)
+        commit_hold(c, 1);
 }
 
 static void serve_commit_requests(kaffe_consumer_t *c) {
@@ -1065,6 +1114,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         c->assigned_rk = rk;
+        if (c->commit_hold_assigns > 0)
+            c->commit_hold_assigns--;
         assign_partitions(c, parts);
         if (cooperative)
             error = rd_kafka_incremental_assign(rk, parts);
@@ -1073,6 +1124,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     } else {
         if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
             report_error(c, err, "rebalance failed: %s", rd_kafka_err2str(err));
+        /* The rebalance goes on after the revoke (see commit_hold). */
+        commit_hold(c, cooperative && !rd_kafka_assignment_lost(rk) ? 2 : 1);
         revoke_partitions(c, parts);
         if (cooperative)
             error = rd_kafka_incremental_unassign(rk, parts);
@@ -1249,6 +1302,7 @@ static void restart_client(kaffe_consumer_t *c) {
     c->retired[c->retired_n++] = c->client;
     c->client = client;
     c->rk = rk;
+    c->commit_hold_assigns = 0; /* the new client joins afresh */
     err = subscribe_topics(c);
     if (err) {
         report_error(c, err, "subscribing the new client: %s", rd_kafka_err2str(err));
@@ -1419,7 +1473,7 @@ static void *poll_main(void *arg) {
             resume_pass(c);
         }
         serve_commit_requests(c);
-        if (now - c->last_commit_ms >= c->commit_interval_ms)
+        if (now - c->last_commit_ms >= c->commit_interval_ms && !commit_held(c, now))
             commit_all(c, false);
         /* relaxed: a standalone request; it publishes nothing else. */
         int fatal = atomic_exchange_explicit(&c->test_fatal, 0, memory_order_relaxed);

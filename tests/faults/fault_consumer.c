@@ -23,7 +23,11 @@
  * acked-and-committed before a kill and must not be handled again.
  *
  * SIGTERM/SIGINT stop the consumer gracefully (drain, commit, leave); exit
- * status 0 when kaffe_consumer_stop() returned KAFFE_OK, 1 otherwise. */
+ * status 0 when kaffe_consumer_stop() returned KAFFE_OK, 1 otherwise.
+ *
+ * KAFFE_FAULTS_DEBUG=cgrp,... turns on librdkafka's debug contexts; the log
+ * lines go to LOGFILE.debug, each stamped with the wall clock (as librdkafka's
+ * own stderr logger, e.g. the mock cluster's, stamps them). */
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -156,6 +160,17 @@ static void on_signal(int sig) {
     kaffe_consumer_request_stop(consumer); /* async-signal-safe */
 }
 
+/* KAFFE_FAULTS_DEBUG: one line per log line, any librdkafka thread. */
+static FILE *debug_log;
+
+static void on_log(int level, const char *facility, const char *message, void *opaque) {
+    (void)opaque;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    fprintf(debug_log, "%lld.%03ld|%d|%s| %s\n", (long long)ts.tv_sec, ts.tv_nsec / 1000000, level,
+            facility, message);
+}
+
 static void on_error(int status, const char *reason, void *opaque) {
     (void)opaque;
     fprintf(stderr, "fault_consumer[%d]: error %d: %s\n", (int)getpid(), status, reason);
@@ -208,6 +223,19 @@ int main(int argc, char **argv) {
             fprintf(stderr, "fault_consumer: %s\n", err);
             return 2;
         }
+    const char *debug = getenv("KAFFE_FAULTS_DEBUG");
+    if (debug && *debug) {
+        char path[512];
+        snprintf(path, sizeof path, "%s.debug", argv[4]);
+        debug_log = fopen(path, "a");
+        if (!debug_log || kaffe_conf_set(conf, "rdkafka.debug", debug, err, sizeof err) ||
+            kaffe_conf_set(conf, "rdkafka.log_level", "7", err, sizeof err)) {
+            fprintf(stderr, "fault_consumer: debug log: %s\n", debug_log ? err : path);
+            return 2;
+        }
+        setvbuf(debug_log, NULL, _IOLBF, 0);
+        kaffe_conf_set_log_cb(conf, on_log, NULL);
+    }
     kaffe_conf_set_message_handler(conf, handler, NULL);
     kaffe_conf_set_error_cb(conf, on_error, NULL);
     consumer = kaffe_consumer_new(conf, err, sizeof err);

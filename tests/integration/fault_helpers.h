@@ -38,6 +38,7 @@
 #include "ack/ack.h"
 #include "mock/mock_cluster.h"
 #include "support/plain_client.h"
+#include "support/subprocess.h"
 
 #define FAULT_MAX_PARTITIONS 8
 
@@ -683,6 +684,64 @@ static inline fault_verdict_t fault_verdict(const fault_log_t *log, const fault_
         free(first_ack);
     }
     return v;
+}
+
+/* --- process scenarios: cluster, log directory, consumer processes --------- */
+
+/* A one-broker embedded cluster for a process scenario, and a directory
+ * for its processes' logs (/tmp/kaffe-<name>-XXXXXX, dir_size >= 64). */
+static inline mock_cluster_t *fault_procs_setup(const char *name, char *dir, size_t dir_size) {
+    char err[256];
+    mock_cluster_t *mc = mock_cluster_start(1, NULL, 0, err, sizeof err);
+    cr_assert_not_null(mc, "%s", err);
+    snprintf(dir, dir_size, "/tmp/kaffe-%s-XXXXXX", name);
+    cr_assert_not_null(mkdtemp(dir));
+    return mc;
+}
+
+/* Stops the cluster and removes the log directory, unless
+ * KAFFE_FAULTS_KEEP is set (then it says where the logs are). */
+static inline void fault_procs_teardown(mock_cluster_t *mc, const char *name, const char *dir) {
+    mock_cluster_stop(mc);
+    if (getenv("KAFFE_FAULTS_KEEP")) {
+        fprintf(stderr, "faults_%s: logs kept in %s\n", name, dir);
+        return;
+    }
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+}
+
+/* The scenario's random seed: KAFFE_FAULTS_SEED, or the time; printed, and
+ * srand()ed. */
+static inline unsigned fault_seed(const char *name) {
+    const char *env = getenv("KAFFE_FAULTS_SEED");
+    unsigned seed = env ? (unsigned)atoi(env) : (unsigned)time(NULL);
+    fprintf(stderr, "faults_%s: seed %u (KAFFE_FAULTS_SEED to repeat)\n", name, seed);
+    srand(seed);
+    return seed;
+}
+
+/* Starts a tests/faults/fault_consumer process on the cluster, logging to
+ * log (its usage line names the arguments). */
+static inline void fault_consumer_start(subprocess_t *sp, mock_cluster_t *mc, const char *topic,
+                                        const char *group, const char *log, unsigned seed,
+                                        long max_in_flight, long acks_per_sec) {
+    char seed_s[16], in_flight_s[24], rate_s[24];
+    snprintf(seed_s, sizeof seed_s, "%u", seed);
+    snprintf(in_flight_s, sizeof in_flight_s, "%ld", max_in_flight);
+    snprintf(rate_s, sizeof rate_s, "%ld", acks_per_sec);
+    char *argv[] = {KAFFE_FAULT_CONSUMER_PATH,
+                    (char *)mock_cluster_bootstraps(mc),
+                    (char *)topic,
+                    (char *)group,
+                    (char *)log,
+                    seed_s,
+                    in_flight_s,
+                    rate_s,
+                    NULL};
+    cr_assert_eq(subprocess_start(sp, argv, 0), 0, "starting %s", KAFFE_FAULT_CONSUMER_PATH);
 }
 
 #endif /* KAFFE_TESTS_FAULT_HELPERS_H */

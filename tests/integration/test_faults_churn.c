@@ -12,32 +12,18 @@
  * offsets reach the log end, and duplicates <= the sum over assignments of
  * the offsets handled before and not done in the state assigned with. */
 #include <signal.h>
-#include <unistd.h>
 
 #include "fault_helpers.h"
-#include "support/subprocess.h"
 
 static mock_cluster_t *mc;
 static char dir[64];
 
 static void start_cluster(void) {
-    char err[256];
-    mc = mock_cluster_start(1, NULL, 0, err, sizeof err);
-    cr_assert_not_null(mc, "%s", err);
-    snprintf(dir, sizeof dir, "/tmp/kaffe-churn-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    mc = fault_procs_setup("churn", dir, sizeof dir);
 }
 
 static void stop_cluster(void) {
-    mock_cluster_stop(mc);
-    if (getenv("KAFFE_FAULTS_KEEP")) {
-        fprintf(stderr, "faults_churn: logs kept in %s\n", dir);
-        return;
-    }
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    fault_procs_teardown(mc, "churn", dir);
 }
 
 TestSuite(faults_churn, .init = start_cluster, .fini = stop_cluster, .timeout = 200);
@@ -81,37 +67,17 @@ static void member_start(member_t *m, unsigned seed) {
     cr_assert_lt(log_count, MAX_LOGS);
     m->log = log_count++;
     snprintf(logs[m->log], sizeof logs[m->log], "%s/member-%d.log", dir, m->log);
-    char seed_s[16];
-    snprintf(seed_s, sizeof seed_s, "%u", seed);
-    char *argv[] = {KAFFE_FAULT_CONSUMER_PATH,
-                    (char *)mock_cluster_bootstraps(mc),
-                    (char *)topic,
-                    (char *)group,
-                    logs[m->log],
-                    seed_s,
-                    "1000",
-                    "3000",
-                    NULL};
     m->started_us = log_started_us[m->log] = fault_now_us();
-    cr_assert_eq(subprocess_start(&m->sp, argv, 0), 0);
+    fault_consumer_start(&m->sp, mc, topic, group, logs[m->log], seed, 1000, 3000);
     m->running = 1;
 }
 
 Test(faults_churn, three_members_stopped_killed_and_restarted_while_producing) {
-    /* Opt-in (scripts/reliability.sh sets it): some runs stall with every
-     * partition's committed offset stuck below the log end for over a
-     * minute (an open finding, see docs/RELIABILITY.md), which would make
-     * the plain and sanitizer tiers flaky. */
-    if (!getenv("KAFFE_FAULTS_CHURN"))
-        cr_skip_test("group churn is opt-in: KAFFE_FAULTS_CHURN=1");
     const char *b = mock_cluster_bootstraps(mc);
     cr_assert_eq(mock_cluster_create_topic(mc, topic, PARTITIONS), 0);
     producer_t pr = {.batch = fault_scaled(20, 5)};
     cr_assert_eq(pthread_create(&pr.thread, NULL, producer_main, &pr), 0);
-    const char *seed_env = getenv("KAFFE_FAULTS_SEED");
-    unsigned seed = seed_env ? (unsigned)atoi(seed_env) : (unsigned)time(NULL);
-    fprintf(stderr, "faults_churn: seed %u (KAFFE_FAULTS_SEED to repeat)\n", seed);
-    srand(seed);
+    unsigned seed = fault_seed("churn");
 
     member_t members[MEMBERS] = {0};
     for (int i = 0; i < MEMBERS; i++)

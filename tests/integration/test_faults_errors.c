@@ -114,9 +114,6 @@ static void wait_reassigned(fault_run_t *r, int timeout_ms) {
 }
 
 Test(faults_errors, heartbeat_errors_force_rejoins) {
-    if (getenv("KAFFE_FAULTS_SKIP_REJOIN"))
-        cr_skip_test("KAFFE_FAULTS_SKIP_REJOIN: the forced-rejoin scenario can stall under ASan "
-                     "(see scripts/test.sh)");
     fault_run_t r;
     start_run(&r, "e-heartbeat");
     rd_kafka_mock_push_request_errors(

@@ -18,54 +18,23 @@
  *   - the final process stops cleanly (exit 0) once the committed offsets
  *     reach the log end. */
 #include <signal.h>
-#include <unistd.h>
 
 #include "fault_helpers.h"
-#include "support/subprocess.h"
 
 static mock_cluster_t *mc;
 static char dir[64];
 
 static void start_cluster(void) {
-    char err[256];
-    mc = mock_cluster_start(1, NULL, 0, err, sizeof err);
-    cr_assert_not_null(mc, "%s", err);
-    snprintf(dir, sizeof dir, "/tmp/kaffe-faults-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    mc = fault_procs_setup("kill", dir, sizeof dir);
 }
 
 static void stop_cluster(void) {
-    mock_cluster_stop(mc);
-    if (getenv("KAFFE_FAULTS_KEEP")) {
-        fprintf(stderr, "faults_kill: logs kept in %s\n", dir);
-        return;
-    }
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    fault_procs_teardown(mc, "kill", dir);
 }
 
 TestSuite(faults_kill, .init = start_cluster, .fini = stop_cluster, .timeout = 200);
 
 enum { PARTITIONS = 4, MAX_ROUNDS = 8 };
-
-static void start_consumer(subprocess_t *sp, const char *topic, const char *group, const char *log,
-                           unsigned seed, long acks_per_sec) {
-    char seed_s[16], rate_s[24];
-    snprintf(seed_s, sizeof seed_s, "%u", seed);
-    snprintf(rate_s, sizeof rate_s, "%ld", acks_per_sec);
-    char *argv[] = {KAFFE_FAULT_CONSUMER_PATH,
-                    (char *)mock_cluster_bootstraps(mc),
-                    (char *)topic,
-                    (char *)group,
-                    (char *)log,
-                    seed_s,
-                    "1000",
-                    rate_s,
-                    NULL};
-    cr_assert_eq(subprocess_start(sp, argv, 0), 0);
-}
 
 /* Waits until log has at least n handles; returns the time the first one
  * was logged (for recovery), asserting it comes within timeout_ms. */
@@ -89,10 +58,7 @@ Test(faults_kill, sigkill_during_async_out_of_order_acks_then_restart) {
         log_end[p] = plain_log_end(b, topic, p);
         cr_assert_eq(log_end[p], pp);
     }
-    const char *seed_env = getenv("KAFFE_FAULTS_SEED");
-    unsigned seed = seed_env ? (unsigned)atoi(seed_env) : (unsigned)time(NULL);
-    fprintf(stderr, "faults_kill: seed %u (KAFFE_FAULTS_SEED to repeat)\n", seed);
-    srand(seed);
+    unsigned seed = fault_seed("kill");
 
     fault_checkpoint_t cps[MAX_ROUNDS];
     char logs[MAX_ROUNDS][128];
@@ -104,7 +70,8 @@ Test(faults_kill, sigkill_during_async_out_of_order_acks_then_restart) {
         int64_t started_us = fault_now_us();
         /* Paced so that the whole topic takes ~5 s of acking: the kills
          * (50..650 ms into each round) all land mid-run. */
-        start_consumer(&sp, topic, group, logs[round], seed + (unsigned)round, pp * PARTITIONS / 5);
+        fault_consumer_start(&sp, mc, topic, group, logs[round], seed + (unsigned)round, 1000,
+                             pp * PARTITIONS / 5);
         /* Recovery: from the restart to the first message handled. */
         wait_log_handles(logs[round], 1, 60000);
         int64_t first = fault_log_first_handle_after(logs[round], started_us);
