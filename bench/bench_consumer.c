@@ -25,57 +25,11 @@
 #include <kaffe/kaffe.h>
 
 #include "mock/mock_cluster.h"
+#include "support/bench_support.h"
 
 #define PARTITIONS 8
 #define SLOW_KEYS 1000
 #define QUEUED_MIN "1000000" /* see raw_rate */
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what) {
-    fprintf(stderr, "bench_consumer: %s\n", what);
-    exit(1);
-}
-
-/* Produces count messages to topic (partition -1: spread evenly) with keys
- * key-<i % keys> and 32-byte values. */
-static void produce(const char *bootstraps, const char *topic, int partitions, long count,
-                    int keys) {
-    char err[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, err, sizeof err);
-    rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof err);
-    rd_kafka_conf_set(conf, "log_level", "2", err, sizeof err);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    if (!rk)
-        die(err);
-    char value[33];
-    memset(value, 'v', 32);
-    value[32] = '\0';
-    for (long i = 0; i < count; i++) {
-        char key[32];
-        int klen = snprintf(key, sizeof key, "key-%ld", i % keys);
-        rd_kafka_resp_err_t e;
-        do {
-            e = rd_kafka_producev(
-                rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION((int32_t)(i % partitions)),
-                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, (size_t)klen),
-                RD_KAFKA_V_VALUE(value, 32), RD_KAFKA_V_END);
-            if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                rd_kafka_poll(rk, 10);
-        } while (e == RD_KAFKA_RESP_ERR__QUEUE_FULL);
-        if (e)
-            die(rd_kafka_err2str(e));
-    }
-    rd_kafka_flush(rk, 60000);
-    if (rd_kafka_outq_len(rk) != 0)
-        die("produce: not everything delivered");
-    rd_kafka_destroy(rk);
-}
 
 /* --- raw librdkafka ------------------------------------------------------ */
 
@@ -97,7 +51,7 @@ static double raw_rate(const char *bootstraps, const char *topic, const char *gr
     rd_kafka_conf_set(conf, "queued.min.messages", QUEUED_MIN, err, sizeof err);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
     if (!rk)
-        die(err);
+        bench_die(err);
     rd_kafka_poll_set_consumer(rk);
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);
@@ -105,24 +59,24 @@ static double raw_rate(const char *bootstraps, const char *topic, const char *gr
     rd_kafka_topic_partition_list_destroy(sub);
     long n = 0, lo = total / 10, hi = total - total / 10;
     double first = 0, last = 0;
-    double deadline = now_seconds() + 120;
-    while (n < total && now_seconds() < deadline) {
+    double deadline = bench_now_seconds() + 120;
+    while (n < total && bench_now_seconds() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (!m)
             continue;
         if (!m->err) {
             n++;
             if (n == lo)
-                first = now_seconds();
+                first = bench_now_seconds();
             else if (n == hi)
-                last = now_seconds();
+                last = bench_now_seconds();
         }
         rd_kafka_message_destroy(m);
     }
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     if (n < total)
-        die("raw: not everything consumed");
+        bench_die("raw: not everything consumed");
     return (double)(hi - lo) / (last - first);
 }
 
@@ -135,12 +89,6 @@ typedef struct counter {
     int sleep_us;
 } counter_t;
 
-static long now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000000000L + ts.tv_nsec;
-}
-
 static int counting_handler(kaffe_message_t *m, void *opaque) {
     (void)m;
     counter_t *c = opaque;
@@ -150,9 +98,9 @@ static int counting_handler(kaffe_message_t *m, void *opaque) {
     }
     long n = atomic_fetch_add_explicit(&c->handled, 1, memory_order_relaxed) + 1;
     if (n == c->lo)
-        atomic_store_explicit(&c->lo_ns, now_ns(), memory_order_relaxed);
+        atomic_store_explicit(&c->lo_ns, bench_now_ns(), memory_order_relaxed);
     else if (n == c->hi)
-        atomic_store_explicit(&c->hi_ns, now_ns(), memory_order_relaxed);
+        atomic_store_explicit(&c->hi_ns, bench_now_ns(), memory_order_relaxed);
     return KAFFE_OK;
 }
 
@@ -168,24 +116,24 @@ static double kaffe_rate(const char *bootstraps, const char *topic, const char *
                            {"rdkafka.log_level", "2"}, {"rdkafka.queued.min.messages", QUEUED_MIN}};
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
         if (kaffe_conf_set(conf, kv[i][0], kv[i][1], err, sizeof err) != KAFFE_OK)
-            die(err);
+            bench_die(err);
     kaffe_conf_set_message_handler(conf, counting_handler, &counter);
     kaffe_consumer_t *c = kaffe_consumer_new(conf, err, sizeof err);
     if (!c)
-        die(err);
+        bench_die(err);
     if (kaffe_consumer_start(c) != KAFFE_OK)
-        die("start");
-    double deadline = now_seconds() + 300;
-    while (atomic_load(&counter.handled) < total && now_seconds() < deadline) {
+        bench_die("start");
+    double deadline = bench_now_seconds() + 300;
+    while (atomic_load(&counter.handled) < total && bench_now_seconds() < deadline) {
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }
     long n = atomic_load(&counter.handled);
     if (kaffe_consumer_stop(c) != KAFFE_OK)
-        die("stop");
+        bench_die("stop");
     kaffe_consumer_destroy(c);
     if (n < total)
-        die("kaffe: not everything handled");
+        bench_die("kaffe: not everything handled");
     double seconds = (double)(atomic_load(&counter.hi_ns) - atomic_load(&counter.lo_ns)) / 1e9;
     return (double)(counter.hi - counter.lo) / seconds;
 }
@@ -193,19 +141,19 @@ static double kaffe_rate(const char *bootstraps, const char *topic, const char *
 int main(int argc, char **argv) {
     long per_partition = argc > 1 ? atol(argv[1]) : 40000;
     if (per_partition < 1000 || per_partition > 90000)
-        die("messages per partition: 1000..90000 (the mock keeps ~100k per partition)");
+        bench_die("messages per partition: 1000..90000 (the mock keeps ~100k per partition)");
     char err[256];
     mock_topic_t topics[] = {
         {"bench", PARTITIONS}, {"slow-sync", 1}, {"slow-key", 1}, {"slow-unordered", 1}};
     mock_cluster_t *mc = mock_cluster_start(1, topics, 4, err, sizeof err);
     if (!mc)
-        die(err);
+        bench_die(err);
     const char *b = mock_cluster_bootstraps(mc);
 
     long total = per_partition * PARTITIONS;
     printf("bench_consumer: embedded cluster, %d partitions x %ld messages (32-byte values)\n",
            PARTITIONS, per_partition);
-    produce(b, "bench", PARTITIONS, total, 1000);
+    bench_produce_spread(b, "bench", PARTITIONS, total, 1000);
     /* Alternated, best of 2 each: the first consumer after producing sees a
      * slower mock cluster, whichever it is. */
     double raw = 0, kaffe = 0;
@@ -224,9 +172,9 @@ int main(int argc, char **argv) {
 
     /* 1 ms handler, one partition. */
     long sync_n = 500, par_n = 20000;
-    produce(b, "slow-sync", 1, sync_n, SLOW_KEYS);
-    produce(b, "slow-key", 1, par_n, SLOW_KEYS);
-    produce(b, "slow-unordered", 1, par_n, SLOW_KEYS);
+    bench_produce_spread(b, "slow-sync", 1, sync_n, SLOW_KEYS);
+    bench_produce_spread(b, "slow-key", 1, par_n, SLOW_KEYS);
+    bench_produce_spread(b, "slow-unordered", 1, par_n, SLOW_KEYS);
     double one = kaffe_rate(b, "slow-sync", "bench-slow-1", sync_n, 1000, "1", "partition");
     double key = kaffe_rate(b, "slow-key", "bench-slow-key", par_n, 1000, "64", "key");
     double unord =

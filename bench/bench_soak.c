@@ -34,25 +34,15 @@
 #include <kaffe/kaffe.h>
 
 #include "mock/mock_cluster.h"
+#include "support/bench_support.h"
 
 #define LAG_MAX 100000L
 #define MAX_PARTITIONS 64
 #define ACK_BATCH 256
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
-}
-
-static void die(const char *what) {
-    fprintf(stderr, "bench_soak: %s\n", what);
-    exit(1);
 }
 
 static long rss_kb(void) {
@@ -86,14 +76,7 @@ static long per_partition;
 
 static void *producer_main(void *arg) {
     (void)arg;
-    char err[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, err, sizeof err);
-    rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof err);
-    rd_kafka_conf_set(conf, "log_level", "2", err, sizeof err);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    if (!rk)
-        die(err);
+    rd_kafka_t *rk = bench_raw_producer(bootstraps);
     char value[33];
     memset(value, 'v', 32);
     value[32] = '\0';
@@ -112,7 +95,7 @@ static void *producer_main(void *arg) {
             continue;
         }
         if (e)
-            die(rd_kafka_err2str(e));
+            bench_die(rd_kafka_err2str(e));
         i++;
         atomic_store_explicit(&produced, i, memory_order_relaxed);
         if ((i & 1023) == 0)
@@ -141,7 +124,7 @@ static int handler(kaffe_message_t *m, void *opaque) {
         atomic_fetch_or_explicit(&seen[p][o / 64], (uint64_t)1 << (o % 64), memory_order_relaxed);
     pthread_mutex_lock(&queue_lock);
     if (queue_count == queue_cap)
-        die("ack queue overflow"); /* cannot happen: in-flight is bounded */
+        bench_die("ack queue overflow"); /* cannot happen: in-flight is bounded */
     queue[queue_count++] = m;
     if (queue_count >= ACK_BATCH)
         pthread_cond_signal(&queue_cond);
@@ -198,7 +181,7 @@ int main(int argc, char **argv) {
         }
     }
     if (target < 1000 || partitions < 1 || partitions > MAX_PARTITIONS)
-        die("--messages >= 1000, 1 <= --partitions <= 64");
+        bench_die("--messages >= 1000, 1 <= --partitions <= 64");
     if (report_every <= 0)
         report_every = target / 20;
     per_partition = target / partitions + 1;
@@ -206,20 +189,20 @@ int main(int argc, char **argv) {
         size_t words = (size_t)per_partition / 64 + 1;
         seen[p] = calloc(words, sizeof *seen[p]);
         if (!seen[p])
-            die("out of memory");
+            bench_die("out of memory");
         memset((void *)seen[p], 0, words * sizeof *seen[p]); /* touch: resident from the start */
     }
     int64_t max_in_flight = 10000; /* the default, per partition */
     queue_cap = (size_t)(max_in_flight * partitions) + 1024;
     queue = malloc(queue_cap * sizeof *queue);
     if (!queue)
-        die("out of memory");
+        bench_die("out of memory");
 
     char err[512];
     mock_topic_t topics[] = {{topic, partitions}};
     mock_cluster_t *mc = mock_cluster_start(1, topics, 1, err, sizeof err);
     if (!mc)
-        die(err);
+        bench_die(err);
     bootstraps = mock_cluster_bootstraps(mc);
 
     kaffe_conf_t *conf = kaffe_conf_new();
@@ -235,24 +218,24 @@ int main(int argc, char **argv) {
     };
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
         if (kaffe_conf_set(conf, settings[i][0], settings[i][1], err, sizeof err) != KAFFE_OK)
-            die(err);
+            bench_die(err);
     kaffe_conf_set_message_handler(conf, handler, NULL);
     consumer = kaffe_consumer_new(conf, err, sizeof err);
     if (!consumer)
-        die(err);
+        bench_die(err);
     pthread_t producer, acker;
     if (pthread_create(&acker, NULL, acker_main, NULL) != 0 ||
         pthread_create(&producer, NULL, producer_main, NULL) != 0)
-        die("pthread_create");
+        bench_die("pthread_create");
     if (kaffe_consumer_start(consumer) != KAFFE_OK)
-        die("kaffe_consumer_start");
+        bench_die("kaffe_consumer_start");
 
     printf("bench_soak: %ld messages, %d partitions, async acks (out of order), producing while "
            "consuming (lag <= %ld)\n",
            target, partitions, LAG_MAX);
     printf("%12s %10s %12s %10s\n", "handled", "seconds", "rate msg/s", "VmRSS kB");
     fflush(stdout);
-    double t0 = now_seconds(), last_t = t0;
+    double t0 = bench_now_seconds(), last_t = t0;
     long last_n = 0, next = report_every;
     long rss_start = -1, rss_middle = -1, rss_end = -1, rss_max = 0;
     double rate_min = 0, rate_max = 0;
@@ -261,7 +244,7 @@ int main(int argc, char **argv) {
     for (;;) {
         long n = atomic_load_explicit(&handled, memory_order_relaxed);
         if (n >= next || n >= target) {
-            double t = now_seconds();
+            double t = bench_now_seconds();
             double rate = (double)(n - last_n) / (t - last_t);
             long rss = rss_kb();
             printf("%12ld %10.1f %12.0f %10ld\n", n, t - t0, rate, rss);
@@ -288,11 +271,11 @@ int main(int argc, char **argv) {
             if (n >= target)
                 break;
         }
-        if (now_seconds() > deadline)
-            die("timed out");
+        if (bench_now_seconds() > deadline)
+            bench_die("timed out");
         sleep_ms(20);
     }
-    double elapsed = now_seconds() - t0;
+    double elapsed = bench_now_seconds() - t0;
     pthread_join(producer, NULL);
     kaffe_status_t st = kaffe_consumer_stop(consumer);
     pthread_mutex_lock(&queue_lock);

@@ -22,47 +22,7 @@
 
 #include "metrics/histogram.h"
 #include "mock/mock_cluster.h"
-
-static void die(const char *what) {
-    fprintf(stderr, "bench_stats: %s\n", what);
-    exit(1);
-}
-
-static int64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void produce(const char *bootstraps, const char *topic, int partitions, long count) {
-    char err[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, err, sizeof err);
-    rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof err);
-    rd_kafka_conf_set(conf, "log_level", "2", err, sizeof err);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    if (!rk)
-        die(err);
-    char value[33];
-    memset(value, 'v', 32);
-    for (long i = 0; i < count; i++) {
-        rd_kafka_resp_err_t e;
-        do {
-            e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
-                                  RD_KAFKA_V_PARTITION((int32_t)(i % partitions)),
-                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                  RD_KAFKA_V_VALUE(value, 32), RD_KAFKA_V_END);
-            if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                rd_kafka_poll(rk, 10);
-        } while (e == RD_KAFKA_RESP_ERR__QUEUE_FULL);
-        if (e)
-            die(rd_kafka_err2str(e));
-    }
-    rd_kafka_flush(rk, 60000);
-    if (rd_kafka_outq_len(rk) != 0)
-        die("produce: not everything delivered");
-    rd_kafka_destroy(rk);
-}
+#include "support/bench_support.h"
 
 typedef struct run {
     long total, lo, hi;
@@ -80,9 +40,9 @@ static int handler(kaffe_message_t *m, void *opaque) {
     run_t *r = opaque;
     long n = atomic_fetch_add_explicit(&r->handled, 1, memory_order_relaxed) + 1;
     if (n == r->lo)
-        atomic_store_explicit(&r->lo_ns, now_ns(), memory_order_relaxed);
+        atomic_store_explicit(&r->lo_ns, bench_now_ns(), memory_order_relaxed);
     else if (n == r->hi)
-        atomic_store_explicit(&r->hi_ns, now_ns(), memory_order_relaxed);
+        atomic_store_explicit(&r->hi_ns, bench_now_ns(), memory_order_relaxed);
     return KAFFE_OK;
 }
 
@@ -90,14 +50,14 @@ static void *caller_main(void *arg) {
     run_t *r = arg;
     kaffe_consumer_stats_t s = {0};
     static char text[1 << 20];
-    int64_t next = now_ns();
+    int64_t next = bench_now_ns();
     while (!atomic_load(&r->stop)) {
-        int64_t t0 = now_ns();
+        int64_t t0 = bench_now_ns();
         if (kaffe_consumer_stats(r->c, &s) != KAFFE_OK)
-            die("stats");
-        int64_t t1 = now_ns();
+            bench_die("stats");
+        int64_t t1 = bench_now_ns();
         size_t len = kaffe_consumer_stats_prometheus(&s, text, sizeof text);
-        int64_t t2 = now_ns();
+        int64_t t2 = bench_now_ns();
         /* Only samples taken while messages flow count as "under load". */
         long h = atomic_load(&r->handled);
         if (h > r->lo && h < r->hi) {
@@ -107,7 +67,7 @@ static void *caller_main(void *arg) {
             r->text_bytes = len;
         }
         next += r->period_ns;
-        int64_t wait = next - now_ns();
+        int64_t wait = next - bench_now_ns();
         if (wait > 0) {
             struct timespec ts = {wait / 1000000000, wait % 1000000000};
             nanosleep(&ts, NULL);
@@ -135,18 +95,18 @@ static double consume(const char *b, const char *topic, const char *group, long 
                            {"rdkafka.queued.min.messages", "1000000"}};
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
         if (kaffe_conf_set(conf, kv[i][0], kv[i][1], err, sizeof err) != KAFFE_OK)
-            die(err);
+            bench_die(err);
     kaffe_conf_set_message_handler(conf, handler, r);
     r->c = kaffe_consumer_new(conf, err, sizeof err);
     if (!r->c)
-        die(err);
+        bench_die(err);
     pthread_t caller;
     if (period_ns)
         pthread_create(&caller, NULL, caller_main, r);
     if (kaffe_consumer_start(r->c) != KAFFE_OK)
-        die("start");
-    int64_t deadline = now_ns() + (int64_t)300 * 1000000000;
-    while (atomic_load(&r->handled) < total && now_ns() < deadline) {
+        bench_die("start");
+    int64_t deadline = bench_now_ns() + (int64_t)300 * 1000000000;
+    while (atomic_load(&r->handled) < total && bench_now_ns() < deadline) {
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }
@@ -154,10 +114,10 @@ static double consume(const char *b, const char *topic, const char *group, long 
     if (period_ns)
         pthread_join(caller, NULL);
     if (kaffe_consumer_stop(r->c) != KAFFE_OK)
-        die("stop");
+        bench_die("stop");
     kaffe_consumer_destroy(r->c);
     if (atomic_load(&r->handled) < total)
-        die("not everything handled");
+        bench_die("not everything handled");
     double seconds = (double)(atomic_load(&r->hi_ns) - atomic_load(&r->lo_ns)) / 1e9;
     return (double)(r->hi - r->lo) / seconds;
 }
@@ -172,18 +132,18 @@ int main(int argc, char **argv) {
     int partitions = argc > 1 ? atoi(argv[1]) : 64;
     long per_partition = argc > 2 ? atol(argv[2]) : 15000;
     if (partitions < 1 || partitions > 1024 || per_partition < 1000 || per_partition > 90000)
-        die("usage: bench_stats [partitions 1..1024 [messages-per-partition 1000..90000]]");
+        bench_die("usage: bench_stats [partitions 1..1024 [messages-per-partition 1000..90000]]");
     char err[256];
     mock_topic_t topics[] = {{"stats", partitions}};
     mock_cluster_t *mc = mock_cluster_start(1, topics, 1, err, sizeof err);
     if (!mc)
-        die(err);
+        bench_die(err);
     const char *b = mock_cluster_bootstraps(mc);
     long total = per_partition * partitions;
     printf("bench_stats: embedded cluster, %d partitions x %ld messages (32-byte values), "
            "no-op handler, 2 workers\n",
            partitions, per_partition);
-    produce(b, "stats", partitions, total);
+    bench_produce_spread(b, "stats", partitions, total, 0);
 
     static run_t r;
     double base = 0, hz1 = 0, khz = 0;

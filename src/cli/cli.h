@@ -42,30 +42,50 @@ int cli_args_error(char *err, size_t err_size, const char *fmt, ...)
 /* cli_bad_option's message, written into err; returns CLI_EXIT_USAGE. */
 int cli_bad_option_message(int opt, char **argv, char *err, size_t err_size);
 
+/* The options every client subcommand (produce, consume) takes:
+ * -b/--brokers, -c/--config FILE, -X name=value (kaffe properties, applied
+ * after the file), -h/--help. */
+typedef struct cli_client_args {
+    const char *brokers, *config;
+    char *props[CLI_MAX_PROPS];
+    size_t prop_count;
+    bool help;
+} cli_client_args_t;
+
+/* Their getopt_long entries and optstring letters, to put in a subcommand's
+ * own option table and optstring. */
+#define CLI_CLIENT_LONG_OPTIONS                                                                    \
+    {"brokers", required_argument, NULL, 'b'}, {"config", required_argument, NULL, 'c'}, {         \
+        "help", no_argument, NULL, 'h'                                                             \
+    }
+#define CLI_CLIENT_OPTSTRING "b:c:X:h"
+
+/* Handles an option getopt_long returned that the subcommand's own cases do
+ * not: one of the client options into *a, or getopt's '?'/':' as a usage
+ * error. CLI_EXIT_OK, or CLI_EXIT_USAGE with a one-line message in err. */
+int cli_parse_client_option(int opt, char **argv, cli_client_args_t *a, char *err, size_t err_size);
+
 /* The option parsers of produce and consume (bench's is in bench.h): they
  * read argv with getopt_long (argv may be permuted; every string in *a points
  * into argv), check values, print nothing and exit nothing. CLI_EXIT_OK
- * (a->help set for -h: the caller prints the help), or CLI_EXIT_USAGE with a
- * one-line message in err. Not thread-safe (getopt's globals); may be called
- * again in the same process. */
+ * (a->client.help set for -h: the caller prints the help), or CLI_EXIT_USAGE
+ * with a one-line message in err. Not thread-safe (getopt's globals); may be
+ * called again in the same process. */
 typedef struct cli_produce_args {
-    const char *brokers, *topic, *strategy, *delim, *config;
-    char *props[CLI_MAX_PROPS];
-    size_t prop_count;
+    cli_client_args_t client;
+    const char *topic, *strategy, *delim;
     long partition; /* KAFFE_PARTITION_ANY unless -p */
     long batch;     /* 1..CLI_PRODUCE_MAX_BATCH */
-    bool help;
 } cli_produce_args_t;
 #define CLI_PRODUCE_MAX_BATCH 10000
 int cli_parse_produce_args(int argc, char **argv, cli_produce_args_t *a, char *err,
                            size_t err_size);
 
 typedef struct cli_consume_args {
-    const char *brokers, *topics, *group, *ordering, *workers, *config;
+    cli_client_args_t client;
+    const char *topics, *group, *ordering, *workers;
     const char *metrics_addr; /* --metrics-addr HOST:PORT, or NULL */
-    char *props[CLI_MAX_PROPS];
-    size_t prop_count;
-    bool earliest, async, delay_given, json, help;
+    bool earliest, async, delay_given, json;
     long delay_min, delay_max; /* --ack-delay-ms MIN:MAX, 0 <= min <= max */
     long count, idle_ms;       /* 0: no limit */
 } cli_consume_args_t;

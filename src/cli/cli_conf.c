@@ -52,6 +52,28 @@ int cli_bad_option(const char *sub, int opt, char **argv) {
     return cli_usage_error(sub, "%s", err);
 }
 
+int cli_parse_client_option(int opt, char **argv, cli_client_args_t *a, char *err,
+                            size_t err_size) {
+    switch (opt) {
+        case 'b':
+            a->brokers = optarg;
+            return CLI_EXIT_OK;
+        case 'c':
+            a->config = optarg;
+            return CLI_EXIT_OK;
+        case 'X':
+            if (a->prop_count == CLI_MAX_PROPS)
+                return cli_args_error(err, err_size, "-X: at most %d properties", CLI_MAX_PROPS);
+            a->props[a->prop_count++] = optarg;
+            return CLI_EXIT_OK;
+        case 'h':
+            a->help = true;
+            return CLI_EXIT_OK;
+        default:
+            return cli_bad_option_message(opt, argv, err, err_size);
+    }
+}
+
 int cli_parse_long(const char *s, long min, long max, long *out) {
     char *end = NULL;
     errno = 0;

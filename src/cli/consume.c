@@ -25,8 +25,6 @@
 #include "cli/json_line.h"
 #include "cli/metrics_http.h"
 
-#define MAX_PROPS CLI_MAX_PROPS
-
 /* Shared by the handler (worker threads), the delayed-ack thread, the error
  * callback (kaffe's poll thread) and the main thread. */
 typedef struct consume {
@@ -213,8 +211,7 @@ static int parse_delay(const char *s, long *min, long *max) {
 
 int cli_parse_consume_args(int argc, char **argv, cli_consume_args_t *a, char *err,
                            size_t err_size) {
-    static const struct option options[] = {{"brokers", required_argument, NULL, 'b'},
-                                            {"topic", required_argument, NULL, 't'},
+    static const struct option options[] = {{"topic", required_argument, NULL, 't'},
                                             {"group", required_argument, NULL, 'g'},
                                             {"earliest", no_argument, NULL, 'e'},
                                             {"async", no_argument, NULL, 'a'},
@@ -225,19 +222,16 @@ int cli_parse_consume_args(int argc, char **argv, cli_consume_args_t *a, char *e
                                             {"count", required_argument, NULL, 'n'},
                                             {"idle-exit-ms", required_argument, NULL, 'i'},
                                             {"metrics-addr", required_argument, NULL, 'm'},
-                                            {"config", required_argument, NULL, 'c'},
-                                            {"help", no_argument, NULL, 'h'},
+                                            CLI_CLIENT_LONG_OPTIONS,
                                             {NULL, 0, NULL, 0}};
     *a = (cli_consume_args_t){.delay_max = 10, .json = true};
     long n;
     int opt;
     optind = 0; /* 0, not 1: glibc then also forgets a previous parse's state */
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":b:t:g:ead:w:o:f:n:i:m:c:X:h", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":t:g:ead:w:o:f:n:i:m:" CLI_CLIENT_OPTSTRING, options,
+                              NULL)) != -1) {
         switch (opt) {
-            case 'b':
-                a->brokers = optarg;
-                break;
             case 't':
                 a->topics = optarg;
                 break;
@@ -294,19 +288,12 @@ int cli_parse_consume_args(int argc, char **argv, cli_consume_args_t *a, char *e
                 a->metrics_addr = optarg;
                 break;
             }
-            case 'c':
-                a->config = optarg;
-                break;
-            case 'X':
-                if (a->prop_count == MAX_PROPS)
-                    return cli_args_error(err, err_size, "-X: at most %d properties", MAX_PROPS);
-                a->props[a->prop_count++] = optarg;
-                break;
-            case 'h':
-                a->help = true;
-                return CLI_EXIT_OK;
             default:
-                return cli_bad_option_message(opt, argv, err, err_size);
+                if (cli_parse_client_option(opt, argv, &a->client, err, err_size) != CLI_EXIT_OK)
+                    return CLI_EXIT_USAGE;
+                if (a->client.help)
+                    return CLI_EXIT_OK;
+                break;
         }
     }
     if (optind < argc)
@@ -321,14 +308,14 @@ int cli_consume(int argc, char **argv) {
     char usage[512];
     if (cli_parse_consume_args(argc, argv, &a, usage, sizeof usage) != CLI_EXIT_OK)
         return cli_usage_error("consume", "%s", usage);
-    if (a.help) {
+    if (a.client.help) {
         consume_help();
         return CLI_EXIT_OK;
     }
-    const char *brokers = a.brokers, *topics = a.topics, *group = a.group, *ordering = a.ordering,
-               *workers = a.workers, *config = a.config;
-    char **props = a.props;
-    size_t prop_count = a.prop_count;
+    const char *brokers = a.client.brokers, *topics = a.topics, *group = a.group,
+               *ordering = a.ordering, *workers = a.workers, *config = a.client.config;
+    char **props = a.client.props;
+    size_t prop_count = a.client.prop_count;
     bool earliest = a.earliest, async = a.async, json = a.json;
     long delay_min = a.delay_min, delay_max = a.delay_max, count = a.count, idle_ms = a.idle_ms;
 

@@ -13,7 +13,6 @@
 
 #include "cli/cli.h"
 
-#define MAX_PROPS CLI_MAX_PROPS
 #define MAX_BATCH CLI_PRODUCE_MAX_BATCH
 
 static void produce_help(void) {
@@ -105,24 +104,20 @@ static long produce_lines(kaffe_producer_t *p, const char *topic, int32_t partit
 
 int cli_parse_produce_args(int argc, char **argv, cli_produce_args_t *a, char *err,
                            size_t err_size) {
-    static const struct option options[] = {{"brokers", required_argument, NULL, 'b'},
-                                            {"topic", required_argument, NULL, 't'},
+    static const struct option options[] = {{"topic", required_argument, NULL, 't'},
                                             {"partition", required_argument, NULL, 'p'},
                                             {"strategy", required_argument, NULL, 's'},
                                             {"key-delimiter", required_argument, NULL, 'k'},
                                             {"batch", required_argument, NULL, 'B'},
-                                            {"config", required_argument, NULL, 'c'},
-                                            {"help", no_argument, NULL, 'h'},
+                                            CLI_CLIENT_LONG_OPTIONS,
                                             {NULL, 0, NULL, 0}};
     *a = (cli_produce_args_t){.partition = KAFFE_PARTITION_ANY, .batch = 1};
     int opt;
     optind = 0; /* 0, not 1: glibc then also forgets a previous parse's state */
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":b:t:p:s:k:B:c:X:h", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":t:p:s:k:B:" CLI_CLIENT_OPTSTRING, options, NULL)) !=
+           -1) {
         switch (opt) {
-            case 'b':
-                a->brokers = optarg;
-                break;
             case 't':
                 a->topic = optarg;
                 break;
@@ -152,19 +147,12 @@ int cli_parse_produce_args(int argc, char **argv, cli_produce_args_t *a, char *e
                     return cli_args_error(err, err_size, "--batch: expected 1..%d, got \"%s\"",
                                           MAX_BATCH, optarg);
                 break;
-            case 'c':
-                a->config = optarg;
-                break;
-            case 'X':
-                if (a->prop_count == MAX_PROPS)
-                    return cli_args_error(err, err_size, "-X: at most %d properties", MAX_PROPS);
-                a->props[a->prop_count++] = optarg;
-                break;
-            case 'h':
-                a->help = true;
-                return CLI_EXIT_OK;
             default:
-                return cli_bad_option_message(opt, argv, err, err_size);
+                if (cli_parse_client_option(opt, argv, &a->client, err, err_size) != CLI_EXIT_OK)
+                    return CLI_EXIT_USAGE;
+                if (a->client.help)
+                    return CLI_EXIT_OK;
+                break;
         }
     }
     if (optind < argc)
@@ -179,14 +167,14 @@ int cli_produce(int argc, char **argv) {
     char usage[512];
     if (cli_parse_produce_args(argc, argv, &a, usage, sizeof usage) != CLI_EXIT_OK)
         return cli_usage_error("produce", "%s", usage);
-    if (a.help) {
+    if (a.client.help) {
         produce_help();
         return CLI_EXIT_OK;
     }
-    const char *brokers = a.brokers, *topic = a.topic, *strategy = a.strategy, *delim = a.delim,
-               *config = a.config;
-    char **props = a.props;
-    size_t prop_count = a.prop_count;
+    const char *brokers = a.client.brokers, *topic = a.topic, *strategy = a.strategy,
+               *delim = a.delim, *config = a.client.config;
+    char **props = a.client.props;
+    size_t prop_count = a.client.prop_count;
     long partition = a.partition, batch = a.batch;
 
     kaffe_conf_t *conf = kaffe_conf_new();

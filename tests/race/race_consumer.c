@@ -13,15 +13,14 @@
 
 #include "mock/mock_cluster.h"
 #include "support/check.h"
-#include "support/plain_client.h"
+#include "support/race_support.h"
 #include "support/tsan_c11_threads.h" /* librdkafka threads, seen by TSan */
 
 enum { N = 2000, PARTITIONS = 2, ACKERS = 4 };
 
 typedef struct shared {
-    pthread_mutex_t lock;
-    kaffe_message_t **queue; /* handed to ackers */
-    size_t head, tail;
+    race_queue_t pending;    /* handled, handed to ackers */
+    pthread_mutex_t lock;    /* guards acked, acked_count, seen */
     kaffe_message_t **acked; /* for duplicate acks */
     size_t acked_count;
     atomic_long handled;
@@ -29,33 +28,19 @@ typedef struct shared {
     atomic_long duplicates_refused;
     atomic_int done;
     kaffe_consumer_t *c;
-    char *seen; /* per offset+partition*N, under lock */
+    char *seen; /* handles per value index */
     atomic_int bad;
 } shared_t;
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void nap(void) {
-    struct timespec ts = {0, 200000};
-    nanosleep(&ts, NULL);
-}
-
 static int async_handler(kaffe_message_t *m, void *opaque) {
     shared_t *s = opaque;
-    size_t vlen;
-    const char *v = kaffe_message_value(m, &vlen);
-    int idx = -1;
-    if (v && vlen > 6)
-        idx = atoi(v + 6);
+    int idx = race_value_index(m);
     pthread_mutex_lock(&s->lock);
     if (idx >= 0 && idx < N)
         s->seen[idx]++;
-    s->queue[s->tail++] = m;
     pthread_mutex_unlock(&s->lock);
+    if (!race_queue_push(&s->pending, m))
+        atomic_fetch_add(&s->bad, 1);
     atomic_fetch_add(&s->handled, 1);
     return KAFFE_OK;
 }
@@ -64,20 +49,9 @@ static void *acker_main(void *arg) {
     shared_t *s = arg;
     unsigned seed = (unsigned)(uintptr_t)pthread_self();
     while (!atomic_load(&s->done)) {
-        kaffe_message_t *m = NULL;
-        pthread_mutex_lock(&s->lock);
-        size_t avail = s->tail - s->head;
-        if (avail > 0) {
-            /* Random order: swap a random pending message to the head. */
-            size_t k = s->head + (size_t)rand_r(&seed) % avail;
-            kaffe_message_t *t = s->queue[k];
-            s->queue[k] = s->queue[s->head];
-            s->queue[s->head] = t;
-            m = s->queue[s->head++];
-        }
-        pthread_mutex_unlock(&s->lock);
+        kaffe_message_t *m = race_queue_take_random(&s->pending, &seed);
         if (!m) {
-            nap();
+            race_nap();
             continue;
         }
         kaffe_status_t st = kaffe_consumer_ack(s->c, m);
@@ -110,7 +84,7 @@ static void *duplicate_main(void *arg) {
             else
                 atomic_fetch_add(&s->bad, 1);
         }
-        nap();
+        race_nap();
     }
     return NULL;
 }
@@ -138,26 +112,12 @@ static void *stopper_main(void *arg) {
 static kaffe_conf_t *make_conf(const char *bootstraps, const char *group, void *opaque,
                                kaffe_message_handler_t handler, const char *async,
                                const char *ordering) {
-    kaffe_conf_t *conf = kaffe_conf_new();
-    const char *kv[][2] = {{"endpoints", bootstraps},
-                           {"topics", "race"},
-                           {"consumer_group", group},
-                           {"start_with_earliest_message", "true"},
-                           {"async_message_ack", async},
-                           {"ordering", ordering},
-                           {"workers", "8"},
-                           {"commit_interval_ms", "50"},
-                           {"max_in_flight_messages", "300"},
-                           {"rdkafka.session.timeout.ms", "6000"},
-                           {"rdkafka.heartbeat.interval.ms", "200"},
-                           {"rdkafka.fetch.wait.max.ms", "20"},
-                           {"rdkafka.log_level", "2"}};
-    char err[256];
-    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
-        if (kaffe_conf_set(conf, kv[i][0], kv[i][1], err, sizeof err) != KAFFE_OK)
-            CHECK(0, "%s", err);
-    kaffe_conf_set_message_handler(conf, handler, opaque);
-    return conf;
+    const char *const extra[][2] = {{"async_message_ack", async},
+                                    {"ordering", ordering},
+                                    {"workers", "8"},
+                                    {"max_in_flight_messages", "300"}};
+    return race_consumer_conf(bootstraps, group, handler, opaque, extra,
+                              sizeof extra / sizeof extra[0]);
 }
 
 static mock_cluster_t *mc;
@@ -166,7 +126,7 @@ static void async_acks_from_many_threads(void) {
     const char *b = mock_cluster_bootstraps(mc);
     shared_t s = {0};
     pthread_mutex_init(&s.lock, NULL);
-    s.queue = calloc(2 * N, sizeof *s.queue);
+    race_queue_init(&s.pending, 2 * N);
     s.acked = calloc(2 * N, sizeof *s.acked);
     s.seen = calloc(N, 1);
     char err[512];
@@ -181,9 +141,7 @@ static void async_acks_from_many_threads(void) {
     pthread_create(&dup, NULL, duplicate_main, &s);
     CHECK(kaffe_consumer_start(s.c) == KAFFE_OK, "start");
     pthread_create(&committer, NULL, committer_main, &s);
-    int64_t deadline = now_ms() + 120000;
-    while (atomic_load(&s.acks_ok) < N && now_ms() < deadline)
-        nap();
+    race_wait_for(&s.acks_ok, N, 120000);
     CHECK(atomic_load(&s.acks_ok) == N, "acked %ld of %d", atomic_load(&s.acks_ok), N);
     CHECK(kaffe_consumer_commit(s.c) == KAFFE_OK, "commit");
     /* Stop from yet another thread while the others still run. */
@@ -199,11 +157,9 @@ static void async_acks_from_many_threads(void) {
     CHECK(atomic_load(&s.duplicates_refused) > 0, "no duplicate ack was tried");
     for (int i = 0; i < N; i++)
         CHECK(s.seen[i] == 1, "value-%d handled %d times", i, s.seen[i]);
-    for (int p = 0; p < PARTITIONS; p++)
-        CHECK(plain_committed(b, "race-async", "race", p, NULL) == plain_log_end(b, "race", p),
-              "partition %d not fully committed", p);
+    race_check_committed_to_the_end(b, "race-async", PARTITIONS);
     kaffe_consumer_destroy(s.c);
-    free(s.queue);
+    race_queue_destroy(&s.pending);
     free(s.acked);
     free(s.seen);
     pthread_mutex_destroy(&s.lock);
@@ -249,30 +205,17 @@ static void sync_key_order_on_many_workers(void) {
     if (!c)
         return;
     CHECK(kaffe_consumer_start(c) == KAFFE_OK, "start");
-    int64_t deadline = now_ms() + 120000;
-    while (atomic_load(&k.handled) < N && now_ms() < deadline)
-        nap();
+    race_wait_for(&k.handled, N, 120000);
     CHECK(atomic_load(&k.handled) == N, "handled %ld of %d", atomic_load(&k.handled), N);
     CHECK(kaffe_consumer_stop(c) == KAFFE_OK, "stop");
     CHECK(atomic_load(&k.bad) == 0, "%d key-order violations", atomic_load(&k.bad));
-    for (int p = 0; p < PARTITIONS; p++)
-        CHECK(plain_committed(b, "race-key", "race", p, NULL) == plain_log_end(b, "race", p),
-              "partition %d not fully committed", p);
+    race_check_committed_to_the_end(b, "race-key", PARTITIONS);
     kaffe_consumer_destroy(c);
 }
 
 int main(void) {
-    char err[256];
-    mock_topic_t topics[] = {{"race", PARTITIONS}};
-    mc = mock_cluster_start(1, topics, 1, err, sizeof err);
-    if (!mc) {
-        fprintf(stderr, "%s\n", err);
+    if (!(mc = race_start_cluster(PARTITIONS, N)))
         return 1;
-    }
-    if (plain_produce(mock_cluster_bootstraps(mc), "race", RD_KAFKA_PARTITION_UA, N, 0, 16) != N) {
-        fprintf(stderr, "produce failed\n");
-        return 1;
-    }
     RUN_CASE(async_acks_from_many_threads);
     RUN_CASE(sync_key_order_on_many_workers);
     mock_cluster_stop(mc);

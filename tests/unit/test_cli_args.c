@@ -30,14 +30,14 @@ Test(cli_args, produce_options_are_parsed_into_the_struct) {
     cli_produce_args_t a;
     char err[256];
     cr_assert_eq(cli_parse_produce_args(11, argv, &a, err, sizeof err), CLI_EXIT_OK, "%s", err);
-    cr_assert_str_eq(a.brokers, "k1:9092");
+    cr_assert_str_eq(a.client.brokers, "k1:9092");
     cr_assert_str_eq(a.topic, "orders");
     cr_assert_eq(a.partition, 3);
     cr_assert_str_eq(a.strategy, "murmur2");
     cr_assert_eq(a.batch, 100);
-    cr_assert_eq(a.prop_count, 1);
-    cr_assert_str_eq(a.props[0], "acks=all");
-    cr_assert_not(a.help);
+    cr_assert_eq(a.client.prop_count, 1);
+    cr_assert_str_eq(a.client.props[0], "acks=all");
+    cr_assert_not(a.client.help);
     free_argv(11, argv);
 }
 
@@ -83,13 +83,13 @@ Test(cli_args, a_second_parse_does_not_continue_the_first) {
     cli_produce_args_t a;
     char err[256];
     cr_assert_eq(cli_parse_produce_args(3, argv, &a, err, sizeof err), CLI_EXIT_OK);
-    cr_assert(a.help);
+    cr_assert(a.client.help);
     char **kept = argv; /* alive, so that a stale position would be read, not crash */
 
     const char *second[] = {"produce", "-t", "t"};
     argv = make_argv(3, second);
     cr_assert_eq(cli_parse_produce_args(3, argv, &a, err, sizeof err), CLI_EXIT_OK, "%s", err);
-    cr_assert_null(a.brokers);
+    cr_assert_null(a.client.brokers);
     cr_assert_str_eq(a.topic, "t");
     free_argv(3, argv);
     free_argv(3, kept);
