@@ -402,15 +402,12 @@ Test(faults_handler, retry_exhausted_dead_letter) {
     plan_free(&pl);
 }
 
-/* The dead-letter topic's only partition is led by DLQ_BROKER, the source
- * topic's by the others, the group coordinator is broker 1. */
-static void place_leaders(plan_t *pl, const char *dlq) {
-    rd_kafka_mock_cluster_t *h = mock_cluster_handle(mc);
-    cr_assert_eq(mock_cluster_create_topic(mc, dlq, 1), 0);
-    cr_assert_eq(rd_kafka_mock_partition_set_leader(h, dlq, 0, DLQ_BROKER), 0);
-    for (int32_t p = 0; p < PARTITIONS; p++)
-        cr_assert_eq(rd_kafka_mock_partition_set_leader(h, pl->r.topic, p, 1 + p % 2), 0);
-    cr_assert_eq(rd_kafka_mock_coordinator_set(h, "group", pl->r.group, 1), 0);
+/* One message fails on partitions 0 and 1 each (partitions 2 and 3 have
+ * none), forced_fails times. */
+static void force_two(plan_t *pl, int fails) {
+    pl->forced[0] = pl->r.log_end[0] / 2;
+    pl->forced[1] = pl->r.log_end[1] / 3;
+    pl->forced_fails = fails;
 }
 
 /* Waits until the plan saw n failing calls. */
@@ -427,8 +424,9 @@ static void wait_failed_calls(plan_t *pl, long n, int timeout_ms) {
     }
 }
 
-/* While the dead-letter produce cannot complete, partitions 0 and 1 stay
- * at their failed message; 2 and 3 reach their log end. */
+/* While the failed messages of partitions 0 and 1 wait (a dead-letter
+ * produce, a pause), those partitions stay at them; 2 and 3 reach their log
+ * end. */
 static void assert_held_while_others_advance(plan_t *pl) {
     for (int32_t p = 2; p < PARTITIONS; p++)
         wait_committed(pl, p, pl->r.log_end[p], 30000);
@@ -438,22 +436,60 @@ static void assert_held_while_others_advance(plan_t *pl) {
     }
 }
 
-/* The dead-letter topic's broker is down when two messages fail (one on
- * partition 0, one on 1); the produce waits in librdkafka's queue, within
- * produce_timeout_ms: the two are not acked, while the partitions go on;
- * then the broker comes back and the produce completes. */
+/* A dead-letter outage: topic "<name>", its dead-letter topic "<name>-dead"
+ * whose only partition is led by DLQ_BROKER (the source topic's by the
+ * others, the group coordinator is broker 1), DLQ_BROKER down; then a
+ * consumer with on_error=dead_letter starts and fails force_two's messages
+ * once each. */
+static void dead_letter_outage_start(plan_t *pl, const char *name, char *dlq, size_t dlq_size,
+                                     const char *produce_timeout_ms, const char *ordering) {
+    plan_setup(pl, name, 20000);
+    force_two(pl, PERMANENT);
+    pl->last_attempt = 1;
+    snprintf(dlq, dlq_size, "%s-dead", name);
+    rd_kafka_mock_cluster_t *h = mock_cluster_handle(mc);
+    cr_assert_eq(mock_cluster_create_topic(mc, dlq, 1), 0);
+    cr_assert_eq(rd_kafka_mock_partition_set_leader(h, dlq, 0, DLQ_BROKER), 0);
+    for (int32_t p = 0; p < PARTITIONS; p++)
+        cr_assert_eq(rd_kafka_mock_partition_set_leader(h, pl->r.topic, p, 1 + p % 2), 0);
+    cr_assert_eq(rd_kafka_mock_coordinator_set(h, "group", pl->r.group, 1), 0);
+    cr_assert_eq(rd_kafka_mock_broker_set_down(h, DLQ_BROKER), 0);
+    fault_run_launch(&pl->r, IN_FLIGHT_S, "on_error", "dead_letter", "dead_letter_topic", dlq,
+                     "produce_timeout_ms", produce_timeout_ms, "ordering", ordering, NULL);
+}
+
+/* DLQ_BROKER comes back: the fault is over (returned: when). */
+static int64_t dead_letter_outage_end(plan_t *pl) {
+    cr_assert_eq(rd_kafka_mock_broker_set_up(mock_cluster_handle(mc), DLQ_BROKER), 0);
+    fault_run_fault_over(&pl->r);
+    return fault_now_us();
+}
+
+/* DLQ_BROKER is back (the fault is over at up_us); waits for the committed
+ * log end, checks both messages are dead-lettered once, and records the
+ * row with recovery = up_us -> committed log end. */
+static void dead_letter_outage_finish(plan_t *pl, const char *dlq, int64_t up_us,
+                                      const char *scenario) {
+    kaffe_failure_counters_t k = plan_finish(pl, 60000);
+    long recovery_ms = (long)((fault_now_us() - up_us) / 1000); /* within the 100 ms poll */
+    cr_assert_eq(pl->bad_attempt, 0);
+    cr_assert_eq(k.dead_lettered, 2);
+    check_dead_letters(pl, dlq, 2, 1);
+    fault_result_t res = {0};
+    fault_run_tally(&pl->r, &res);
+    res.recovery_ms = recovery_ms;
+    record(&res, "%s", scenario);
+    plan_free(pl);
+}
+
+/* The dead-letter topic's broker is down when the two messages fail; the
+ * produce waits in librdkafka's queue, within produce_timeout_ms: the two
+ * are not acked, while the partitions go on; then the broker comes back
+ * and the produce completes. */
 Test(faults_handler, dead_letter_topic_unavailable_then_back) {
     plan_t pl = {0};
-    plan_setup(&pl, "h-dlqdown", 20000);
-    pl.forced[0] = pl.r.log_end[0] / 2;
-    pl.forced[1] = pl.r.log_end[1] / 3;
-    pl.last_attempt = 1;
-    const char *dlq = "h-dlqdown-dead";
-    place_leaders(&pl, dlq);
-    rd_kafka_mock_cluster_t *h = mock_cluster_handle(mc);
-    cr_assert_eq(rd_kafka_mock_broker_set_down(h, DLQ_BROKER), 0);
-    fault_run_launch(&pl.r, IN_FLIGHT_S, "on_error", "dead_letter", "dead_letter_topic", dlq,
-                     "produce_timeout_ms", "60000", NULL);
+    char dlq[64];
+    dead_letter_outage_start(&pl, "h-dlqdown", dlq, sizeof dlq, "60000", "unordered");
     wait_failed_calls(&pl, 2, 30000);
     assert_held_while_others_advance(&pl);
     kaffe_failure_counters_t k = counters(&pl);
@@ -462,47 +498,29 @@ Test(faults_handler, dead_letter_topic_unavailable_then_back) {
     fault_sleep_ms(300);
     for (int32_t p = 0; p < 2; p++)
         assert_held_at(&pl, p, pl.forced[p]);
-    cr_assert_eq(rd_kafka_mock_broker_set_up(h, DLQ_BROKER), 0);
-    int64_t up_us = fault_now_us();
-    fault_run_fault_over(&pl.r);
-    k = plan_finish(&pl, 60000);
-    long recovery_ms = (long)((fault_now_us() - up_us) / 1000); /* within the 100 ms poll */
+    int64_t up_us = dead_letter_outage_end(&pl);
     plan_check_calls(&pl);
-    cr_assert_eq(k.dead_lettered, 2);
-    cr_assert_eq(k.dead_letter_failed, 0);
-    check_dead_letters(&pl, dlq, 2, 1);
-    fault_result_t res = {0};
-    fault_run_tally(&pl.r, &res);
-    res.recovery_ms = recovery_ms; /* broker back -> committed log end */
-    record(&res,
-           "handler fails, on_error=dead_letter, DLQ leader down (within produce_timeout_ms): 2 "
-           "msgs held uncommitted, other partitions at log end; then dead-lettered");
-    plan_free(&pl);
+    dead_letter_outage_finish(&pl, dlq, up_us,
+                              "handler fails, on_error=dead_letter, DLQ leader down (within "
+                              "produce_timeout_ms): 2 msgs held uncommitted, other partitions "
+                              "at log end; then dead-lettered");
 }
 
 /* As above, but the outage outlives produce_timeout_ms: the consumer stops
- * with the produce's error, the message stays uncommitted, and a consumer
- * restarted after the broker is back dead-letters it. */
+ * with the produce's error, the messages stay uncommitted, and a consumer
+ * restarted after the broker is back dead-letters them. */
 Test(faults_handler, dead_letter_topic_unavailable_longer_than_produce_timeout) {
     plan_t pl = {0};
-    plan_setup(&pl, "h-dlqlong", 20000);
-    pl.forced[0] = pl.r.log_end[0] / 2;
-    pl.forced[1] = pl.r.log_end[1] / 3;
-    pl.last_attempt = 1;
-    const char *dlq = "h-dlqlong-dead";
-    place_leaders(&pl, dlq);
-    rd_kafka_mock_cluster_t *h = mock_cluster_handle(mc);
-    cr_assert_eq(rd_kafka_mock_broker_set_down(h, DLQ_BROKER), 0);
-    fault_run_launch(&pl.r, IN_FLIGHT_S, "on_error", "dead_letter", "dead_letter_topic", dlq,
-                     "produce_timeout_ms", "1500", "ordering", "partition", NULL);
+    char dlq[64];
+    /* Partition order: everything before a failed message is handled (and
+     * acked in the drain) before it fails. */
+    dead_letter_outage_start(&pl, "h-dlqlong", dlq, sizeof dlq, "1500", "partition");
     cr_assert_eq(kaffe_consumer_wait(pl.r.consumer, 60000), KAFFE_OK);
     kaffe_failure_counters_t k = counters(&pl);
     cr_assert_geq(k.dead_letter_failed, 1);
     cr_assert_eq(k.dead_lettered, 0);
     kaffe_status_t st = fault_run_halt(&pl.r);
     cr_assert(st != KAFFE_OK && st != KAFFE_ERR_HANDLER, "stopped with %s", kaffe_err_name(st));
-    /* A partition whose message failed is held at it (in partition order,
-     * everything before it was handled and acked in the drain). */
     for (int32_t p = 0; p < 2; p++) {
         pthread_mutex_lock(&pl.r.lock);
         int failed = pl.calls[p][pl.forced[p]] > 0;
@@ -510,23 +528,14 @@ Test(faults_handler, dead_letter_topic_unavailable_longer_than_produce_timeout) 
         if (failed)
             assert_held_at(&pl, p, pl.forced[p]);
     }
-    cr_assert_eq(rd_kafka_mock_broker_set_up(h, DLQ_BROKER), 0);
-    int64_t up_us = fault_now_us();
-    fault_run_fault_over(&pl.r);
+    int64_t up_us = dead_letter_outage_end(&pl);
     plan_restart(&pl);
     fault_run_launch(&pl.r, IN_FLIGHT_S, "on_error", "dead_letter", "dead_letter_topic", dlq,
                      "produce_timeout_ms", "30000", "ordering", "partition", NULL);
-    k = plan_finish(&pl, 60000);
-    long recovery_ms = (long)((fault_now_us() - up_us) / 1000);
-    cr_assert_eq(pl.bad_attempt, 0);
-    cr_assert_eq(k.dead_lettered, 2);
-    check_dead_letters(&pl, dlq, 2, 1);
-    fault_result_t res = {0};
-    fault_run_tally(&pl.r, &res);
-    res.recovery_ms = recovery_ms; /* broker back + restart -> committed log end */
-    record(&res, "handler fails, on_error=dead_letter, DLQ leader down > produce_timeout_ms: "
-                 "consumer stops, msg uncommitted; restarted, dead-letters it");
-    plan_free(&pl);
+    dead_letter_outage_finish(&pl, dlq, up_us,
+                              "handler fails, on_error=dead_letter, DLQ leader down > "
+                              "produce_timeout_ms: consumer stops, msg uncommitted; restarted, "
+                              "dead-letters it");
 }
 
 /* 1% fail always: skipped (acked unhandled) after 3 attempts. */
@@ -561,9 +570,7 @@ Test(faults_handler, retry_exhausted_skip) {
 Test(faults_handler, pause_then_resume) {
     plan_t pl = {0};
     plan_setup(&pl, "h-pause", 20000);
-    pl.forced[0] = pl.r.log_end[0] / 2;
-    pl.forced[1] = pl.r.log_end[1] / 3;
-    pl.forced_fails = 1;
+    force_two(&pl, 1);
     pl.lane_waits = 1;
     fault_run_launch(&pl.r, IN_FLIGHT_S, "ordering", "partition", "on_error", "pause", NULL);
     wait_failed_calls(&pl, 2, 30000);
