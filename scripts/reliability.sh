@@ -43,7 +43,8 @@ the dead-letter topic read back with a plain client (see Notes).
   returned OK, or, where the policy says so, when it is in the dead-letter
   topic or was skipped (\`retry_exhausted = skip\`: acked unhandled, by
   configuration; the row says how many). Failed attempts and their retries
-  are not duplicates.
+  are not duplicates (nor is a handle the application then nacked: its
+  retry is the handle that counts).
 - **duplicates**: handles beyond the first.
 - **replays of acked**: handles of an offset after a moment at which it was
   already committed as done, in the committed offset or in the acked-offsets
@@ -57,8 +58,8 @@ the dead-letter topic read back with a plain client (see Notes).
   RTT back to normal, errors queued, restart) to the first message handled
   afterwards (slowest partition, or slowest restarted process); for the
   final-commit failures: from the acks' release to the committed log end.
-  Handler failures: retry, the longest from a message's first failure to
-  its successful attempt; dead-letter topic's broker down, from the broker's
+  Handler failures: retry, the longest from a message's first failure (or
+  nack) to its last attempt; dead-letter topic's broker down, from the broker's
   return (and the restart, when the consumer stopped) to the committed log
   end; pause, from \`kaffe_consumer_resume_partition\` to the paused
   message's redelivery; stop, from the restart to the first handle (the

@@ -207,6 +207,10 @@ typedef struct fault_run {
      * message failed: not counted as handled, not kept for the acker). */
     int (*fail)(struct fault_run *r, kaffe_message_t *m);
     void *fail_arg;
+    /* Optional, like fail: called by the acker thread (without r->lock)
+     * for each message it is about to ack; a status other than KAFFE_OK
+     * makes it kaffe_consumer_nack the message with that status instead. */
+    int (*nack)(struct fault_run *r, kaffe_message_t *m);
 } fault_run_t;
 
 /* Poll thread, before any message of the partition is handled. */
@@ -291,7 +295,11 @@ static inline void *fault_run_acker(void *arg) {
             acked = 0;
             continue;
         }
-        kaffe_consumer_ack(r->consumer, m); /* REVOKED: redelivered to the new owner */
+        int nack = r->nack ? r->nack(r, m) : KAFFE_OK;
+        if (nack != KAFFE_OK)
+            kaffe_consumer_nack(r->consumer, m, nack);
+        else
+            kaffe_consumer_ack(r->consumer, m); /* REVOKED: redelivered to the new owner */
         atomic_fetch_add_explicit(&r->acked, 1, memory_order_relaxed);
         acked++;
         int64_t due = started + acked * 1000000 / r->acks_per_sec;

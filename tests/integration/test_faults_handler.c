@@ -57,6 +57,7 @@ typedef struct plan {
     int forced_fails;           /* PERMANENT: always */
     int last_attempt;           /* the policy's last attempt (retry_max_attempts) */
     int lane_waits;             /* ordering=partition and a policy that holds the lane */
+    int nacks;                  /* the plan's failures are nacks (the handler accepts all) */
     /* Under r.lock. */
     unsigned char *calls[PARTITIONS]; /* handler calls per offset (saturating) */
     unsigned char *base[PARTITIONS];  /* calls before the current consumer started */
@@ -123,7 +124,7 @@ static int plan_fail(fault_run_t *r, kaffe_message_t *m) {
                 pl->wait_offset[p] = -1;
             }
         }
-        fail = calls <= planned(pl, p, o);
+        fail = !pl->nacks && calls <= planned(pl, p, o);
         if (fail) {
             pl->failed_calls++;
             if (calls == 1)
@@ -140,6 +141,28 @@ static int plan_fail(fault_run_t *r, kaffe_message_t *m) {
     }
     pthread_mutex_unlock(&r->lock);
     return fail ? KAFFE_ERR_HANDLER : KAFFE_OK;
+}
+
+/* The acker's hook with nacks: the message's failures are nacks instead of
+ * handler returns. A nacked message is not accepted after all (its handle
+ * is taken back; its retry is the handle that counts). Acker thread. */
+static int plan_nack(fault_run_t *r, kaffe_message_t *m) {
+    plan_t *pl = r->fail_arg;
+    int32_t p = kaffe_message_partition(m);
+    int64_t o = kaffe_message_offset(m);
+    int nack = 0;
+    pthread_mutex_lock(&r->lock);
+    if (p >= 0 && p < PARTITIONS && o >= 0 && o < r->log_end[p]) {
+        nack = pl->calls[p][o] <= planned(pl, p, o);
+        if (nack) {
+            pl->failed_calls++;
+            r->counts[p][o]--;
+            if (pl->calls[p][o] == 1)
+                pl->first_fail_us[p][o] = fault_now_us();
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+    return nack ? KAFFE_ERR_HANDLER : KAFFE_OK;
 }
 
 /* Produces the data (fault_run_setup) and arms the hook. Seed:
@@ -368,6 +391,37 @@ Test(faults_handler, retry_transient_failures) {
            "handler fails, on_error=retry: %ld msgs fail 1-2 times (%ld retries), partition "
            "order; %ld handled on other partitions during backoffs",
            t.failing, t.failed_calls, pl.others_during_waits);
+    plan_free(&pl);
+}
+
+/* Async failures: 2% are nacked 1..2 times by the acker (out of order,
+ * unordered: a nacked message's retry goes to the back), then acked. */
+Test(faults_handler, retry_async_nacks) {
+    plan_t pl = {0};
+    plan_setup(&pl, "h-nack", 20000);
+    pl.transient_pm = 20;
+    pl.transient_max = 2;
+    pl.last_attempt = 5;
+    pl.nacks = 1;
+    pl.r.nack = plan_nack;
+    plan_totals_t t = plan_totals(&pl);
+    cr_assert_gt(t.failing, PARTITIONS, "the seed failed too few messages");
+    fault_run_launch(&pl.r, IN_FLIGHT_S, "on_error", "retry", "retry_max_attempts", "5",
+                     "retry_initial_backoff_ms", "40", "retry_max_backoff_ms", "160", NULL);
+    kaffe_failure_counters_t k = plan_finish(&pl, 90000);
+    plan_check_calls(&pl);
+    cr_assert_eq(pl.failed_calls, t.failed_calls);
+    cr_assert_eq(k.failures, (uint64_t)t.failed_calls);
+    cr_assert_eq(k.retries, (uint64_t)t.failed_calls);
+    cr_assert_eq(k.skipped + k.dead_lettered + k.dead_letter_failed + k.paused, 0);
+    fault_result_t res = {0};
+    long longest_ms = pl.longest_wait_us / 1000;
+    fault_run_tally(&pl.r, &res);
+    res.recovery_ms = longest_ms; /* the longest first nack -> last handle */
+    record(&res,
+           "handler fails, async nack + on_error=retry: %ld msgs nacked 1-2 times (%ld "
+           "retries), acks out of order",
+           t.failing, t.failed_calls);
     plan_free(&pl);
 }
 
