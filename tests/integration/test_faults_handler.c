@@ -69,6 +69,7 @@ typedef struct plan {
     int64_t wait_offset[PARTITIONS]; /* the message p's lane waits for, or -1 */
     long others_at_wait[PARTITIONS];
     long waits, others_during_waits, lane_violations;
+    int64_t violation[3];            /* the first: partition, offset run, offset waited for */
     int64_t recalled_us[PARTITIONS]; /* first call of an attempt > 1 */
 } plan_t;
 
@@ -117,6 +118,11 @@ static int plan_fail(fault_run_t *r, kaffe_message_t *m) {
             /* p's lane waited for this message: nothing else of p may run
              * first; meanwhile the other partitions went on. */
             if (pl->wait_offset[p] != o) {
+                if (pl->lane_violations == 0) {
+                    pl->violation[0] = p;
+                    pl->violation[1] = o;
+                    pl->violation[2] = pl->wait_offset[p];
+                }
                 pl->lane_violations++;
             } else {
                 pl->waits++;
@@ -212,6 +218,16 @@ static plan_totals_t plan_totals(const plan_t *pl) {
     return t;
 }
 
+/* No lane ran a message while it waited for an earlier one (a retry, a
+ * paused message, or one released unhandled by stop). */
+static void assert_lane_kept(const plan_t *pl) {
+    cr_assert_eq(pl->lane_violations, 0,
+                 "%s: %ld handles on a waiting lane; the first: partition %lld offset %lld ran "
+                 "while offset %lld waited",
+                 pl->r.topic, pl->lane_violations, (long long)pl->violation[0],
+                 (long long)pl->violation[1], (long long)pl->violation[2]);
+}
+
 /* Every message was called as the plan says: planned + 1 times when it
  * succeeds within last_attempt, last_attempt times when it never does. */
 static void plan_check_calls(plan_t *pl) {
@@ -224,8 +240,7 @@ static void plan_check_calls(plan_t *pl) {
         }
     cr_assert_eq(pl->bad_attempt, 0, "%s: kaffe_message_attempt() did not count the calls",
                  pl->r.topic);
-    cr_assert_eq(pl->lane_violations, 0, "%s: a waiting partition's lane ran another message",
-                 pl->r.topic);
+    assert_lane_kept(pl);
 }
 
 /* Counts the permanently failing messages (called last_attempt times) as
@@ -621,22 +636,35 @@ Test(faults_handler, retry_exhausted_skip) {
 
 /* One message fails once on partitions 0 and 1: each pauses its partition
  * (partition order) until the application resumes it. */
+static const char *const PAUSE_CONF[] = {"ordering", "partition", "on_error", "pause"};
+
+/* Starts a consumer whose handler fails force_two's messages once, with
+ * on_error=pause, and waits until both are paused, holding their
+ * partitions (nothing after them handled, committed exactly at them) while
+ * the other partitions reach their log end. Returns the messages handled
+ * on the other partitions. */
+static long pause_start(plan_t *pl, const char *name) {
+    plan_setup(pl, name, 20000);
+    force_two(pl, 1);
+    pl->lane_waits = 1;
+    fault_run_launch(&pl->r, IN_FLIGHT_S, PAUSE_CONF[0], PAUSE_CONF[1], PAUSE_CONF[2],
+                     PAUSE_CONF[3], NULL);
+    wait_failed_calls(pl, 2, 30000);
+    assert_held_while_others_advance(pl);
+    cr_assert_eq(counters(pl).paused, 2);
+    pthread_mutex_lock(&pl->r.lock);
+    for (int32_t p = 0; p < 2; p++)
+        for (int64_t o = pl->forced[p]; o < pl->r.log_end[p]; o++)
+            cr_assert_eq(pl->r.counts[p][o], 0, "partition %d went on past its paused message", p);
+    long others = pl->ok[2] + pl->ok[3];
+    pthread_mutex_unlock(&pl->r.lock);
+    return others;
+}
+
 Test(faults_handler, pause_then_resume) {
     plan_t pl = {0};
-    plan_setup(&pl, "h-pause", 20000);
-    force_two(&pl, 1);
-    pl.lane_waits = 1;
-    fault_run_launch(&pl.r, IN_FLIGHT_S, "ordering", "partition", "on_error", "pause", NULL);
-    wait_failed_calls(&pl, 2, 30000);
-    assert_held_while_others_advance(&pl);
-    kaffe_failure_counters_t k = counters(&pl);
-    cr_assert_eq(k.paused, 2);
-    pthread_mutex_lock(&pl.r.lock);
-    for (int32_t p = 0; p < 2; p++)
-        for (int64_t o = pl.forced[p]; o < pl.r.log_end[p]; o++)
-            cr_assert_eq(pl.r.counts[p][o], 0, "partition %d went on past its paused message", p);
-    long others = pl.ok[2] + pl.ok[3];
-    pthread_mutex_unlock(&pl.r.lock);
+    long others = pause_start(&pl, "h-pause");
+    kaffe_failure_counters_t k;
     cr_assert_eq(kaffe_consumer_resume_partition(pl.r.consumer, pl.r.topic, 2),
                  KAFFE_ERR_UNKNOWN_PARTITION);
     int64_t resumed_us = fault_now_us();
@@ -687,5 +715,30 @@ Test(faults_handler, stop_then_restart_fixed) {
     cr_assert_eq(pl.bad_attempt, 0);
     record(&res, "handler fails, on_error=stop (default): stops at the failed msg; restarted "
                  "with the handler fixed");
+    plan_free(&pl);
+}
+
+/* Paused messages that are never resumed: stop releases them unhandled
+ * (their partitions stay committed at them) and a restarted consumer
+ * redelivers them. */
+Test(faults_handler, pause_never_resumed_then_restart) {
+    plan_t pl = {0};
+    pause_start(&pl, "h-pausestop");
+    cr_assert_eq(fault_run_halt(&pl.r), KAFFE_OK);
+    for (int32_t p = 0; p < 2; p++)
+        assert_held_at(&pl, p, pl.forced[p]);
+    /* The handler now succeeds on them (they failed once already). */
+    plan_restart(&pl);
+    fault_run_fault_over(&pl.r);
+    fault_run_launch(&pl.r, IN_FLIGHT_S, PAUSE_CONF[0], PAUSE_CONF[1], PAUSE_CONF[2], PAUSE_CONF[3],
+                     NULL);
+    fault_result_t res = {0};
+    fault_run_finish(&pl.r, &res, 60000);
+    cr_assert_eq(pl.bad_attempt, 0);
+    assert_lane_kept(&pl);
+    for (int32_t p = 0; p < 2; p++)
+        cr_assert_eq(pl.calls[p][pl.forced[p]], 2, "partition %d: the paused message", p);
+    record(&res, "handler fails, on_error=pause, never resumed: stop releases the 2 paused msgs "
+                 "uncommitted; restarted, redelivers them");
     plan_free(&pl);
 }
