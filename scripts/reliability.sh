@@ -112,6 +112,14 @@ EOF
   those offsets, only its own acks, erasing the previous owner's from the
   group's metadata: the next owner handled them again (found as replays of
   acked under churn; regression test `test_faults_regress.c`).
+- **Fixed: stop and revoke broke the order behind a waiting message.** A
+  message waiting for its retry or resume holds its lane (partition or key
+  order); stop and revoke released it unhandled, but then the drain ran the
+  messages queued behind it, so they were handled (and committed as
+  metadata) before it was delivered again to the next owner or after the
+  restart. Found by the "pause, never resumed" row (398 handles on waiting
+  lanes); now what is queued behind a released waiting message is released
+  too (regression: that row, and `race_failure`'s `stop_releases_held_lanes`).
 - **Handler failures** (`test_faults_handler.c`). Each failing message is
   attempted exactly as often as the policy says, and
   `kaffe_message_attempt()` counts 1..n; the failure counters equal the
