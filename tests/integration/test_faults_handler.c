@@ -299,14 +299,26 @@ static void assert_held_at(plan_t *pl, int32_t p, int64_t o) {
     fault_done_free(&d);
 }
 
-static void record(fault_result_t *res, const char *fmt, ...) {
+/* Records the row of a tallied run with its scenario text. */
+static void record_row(fault_result_t *res, const char *scenario) {
+    res->scenario = scenario;
+    fault_result_record(res);
+}
+
+/* Tallies the run (fault_run_tally: lost, duplicates, replays asserted),
+ * records its row with recovery_ms (-1: n/a) and the scenario text, and
+ * frees the plan. */
+static void plan_record(plan_t *pl, long recovery_ms, const char *fmt, ...) {
     static char text[256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    res->scenario = text;
-    fault_result_record(res);
+    fault_result_t res = {0};
+    fault_run_tally(&pl->r, &res);
+    res.recovery_ms = recovery_ms;
+    record_row(&res, text);
+    plan_free(pl);
 }
 
 /* --- the dead-letter topic, read back with a plain client ----------------- */
@@ -374,70 +386,56 @@ static long check_dead_letters(plan_t *pl, const char *dlq, long expected, int a
 
 /* --- scenarios ------------------------------------------------------------ */
 
-/* 2% fail 1..2 times, then succeed; partition order, so a waiting message
- * holds back its partition (only). */
-Test(faults_handler, retry_transient_failures) {
-    plan_t pl = {0};
-    plan_setup(&pl, "h-retry", 20000);
-    pl.transient_pm = 20;
-    pl.transient_max = 2;
-    pl.last_attempt = 5;
-    pl.lane_waits = 1;
-    plan_totals_t t = plan_totals(&pl);
+/* 2% of the messages fail 1..2 times, then succeed: by the handler's
+ * return, or (nacks) by the acker's nack; on_error=retry, 5 attempts, in
+ * the given ordering. Runs to the committed log end; checks the calls and
+ * the counters. */
+static plan_totals_t run_transient_failures(plan_t *pl, const char *name, int nacks,
+                                            const char *ordering) {
+    plan_setup(pl, name, 20000);
+    pl->transient_pm = 20;
+    pl->transient_max = 2;
+    pl->last_attempt = 5;
+    pl->nacks = nacks;
+    pl->r.nack = nacks ? plan_nack : NULL;
+    pl->lane_waits = !nacks && strcmp(ordering, "partition") == 0;
+    plan_totals_t t = plan_totals(pl);
     cr_assert_gt(t.failing, PARTITIONS, "the seed failed too few messages");
-    fault_run_launch(&pl.r, IN_FLIGHT_S, "ordering", "partition", "on_error", "retry",
+    fault_run_launch(&pl->r, IN_FLIGHT_S, "ordering", ordering, "on_error", "retry",
                      "retry_max_attempts", "5", "retry_initial_backoff_ms", "40",
                      "retry_max_backoff_ms", "160", NULL);
-    kaffe_failure_counters_t k = plan_finish(&pl, 90000);
-    plan_check_calls(&pl);
-    cr_assert_eq(pl.failed_calls, t.failed_calls);
+    kaffe_failure_counters_t k = plan_finish(pl, 90000);
+    plan_check_calls(pl);
+    cr_assert_eq(pl->failed_calls, t.failed_calls);
     cr_assert_eq(k.failures, (uint64_t)t.failed_calls);
     cr_assert_eq(k.retries, (uint64_t)t.failed_calls);
     cr_assert_eq(k.skipped + k.dead_lettered + k.dead_letter_failed + k.paused, 0);
-    cr_assert_eq(pl.waits, t.failed_calls, "every wait ended with its own message's retry");
-    cr_assert_gt(pl.others_during_waits, 0, "no other partition went on during a backoff");
-    fprintf(stderr, "h-retry: %ld failing, %ld failed calls, %ld handled elsewhere during waits\n",
-            t.failing, t.failed_calls, pl.others_during_waits);
-    fault_result_t res = {0};
-    long longest_ms = pl.longest_wait_us / 1000;
-    fault_run_tally(&pl.r, &res);
-    res.recovery_ms = longest_ms; /* the longest first failure -> handled OK */
-    record(&res,
-           "handler fails, on_error=retry: %ld msgs fail 1-2 times (%ld retries), partition "
-           "order; %ld handled on other partitions during backoffs",
-           t.failing, t.failed_calls, pl.others_during_waits);
-    plan_free(&pl);
+    return t;
 }
 
-/* Async failures: 2% are nacked 1..2 times by the acker (out of order,
- * unordered: a nacked message's retry goes to the back), then acked. */
+/* Partition order: a message waiting for its retry holds back its
+ * partition (only). Recovery: the longest first failure -> handled OK. */
+Test(faults_handler, retry_transient_failures) {
+    plan_t pl = {0};
+    plan_totals_t t = run_transient_failures(&pl, "h-retry", 0, "partition");
+    cr_assert_eq(pl.waits, t.failed_calls, "every wait ended with its own message's retry");
+    cr_assert_gt(pl.others_during_waits, 0, "no other partition went on during a backoff");
+    plan_record(&pl, pl.longest_wait_us / 1000,
+                "handler fails, on_error=retry: %ld msgs fail 1-2 times (%ld retries), partition "
+                "order; %ld handled on other partitions during backoffs",
+                t.failing, t.failed_calls, pl.others_during_waits);
+}
+
+/* Async failures: nacked by the acker, out of order (unordered: a nacked
+ * message's retry goes to the back). Recovery: the longest first nack ->
+ * last handle. */
 Test(faults_handler, retry_async_nacks) {
     plan_t pl = {0};
-    plan_setup(&pl, "h-nack", 20000);
-    pl.transient_pm = 20;
-    pl.transient_max = 2;
-    pl.last_attempt = 5;
-    pl.nacks = 1;
-    pl.r.nack = plan_nack;
-    plan_totals_t t = plan_totals(&pl);
-    cr_assert_gt(t.failing, PARTITIONS, "the seed failed too few messages");
-    fault_run_launch(&pl.r, IN_FLIGHT_S, "on_error", "retry", "retry_max_attempts", "5",
-                     "retry_initial_backoff_ms", "40", "retry_max_backoff_ms", "160", NULL);
-    kaffe_failure_counters_t k = plan_finish(&pl, 90000);
-    plan_check_calls(&pl);
-    cr_assert_eq(pl.failed_calls, t.failed_calls);
-    cr_assert_eq(k.failures, (uint64_t)t.failed_calls);
-    cr_assert_eq(k.retries, (uint64_t)t.failed_calls);
-    cr_assert_eq(k.skipped + k.dead_lettered + k.dead_letter_failed + k.paused, 0);
-    fault_result_t res = {0};
-    long longest_ms = pl.longest_wait_us / 1000;
-    fault_run_tally(&pl.r, &res);
-    res.recovery_ms = longest_ms; /* the longest first nack -> last handle */
-    record(&res,
-           "handler fails, async nack + on_error=retry: %ld msgs nacked 1-2 times (%ld "
-           "retries), acks out of order",
-           t.failing, t.failed_calls);
-    plan_free(&pl);
+    plan_totals_t t = run_transient_failures(&pl, "h-nack", 1, "unordered");
+    plan_record(&pl, pl.longest_wait_us / 1000,
+                "handler fails, async nack + on_error=retry: %ld msgs nacked 1-2 times (%ld "
+                "retries), acks out of order",
+                t.failing, t.failed_calls);
 }
 
 /* 1% fail always (dead-lettered after 2 attempts), 1% once. */
@@ -462,13 +460,10 @@ Test(faults_handler, retry_exhausted_dead_letter) {
     cr_assert_eq(k.failures, (uint64_t)t.failed_calls);
     cr_assert_eq(k.retries, (uint64_t)(t.failed_calls - t.permanent));
     check_dead_letters(&pl, dlq, t.permanent, 2);
-    fault_result_t res = {0};
-    fault_run_tally(&pl.r, &res);
-    record(&res,
-           "handler fails, retry_exhausted=dead_letter: %ld msgs fail always, %ld once; "
-           "%ld dead-lettered, each once in the DLQ",
-           t.permanent, t.failing - t.permanent, t.permanent);
-    plan_free(&pl);
+    plan_record(&pl, -1,
+                "handler fails, retry_exhausted=dead_letter: %ld msgs fail always, %ld once; "
+                "%ld dead-lettered, each once in the DLQ",
+                t.permanent, t.failing - t.permanent, t.permanent);
 }
 
 /* One message fails on partitions 0 and 1 each (partitions 2 and 3 have
@@ -544,11 +539,7 @@ static void dead_letter_outage_finish(plan_t *pl, const char *dlq, int64_t up_us
     cr_assert_eq(pl->bad_attempt, 0);
     cr_assert_eq(k.dead_lettered, 2);
     check_dead_letters(pl, dlq, 2, 1);
-    fault_result_t res = {0};
-    fault_run_tally(&pl->r, &res);
-    res.recovery_ms = recovery_ms;
-    record(&res, "%s", scenario);
-    plan_free(pl);
+    plan_record(pl, recovery_ms, "%s", scenario);
 }
 
 /* The dead-letter topic's broker is down when the two messages fail; the
@@ -625,13 +616,10 @@ Test(faults_handler, retry_exhausted_skip) {
     cr_assert_eq(k.retries, (uint64_t)(2 * t.permanent));
     cr_assert_eq(k.dead_lettered + k.paused, 0);
     plan_count_exhausted(&pl);
-    fault_result_t res = {0};
-    fault_run_tally(&pl.r, &res);
-    record(&res,
-           "handler fails, retry_exhausted=skip: %ld msgs fail always, %ld skipped after 3 "
-           "attempts (counted as handled)",
-           t.permanent, (long)k.skipped);
-    plan_free(&pl);
+    plan_record(&pl, -1,
+                "handler fails, retry_exhausted=skip: %ld msgs fail always, %ld skipped after 3 "
+                "attempts (counted as handled)",
+                t.permanent, (long)k.skipped);
 }
 
 /* One message fails once on partitions 0 and 1: each pauses its partition
@@ -682,14 +670,11 @@ Test(faults_handler, pause_then_resume) {
         if (pl.recalled_us[p] - resumed_us > recovery_us)
             recovery_us = (long)(pl.recalled_us[p] - resumed_us);
     }
-    fault_result_t res = {0};
-    fault_run_tally(&pl.r, &res);
-    res.recovery_ms = recovery_us / 1000; /* resume -> the paused message handled */
-    record(&res,
-           "handler fails, on_error=pause: 2 partitions paused at the failed msg, %ld handled "
-           "on the others meanwhile; resumed, redelivered",
-           others);
-    plan_free(&pl);
+    /* Recovery: resume -> the paused message handled. */
+    plan_record(&pl, recovery_us / 1000,
+                "handler fails, on_error=pause: 2 partitions paused at the failed msg, %ld "
+                "handled on the others meanwhile; resumed, redelivered",
+                others);
 }
 
 /* The default: the consumer stops at the failed message; a restarted
@@ -713,8 +698,8 @@ Test(faults_handler, stop_then_restart_fixed) {
     fault_result_t res = {0};
     fault_run_finish(&pl.r, &res, 60000);
     cr_assert_eq(pl.bad_attempt, 0);
-    record(&res, "handler fails, on_error=stop (default): stops at the failed msg; restarted "
-                 "with the handler fixed");
+    record_row(&res, "handler fails, on_error=stop (default): stops at the failed msg; "
+                     "restarted with the handler fixed");
     plan_free(&pl);
 }
 
@@ -738,7 +723,7 @@ Test(faults_handler, pause_never_resumed_then_restart) {
     assert_lane_kept(&pl);
     for (int32_t p = 0; p < 2; p++)
         cr_assert_eq(pl.calls[p][pl.forced[p]], 2, "partition %d: the paused message", p);
-    record(&res, "handler fails, on_error=pause, never resumed: stop releases the 2 paused msgs "
-                 "uncommitted; restarted, redelivers them");
+    record_row(&res, "handler fails, on_error=pause, never resumed: stop releases the 2 paused "
+                     "msgs uncommitted; restarted, redelivers them");
     plan_free(&pl);
 }
