@@ -1,5 +1,8 @@
 /* Delayed acks: a min-heap of (due time, item) under one mutex, served by one
- * thread that sleeps on a condition variable until the earliest due time. */
+ * thread that sleeps on a condition variable until the earliest due time and
+ * then takes every due item at once (up to SERVE_BATCH), calling back
+ * outside the lock: one lock round trip per batch, not per item, so pushing
+ * threads rarely wait for the server. */
 #include "cli/delayed_ack.h"
 
 #include <pthread.h>
@@ -7,6 +10,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
+
+/* Items the serving thread takes per lock hold. */
+#define SERVE_BATCH 512
 
 typedef struct entry {
     uint64_t due_ns; /* CLOCK_MONOTONIC */
@@ -70,25 +76,35 @@ static entry_t pop(delayed_ack_t *d) {
 
 static void *serve(void *arg) {
     delayed_ack_t *d = arg;
+    void **batch = malloc(SERVE_BATCH * sizeof *batch);
+    size_t batch_cap = batch ? SERVE_BATCH : 1;
+    void *single;
+    if (!batch)
+        batch = &single; /* no memory: one item per lock hold still works */
     pthread_mutex_lock(&d->lock);
     while (!d->stopping) {
         if (d->count == 0) {
             pthread_cond_wait(&d->wake, &d->lock);
             continue;
         }
-        uint64_t due = d->heap[0].due_ns;
-        if (due > now_ns()) {
+        uint64_t now = now_ns(), due = d->heap[0].due_ns;
+        if (due > now) {
             struct timespec ts = {.tv_sec = (time_t)(due / 1000000000u),
                                   .tv_nsec = (long)(due % 1000000000u)};
             pthread_cond_timedwait(&d->wake, &d->lock, &ts);
             continue;
         }
-        entry_t e = pop(d);
+        size_t n = 0;
+        while (n < batch_cap && d->count > 0 && d->heap[0].due_ns <= now)
+            batch[n++] = pop(d).item;
         pthread_mutex_unlock(&d->lock);
-        d->fn(e.item, d->opaque);
+        for (size_t i = 0; i < n; i++)
+            d->fn(batch[i], d->opaque);
         pthread_mutex_lock(&d->lock);
     }
     pthread_mutex_unlock(&d->lock);
+    if (batch != &single)
+        free(batch);
     return NULL;
 }
 

@@ -24,6 +24,7 @@
 
 #include "ack/ack.h"
 #include "common/errstr.h"
+#include "common/thread_name.h"
 #include "common/tsan.h"
 #include "conf/conf.h"
 #include "consumer/internal.h"
@@ -1463,6 +1464,7 @@ static void handle_polled(kaffe_consumer_t *c, rd_kafka_message_t **rkms, size_t
 
 static void *poll_main(void *arg) {
     kaffe_consumer_t *c = arg;
+    common_set_thread_name("kaffe-poll");
     c->last_commit_ms = now_ms();
     /* The consumer group queue rd_kafka_consumer_poll serves (rebalances,
      * errors and commit results are served inside the batch call alike). */

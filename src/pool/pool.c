@@ -10,6 +10,7 @@
 #include <urcu/arch.h>
 #include <urcu/compiler.h>
 
+#include "common/thread_name.h"
 #include "common/tsan.h"
 
 enum { KIND_ITEM = 0, KIND_LANE = 1, KIND_RELEASE = 2 };
@@ -182,6 +183,7 @@ void pool_lane_wake(pool_lane_t *lane) {
 
 static void *worker_main(void *arg) {
     pool_t *p = arg;
+    common_set_thread_name("kaffe-worker");
     int spins = 0;
     for (;;) {
         struct cds_wfcq_node *node = NULL;

@@ -1,5 +1,6 @@
 /* Fault suite, broker faults: a broker down and up mid-run, all brokers down
- * and up, partition leaders moving, raised round-trip time. Each scenario
+ * and up, partition leaders moving, the group coordinator moving, raised
+ * round-trip time. Each scenario
  * consumes data it produced (async, out-of-order acks) on a 3-broker
  * embedded cluster, injects the fault in the middle of the run, and checks
  * with a plain client that committed offsets reach the log end, nothing is
@@ -108,4 +109,20 @@ Test(faults_broker, raised_round_trip_time) {
         cr_assert_eq(rd_kafka_mock_broker_set_rtt(h, b, 0), 0);
     fault_run_fault_over(&r);
     finish(&r, "round-trip time 500 ms on all brokers for 2.5 s");
+}
+
+Test(faults_broker, group_coordinator_moves) {
+    fault_run_t r;
+    start_run(&r, "f-coord");
+    rd_kafka_mock_cluster_t *h = mock_cluster_handle(mc);
+    /* Four moves, 200 ms apart (two commit intervals each): commits and
+     * heartbeats in flight meet NOT_COORDINATOR and must find the new one;
+     * the consumer must neither stop nor lose an ack. */
+    for (int move = 1; move <= 4; move++) {
+        cr_assert_eq(rd_kafka_mock_coordinator_set(h, "group", r.group, (int32_t)(move % 3) + 1),
+                     0);
+        fault_sleep_ms(200);
+    }
+    fault_run_fault_over(&r);
+    finish(&r, "group coordinator moves 4 times, 200 ms apart");
 }
