@@ -119,7 +119,8 @@ EOF
   metadata) before it was delivered again to the next owner or after the
   restart. Found by the "pause, never resumed" row (398 handles on waiting
   lanes); now what is queued behind a released waiting message is released
-  too (regression: that row, and `race_failure`'s `stop_releases_held_lanes`).
+  too (regressions: that row, `race_failure`'s `stop_releases_held_lanes`,
+  and `test_consumer_failure`'s revoke case).
 - **Handler failures** (`test_faults_handler.c`). Each failing message is
   attempted exactly as often as the policy says, and
   `kaffe_message_attempt()` counts 1..n; the failure counters equal the
