@@ -5,7 +5,11 @@
  *   async   kaffe_produce_async with a delivery callback, then flush (and
  *           again without a callback);
  *   sync x1 kaffe_produce_sync_topic from 1 thread for a fixed time;
- *   sync x8 the same from 8 threads at once.
+ *   sync x8 the same from 8 threads at once;
+ * and two information rows, variants of raw: DR events (not callbacks) served by a separate thread
+ * that destroys them (raw_thread), or that hands them back to the producing
+ * thread to destroy (raw_defer): what serving reports off the producing
+ * thread costs librdkafka itself, and what kaffe's deferred freeing recovers.
  * Prints messages/s and the ratios async/raw (target >= 0.9) and
  * sync x8 / sync x1 (target >= 4). Same librdkafka settings for every
  * client (acks=all, librdkafka defaults otherwise, e.g. linger.ms=5, unless
@@ -14,7 +18,10 @@
  * Each run writes to its own topic of PARTITIONS partitions, sized so that
  * no mock partition passes its retention (~100k messages / ~5 MB).
  *
- *   build/release/bench/bench_producer [async_messages] [sync_seconds] */
+ *   build/release/bench/bench_producer [async_messages] [sync_seconds] [rounds]
+ *   BENCH_ONLY=raw,async,async_nocb (modes: raw raw_sticky async async_nocb
+ *   raw_thread raw_defer sync) runs only those. */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -74,10 +81,86 @@ static void raw_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
         (*(long *)m->_private)++;
 }
 
+/* How the raw loop serves its delivery reports. */
+typedef enum raw_dr {
+    DR_POLL,   /* DR callback, rd_kafka_poll() on the producing thread */
+    DR_THREAD, /* DR events served and destroyed by a separate thread */
+    DR_DEFER,  /* DR events served by a separate thread, destroyed by the
+                  producing thread (the thread destroys them itself only past
+                  a backlog bound or during the flush) */
+} raw_dr_t;
+
+/* A DR event waiting for the producing thread to destroy it (DR_DEFER). */
+typedef struct deferred_event {
+    struct deferred_event *next;
+    rd_kafka_event_t *ev;
+    size_t messages;
+} deferred_event_t;
+
+#define DEFER_BOUND 50000 /* messages; half of queue.buffering.max.messages */
+
+typedef struct raw_dr_thread {
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *queue;
+    raw_dr_t mode;
+    long failed;                          /* the thread's own count */
+    atomic_bool stop;                     /* release by the producer, acquire here */
+    atomic_bool direct;                   /* seq_cst: Dekker with the stack push */
+    _Atomic(deferred_event_t *) deferred; /* push: the thread; take-all: either */
+    atomic_size_t backlog;                /* messages in deferred (relaxed) */
+} raw_dr_thread_t;
+
+static void destroy_chain(raw_dr_thread_t *t, deferred_event_t *d) {
+    size_t n = 0;
+    while (d) {
+        deferred_event_t *next = d->next;
+        n += d->messages;
+        rd_kafka_event_destroy(d->ev);
+        free(d);
+        d = next;
+    }
+    atomic_fetch_sub_explicit(&t->backlog, n, memory_order_relaxed);
+}
+
+static void drain_deferred(raw_dr_thread_t *t) {
+    if (atomic_load_explicit(&t->deferred, memory_order_relaxed))
+        destroy_chain(t, atomic_exchange(&t->deferred, NULL));
+}
+
+static void *raw_dr_main(void *arg) {
+    raw_dr_thread_t *t = arg;
+    pthread_setname_np(pthread_self(), "raw-dr");
+    while (!atomic_load_explicit(&t->stop, memory_order_acquire)) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(t->queue, 100);
+        if (!ev)
+            continue;
+        const rd_kafka_message_t *m;
+        size_t n = 0;
+        while ((m = rd_kafka_event_message_next(ev)) != NULL) {
+            n++;
+            if (m->err)
+                t->failed++;
+        }
+        deferred_event_t *d = t->mode == DR_DEFER ? malloc(sizeof *d) : NULL;
+        if (!d || atomic_load_explicit(&t->backlog, memory_order_relaxed) + n > DEFER_BOUND) {
+            free(d);
+            rd_kafka_event_destroy(ev);
+            continue;
+        }
+        *d = (deferred_event_t){atomic_load(&t->deferred), ev, n};
+        atomic_fetch_add_explicit(&t->backlog, n, memory_order_relaxed);
+        while (!atomic_compare_exchange_weak(&t->deferred, &d->next, d))
+            ;
+        if (atomic_load(&t->direct))
+            drain_deferred(t);
+    }
+    return NULL;
+}
+
 /* sticky: librdkafka's default partitioner (null keys stick to one partition
  * for sticky.partitioning.linger.ms); otherwise explicit round-robin
  * partitions, the sequence kaffe's default strategy produces. */
-static double run_raw(const char *topic, long count, const char *value, bool sticky) {
+static double run_raw(const char *topic, long count, const char *value, bool sticky, raw_dr_t dr) {
     char err[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "bootstrap.servers", mock_cluster_bootstraps(mc), err, sizeof err);
@@ -85,31 +168,65 @@ static double run_raw(const char *topic, long count, const char *value, bool sti
     if (linger_ms)
         rd_kafka_conf_set(conf, "linger.ms", linger_ms, err, sizeof err);
     long failed = 0;
-    rd_kafka_conf_set_dr_msg_cb(conf, raw_dr);
+    if (dr == DR_POLL)
+        rd_kafka_conf_set_dr_msg_cb(conf, raw_dr);
+    else
+        rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    static raw_dr_thread_t t;
+    pthread_t tid;
+    if (dr != DR_POLL) {
+        t.rk = rk;
+        t.queue = rd_kafka_queue_get_main(rk);
+        t.mode = dr;
+        t.failed = 0;
+        atomic_init(&t.stop, false);
+        atomic_init(&t.direct, false);
+        atomic_init(&t.deferred, NULL);
+        atomic_init(&t.backlog, 0);
+        pthread_create(&tid, NULL, raw_dr_main, &t);
+    }
+    int block = dr == DR_POLL ? 0 : RD_KAFKA_MSG_F_BLOCK;
     /* Warm up: metadata and connections, as kaffe's first call does. */
     rd_kafka_producev(rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_VALUE((void *)value, VALUE_SIZE),
                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(&failed),
                       RD_KAFKA_V_END);
+    atomic_store(&t.direct, true);
+    drain_deferred(&t);
     rd_kafka_flush(rk, 10000);
+    atomic_store(&t.direct, false);
     double start = now_s(), cpu_start = cpu_s();
     for (long i = 0; i < count; i++) {
         int32_t partition = sticky ? RD_KAFKA_PARTITION_UA : (int32_t)(i % PARTITIONS);
         rd_kafka_resp_err_t e;
+        if (dr == DR_DEFER)
+            drain_deferred(&t);
         while ((e = rd_kafka_producev(rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
                                       RD_KAFKA_V_VALUE((void *)value, VALUE_SIZE),
-                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY | block),
                                       RD_KAFKA_V_OPAQUE(&failed), RD_KAFKA_V_END)) ==
                RD_KAFKA_RESP_ERR__QUEUE_FULL)
             rd_kafka_poll(rk, 1);
         if (e)
             failed++;
-        rd_kafka_poll(rk, 0);
+        if (dr == DR_POLL)
+            rd_kafka_poll(rk, 0);
+    }
+    if (dr != DR_POLL) {
+        atomic_store(&t.direct, true);
+        drain_deferred(&t);
     }
     rd_kafka_flush(rk, 60000);
     double took = now_s() - start;
     last_cpu_us = (cpu_s() - cpu_start) * 1e6 / (double)count;
+    if (dr != DR_POLL) {
+        atomic_store_explicit(&t.stop, true, memory_order_release);
+        rd_kafka_queue_yield(t.queue);
+        pthread_join(tid, NULL);
+        rd_kafka_queue_destroy(t.queue);
+        failed += t.failed;
+    }
     if (failed)
         fprintf(stderr, "raw: %ld failed\n", failed);
     rd_kafka_topic_destroy(rkt);
@@ -217,14 +334,14 @@ static stats_t stats_of(double *v, int n) {
     return (stats_t){m, v[0], v[n - 1]};
 }
 
-enum { RAW, RAW_STICKY, ASYNC, ASYNC_NOCB, MODES };
+enum { RAW, RAW_STICKY, ASYNC, ASYNC_NOCB, RAW_THREAD, RAW_DEFER, MODES };
 static const char *const mode_names[MODES] = {
-    "raw producev, round-robin partitions",
-    "raw producev, default (sticky) part.",
-    "kaffe_produce_async, callback",
-    "kaffe_produce_async, no callback",
+    "raw producev, round-robin partitions", "raw producev, default (sticky) part.",
+    "kaffe_produce_async, callback",        "kaffe_produce_async, no callback",
+    "raw, DR events on a thread",           "raw, DR thread, producer destroys",
 };
-static const char *const mode_keys[MODES] = {"raw", "raw_sticky", "async", "async_nocb"};
+static const char *const mode_keys[MODES] = {"raw",        "raw_sticky", "async",
+                                             "async_nocb", "raw_thread", "raw_defer"};
 
 /* Whether key is one of the comma-separated words of list. */
 static bool listed(const char *list, const char *key) {
@@ -240,9 +357,13 @@ static double run_mode(int mode, long count, const char *value) {
     fresh_topic(topic, sizeof topic);
     switch (mode) {
         case RAW:
-            return run_raw(topic, count, value, false);
+            return run_raw(topic, count, value, false, DR_POLL);
         case RAW_STICKY:
-            return run_raw(topic, count, value, true);
+            return run_raw(topic, count, value, true, DR_POLL);
+        case RAW_THREAD:
+            return run_raw(topic, count, value, false, DR_THREAD);
+        case RAW_DEFER:
+            return run_raw(topic, count, value, false, DR_DEFER);
         case ASYNC:
             return run_async(topic, count, value, true);
         default:
@@ -292,12 +413,15 @@ int main(int argc, char **argv) {
             }
         }
     double ratio_cb[64], ratio_nocb[64], ratio_sticky[64], cpu_cb[64], cpu_nocb[64];
+    double ratio_thread[64], ratio_defer[64];
     for (int r = 0; r < rounds; r++) {
         cpu_cb[r] = cpu[RAW][r] / cpu[ASYNC][r];
         cpu_nocb[r] = cpu[RAW][r] / cpu[ASYNC_NOCB][r];
         ratio_cb[r] = rate[ASYNC][r] / rate[RAW][r];
         ratio_nocb[r] = rate[ASYNC_NOCB][r] / rate[RAW][r];
         ratio_sticky[r] = rate[RAW_STICKY][r] / rate[RAW][r];
+        ratio_thread[r] = rate[RAW_THREAD][r] / rate[RAW][r];
+        ratio_defer[r] = rate[RAW_DEFER][r] / rate[RAW][r];
     }
     bool all = !only;
     double sync1 = 0, sync8 = 0;
@@ -338,6 +462,12 @@ int main(int argc, char **argv) {
     if (enabled[RAW_STICKY] && enabled[RAW])
         print_stats("  raw sticky / raw round-robin", ratio_sticky, rounds,
                     "   (information: librdkafka's default partitioner)");
+    if (enabled[RAW_THREAD] && enabled[RAW])
+        print_stats("  raw DR thread / raw", ratio_thread, rounds,
+                    "   (information: reports freed on another thread)");
+    if (enabled[RAW_DEFER] && enabled[RAW])
+        print_stats("  raw DR thread, producer destroys / raw", ratio_defer, rounds,
+                    "   (information)");
     if (sync1 > 0)
         printf("ratio sync x8 / sync x1 = %.2f  (target >= 4.00)\n", sync8 / sync1);
     mock_cluster_stop(mc);

@@ -27,9 +27,11 @@
  * round_robin instead (an empty, non-NULL key is hashed like any other).
  *
  * Partition counts come from the cluster's metadata: read when a topic is
- * first used, cached, and re-read every partition_refresh_ms (and at once
- * when a message names a partition beyond the cached count), so new
- * partitions of a grown topic are used.
+ * first used, cached, and re-read every partition_refresh_ms, and when a
+ * message names a partition beyond the cached count (at most once a second
+ * per topic: within a second of the last read such a message is refused with
+ * KAFFE_ERR_UNKNOWN_PARTITION without asking the cluster). So new partitions
+ * of a grown topic are used; a cached count never goes down.
  *
  * Acknowledgement: the producer asks for acks=all unless
  * rdkafka.request.required.acks (or rdkafka.acks) says otherwise. A sync call
@@ -42,7 +44,10 @@
  * Threads: every produce call and kaffe_producer_flush() may be called from
  * any number of threads at once. Concurrent sync calls are not serialised:
  * their messages travel in the same librdkafka batches. Delivery callbacks
- * run on one internal thread, the producer's delivery thread.
+ * run on one internal thread, the producer's delivery thread. The memory of
+ * a message whose callback has returned is freed by the next produce call on
+ * any thread (where it was most likely allocated, which is cheaper), or by
+ * the delivery thread within a few milliseconds when no produce call comes.
  *
  * Errors: every call returns a kaffe_status_t. kaffe's own codes name the
  * common failures; any other librdkafka error is passed through unchanged

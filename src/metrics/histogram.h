@@ -11,6 +11,7 @@
 #define KAFFE_SRC_METRICS_HISTOGRAM_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define HISTOGRAM_SUB_BITS 4  /* 16 sub-buckets per power of two */
@@ -30,6 +31,11 @@ void histogram_reset(histogram_t *h);
 /* Records one value; values above the range count in the last bucket.
  * Thread-safe, lock-free (relaxed atomics: counts only, no ordering). */
 void histogram_record(histogram_t *h, uint64_t value);
+
+/* Records values[0..n) as n histogram_record() calls would, with one update
+ * of count, sum and max for all of them (for a thread that has a batch of
+ * values at hand). Same thread-safety as histogram_record(). */
+void histogram_record_many(histogram_t *h, const uint64_t *values, size_t n);
 
 /* Adds every count of from into into. Not atomic as a whole. */
 void histogram_merge(histogram_t *into, const histogram_t *from);

@@ -5,7 +5,8 @@
  *   - Caller threads run every produce call. They pick the partition
  *     themselves (so errors are synchronous and exact) and hand the message
  *     to librdkafka with an explicit partition and a pending record as the
- *     message opaque.
+ *     message opaque. At the start of each call they also free the delivery
+ *     reports whose callbacks have run (see "Freeing delivery reports").
  *   - The delivery thread serves librdkafka's main queue in event mode
  *     (RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR): it completes each pending
  *     record exactly once (librdkafka emits exactly one delivery report per
@@ -30,7 +31,54 @@
  * delivery thread runs the callback and returns the record to the pool (see
  * record_get() and records_return()). No record is malloc'ed or freed per
  * message: a malloc on the caller paired with a free on the delivery thread
- * cost ~300 instructions per message and contended on glibc's arena lock. */
+ * cost ~300 instructions per message and contended on glibc's arena lock.
+ * (Carrying the callback and opaque after the value in kaffe's own copy of
+ * it, freed by librdkafka with RD_KAFKA_MSG_F_FREE, was measured too: the
+ * extra malloc per message cost more than the pool.)
+ *
+ * Freeing delivery reports: destroying a DR event frees its messages (one
+ * librdkafka allocation each, made by the producing thread) and takes
+ * librdkafka's message-count lock once per message, which the producing
+ * thread takes too. Done on the delivery thread, every message is freed on
+ * another thread than the one that allocated it (glibc's arena lock, cache
+ * lines moving between cores). So the delivery thread runs the callbacks and
+ * then defers the event: it pushes it on the "deferred" stack, and the next
+ * produce call on any producing thread destroys what is there (deferred_drain)
+ * before it queues its own message. Callbacks still run only on the delivery
+ * thread; only the free moves.
+ *
+ * Nothing may wait for a deferred event forever. Three things wait for
+ * librdkafka's message count, which drops only when events are destroyed:
+ * rd_kafka_flush() (kaffe_producer_flush, destroy), a produce call blocked in
+ * RD_KAFKA_MSG_F_BLOCK for room in the queue, and librdkafka itself at
+ * rd_kafka_destroy. The rules that make every deferred event destroyed
+ * within a bounded time without any producing thread's help:
+ *   1. Age: the delivery thread destroys the whole stack itself once its
+ *      oldest event has waited DEFER_MAX_MS (it polls librdkafka with a
+ *      timeout no longer than that while the stack is not empty). So a
+ *      deferred event outlives its callback by at most DEFER_MAX_MS plus
+ *      one poll wake-up, whatever the producing threads do; and every
+ *      message librdkafka still counts is either in librdkafka (it reports
+ *      it within message.timeout.ms) or deferred (destroyed within
+ *      DEFER_MAX_MS). A waiter therefore waits at most DEFER_MAX_MS longer
+ *      than it would without deferral, never forever.
+ *   2. Size: the delivery thread does not defer an event that would take the
+ *      stack past half of queue.buffering.max.messages or half of
+ *      queue.buffering.max.kbytes (counted as key + value bytes, at least
+ *      what librdkafka counts); it destroys it at once. So a produce call
+ *      blocked for room is not held for the age limit: once the messages
+ *      in librdkafka report, the count is at most half the limit.
+ *   3. Flush: kaffe_producer_flush and destroy raise "direct" (seq_cst
+ *      increment) and then take the stack (seq_cst exchange); the delivery
+ *      thread pushes (seq_cst CAS) and then reads "direct" (seq_cst load),
+ *      draining the stack itself when it is raised, and defers nothing while
+ *      it is raised. In the single total order of these seq_cst operations
+ *      either the flusher's exchange comes after the push (it takes the
+ *      event) or the delivery thread's load comes after the increment (it
+ *      destroys the event): an event is never left on the stack while
+ *      rd_kafka_flush waits. A flush thus waits no longer than before.
+ * A stack taken by a drainer is destroyed by that thread at once, before it
+ * does anything that could block (its own produce comes after the drain). */
 #include <kaffe/producer.h>
 #include <kaffe/stats.h>
 
@@ -38,6 +86,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +95,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "common/errstr.h"
+#include "common/thread_name.h"
 #include "common/tsan.h"
 #include "conf/conf.h"
 #include "metrics/histogram.h"
@@ -60,6 +110,10 @@
 #define OUT_OF_RANGE_REFRESH_MIN_MS 1000
 /* Delivery reports taken from one event per call. */
 #define DR_BATCH 256
+/* Longest a delivery report waits on the deferred stack before the delivery
+ * thread destroys it itself (see "Freeing delivery reports"); tests may
+ * change it per producer (producer_set_defer_max_ms). */
+#define DEFER_MAX_MS 5
 
 typedef enum strategy {
     STRATEGY_ROUND_ROBIN,
@@ -83,7 +137,10 @@ typedef struct topic_entry {
     /* round_robin position. Relaxed fetch_add: only atomicity is needed (each
      * caller gets a distinct ticket); it orders nothing else. */
     _Atomic uint64_t round_robin_next;
-    /* Monotonic ms of the last metadata read. Relaxed: a rate-limit hint. */
+    /* Monotonic ms of the last metadata read. Written only under
+     * metadata_lock; read without it as a rate-limit hint and again under it
+     * before asking the cluster. Relaxed: the lock orders the exact read; the
+     * hint publishes nothing. */
     _Atomic int64_t refreshed_at_ms;
 } topic_entry_t;
 
@@ -118,6 +175,15 @@ typedef struct async_pending {
 
 /* Shared by every async message without a callback; never freed. */
 static async_pending_t async_without_callback = {{PENDING_ASYNC}, NULL, NULL, NULL};
+
+/* A DR event whose callbacks have run, waiting on the deferred stack for a
+ * producing thread to destroy it. Nodes are recycled like records: taken by
+ * the delivery thread from its own free list, given back by the destroyer
+ * (spare_nodes). */
+typedef struct deferred_event {
+    struct deferred_event *next;
+    rd_kafka_event_t *ev;
+} deferred_event_t;
 
 /* Async records are recycled rather than malloc'ed per message and freed by
  * the delivery thread (a cross-thread malloc/free pair per message contended
@@ -172,6 +238,25 @@ struct kaffe_producer_s {
     record_chunk_t *chunks;        /* protected by pool_lock; freed by destroy */
     _Atomic(async_pending_t *) returned_records;
 
+    /* The deferred stack (see "Freeing delivery reports" at the top). Pushed
+     * by the delivery thread only (CAS); taken whole by any thread
+     * (exchange), so there is no ABA. seq_cst: the push, the exchange and the
+     * accesses to direct form the Dekker pair of rule 3. */
+    _Alignas(64) _Atomic(deferred_event_t *) deferred;
+    /* > 0 while a flush or destroy waits: the delivery thread destroys every
+     * event itself. Incremented/decremented by flush, incremented for good by
+     * destroy. seq_cst (rule 3). */
+    atomic_int direct;
+    /* Nodes given back by destroyers: CAS push of a chain (release), taken
+     * whole by the delivery thread (acquire exchange), so the destroyer's
+     * reads of a node happen before the delivery thread reuses it. */
+    _Atomic(deferred_event_t *) spare_nodes;
+    /* Largest backlog deferred (rule 2); immutable. */
+    size_t defer_max_messages, defer_max_bytes;
+    /* Rule 1's age limit, DEFER_MAX_MS unless a test changed it. Relaxed:
+     * a standalone setting read by the delivery thread. */
+    atomic_int defer_max_ms;
+
     pthread_t delivery_thread;
     /* Set by destroy (release) after the last flush; the delivery thread
      * loads it (acquire) between events. */
@@ -182,12 +267,32 @@ struct kaffe_producer_s {
     pthread_cond_t refresh_wakeup;
     bool stop_refresh; /* protected by refresh_lock */
 
-    /* Stats (kaffe_producer_stats). Independent counters: relaxed
-     * increments and loads, ordering nothing. */
-    _Alignas(64) atomic_llong stat_in_flight; /* produce threads +, delivery thread - */
-    atomic_ullong stat_produced, stat_failed; /* delivery thread */
-    histogram_t stat_latency;                 /* ns, delivery thread */
+    /* Stats (kaffe_producer_stats). In flight = accepted - (produced +
+     * failed): the produce threads count on their side, the delivery thread
+     * on its own, so no counter's cache line moves between them per message.
+     * stat_accepted: relaxed fetch_add (before the message is queued, undone
+     * if it is refused); it orders nothing. Messages with a callback are
+     * counted in stat_accepted_pooled instead, inside the pool_lock section
+     * that takes their record (and given back by record_put), which saves a
+     * locked instruction per message: one writer at a time (pool_lock), so a
+     * relaxed load and store. stat_produced, stat_failed: one
+     * writer at a time (the delivery thread; destroy's final loop after it
+     * ended), so a load and a store, no read-modify-write; the store is
+     * release and kaffe_producer_stats() loads them with acquire before the
+     * two accepted counters: a reader that sees a message completed also sees
+     * it accepted (its count happened before its report), so in flight never
+     * reads below zero. */
+    _Alignas(64) atomic_ullong stat_accepted;
+    atomic_ullong stat_accepted_pooled; /* written under pool_lock */
+    _Alignas(64) atomic_ullong stat_produced, stat_failed;
+    /* ns; delivery thread. Recorded per batch of reports, after their
+     * callbacks but before a sync caller is woken and before the reports are
+     * freed (so after a flush every latency is in). */
+    histogram_t stat_latency;
 };
+
+/* Destroys what the deferred stack holds (defined with the delivery thread). */
+static void deferred_drain(kaffe_producer_t *p);
 
 /* The producer whose delivery thread this is (NULL elsewhere): sync calls
  * and flush refuse to run there, async produce does not block there. */
@@ -357,6 +462,7 @@ static kaffe_status_t topic_get(kaffe_producer_t *p, const char *name, topic_ent
 
 static void *refresh_main(void *arg) {
     kaffe_producer_t *p = arg;
+    common_set_thread_name("kaffe-refresh");
     int timeout_ms =
         p->refresh_ms < REFRESH_REQUEST_TIMEOUT_MS ? p->refresh_ms : REFRESH_REQUEST_TIMEOUT_MS;
     pthread_mutex_lock(&p->refresh_lock);
@@ -415,11 +521,18 @@ static kaffe_status_t choose_partition(kaffe_producer_t *p, topic_entry_t *e,
         if (msg->partition < 0)
             return KAFFE_ERR_UNKNOWN_PARTITION;
         if (msg->partition >= count) {
-            /* Maybe the topic grew since the last refresh: look once. */
+            /* Maybe the topic grew since the last refresh: look, at most
+             * once per OUT_OF_RANGE_REFRESH_MIN_MS per topic. The time is
+             * checked again under metadata_lock (refreshed_at_ms is written
+             * only under it, so that check is exact): of the callers that
+             * passed the first check together, only the first asks the
+             * cluster, the others use its answer. */
             int64_t last = atomic_load_explicit(&e->refreshed_at_ms, memory_order_relaxed);
             if (monotonic_ms() - last >= OUT_OF_RANGE_REFRESH_MIN_MS) {
                 pthread_mutex_lock(&p->metadata_lock);
-                refresh_entry(p, e, p->message_timeout_ms);
+                last = atomic_load_explicit(&e->refreshed_at_ms, memory_order_relaxed);
+                if (monotonic_ms() - last >= OUT_OF_RANGE_REFRESH_MIN_MS)
+                    refresh_entry(p, e, p->message_timeout_ms);
                 pthread_mutex_unlock(&p->metadata_lock);
                 count = atomic_load_explicit(&e->partition_count, memory_order_relaxed);
             }
@@ -470,10 +583,15 @@ static bool msg_is_valid(const kaffe_produce_msg_t *msg) {
 
 /* Chooses the partition and queues msg with pending as its opaque. On
  * KAFFE_OK exactly one delivery report for pending will follow; on any other
- * status none will. *partition is the chosen partition or -1. */
+ * status none will. *partition is the chosen partition or -1. counted: the
+ * message is counted accepted already (a pooled record, see
+ * stat_accepted_pooled). */
 static kaffe_status_t send_one(kaffe_producer_t *p, const kaffe_produce_msg_t *msg,
-                               pending_t *pending, int msgflags, int32_t *partition) {
+                               pending_t *pending, int msgflags, bool counted, int32_t *partition) {
     *partition = -1;
+    /* Free the delivery reports whose callbacks have run on this thread
+     * rather than the delivery thread (see "Freeing delivery reports"). */
+    deferred_drain(p);
     if (!msg_is_valid(msg))
         return KAFFE_ERR_INVALID_ARG;
     topic_entry_t *e;
@@ -521,11 +639,14 @@ static kaffe_status_t send_one(kaffe_producer_t *p, const kaffe_produce_msg_t *m
      * TSAN_ACQUIRE in complete()). */
     TSAN_RELEASE(pending);
     /* Counted before the report can arrive, so the gauge never dips below
-     * zero; taken back if the message is refused. relaxed: statistics. */
-    atomic_fetch_add_explicit(&p->stat_in_flight, 1, memory_order_relaxed);
+     * zero; taken back if the message is refused. relaxed: statistics (see
+     * the struct). */
+    if (!counted)
+        atomic_fetch_add_explicit(&p->stat_accepted, 1, memory_order_relaxed);
     rd_kafka_error_t *error = rd_kafka_produceva(p->rk, vus, n);
     if (error) {
-        atomic_fetch_sub_explicit(&p->stat_in_flight, 1, memory_order_relaxed);
+        if (!counted)
+            atomic_fetch_sub_explicit(&p->stat_accepted, 1, memory_order_relaxed);
         st = status_of(p, rd_kafka_error_code(error));
         rd_kafka_error_destroy(error);
         if (headers)
@@ -559,7 +680,16 @@ static void records_return(kaffe_producer_t *p, record_chain_t *chain) {
     chain->first = chain->last = NULL;
 }
 
-/* A free async record for a produce call, or NULL when out of memory. */
+/* Adds delta to stat_accepted_pooled. Called with pool_lock. */
+static void count_pooled(kaffe_producer_t *p, uint64_t delta) {
+    atomic_store_explicit(&p->stat_accepted_pooled,
+                          atomic_load_explicit(&p->stat_accepted_pooled, memory_order_relaxed) +
+                              delta,
+                          memory_order_relaxed);
+}
+
+/* A free async record for a produce call, or NULL when out of memory. Its
+ * message is counted accepted (see stat_accepted_pooled). */
 static async_pending_t *record_get(kaffe_producer_t *p) {
     pthread_mutex_lock(&p->pool_lock);
     async_pending_t *ap = p->free_records;
@@ -581,33 +711,73 @@ static async_pending_t *record_get(kaffe_producer_t *p) {
         ap = &c->records[0];
     }
     p->free_records = ap->next;
+    /* The next record's line was last written by the delivery thread: start
+     * fetching it (for writing) now, for the next call. */
+    if (p->free_records)
+        __builtin_prefetch(p->free_records, 1);
+    count_pooled(p, 1);
     pthread_mutex_unlock(&p->pool_lock);
     return ap;
 }
 
-/* Gives back a record that was never handed to librdkafka. */
+/* Gives back a record that was never handed to librdkafka (its message is
+ * no longer counted accepted). */
 static void record_put(kaffe_producer_t *p, async_pending_t *ap) {
     pthread_mutex_lock(&p->pool_lock);
     ap->next = p->free_records;
     p->free_records = ap;
+    count_pooled(p, (uint64_t)-1);
     pthread_mutex_unlock(&p->pool_lock);
 }
 
-/* Completes one message; a finished async record is appended to done. */
-static void complete(kaffe_producer_t *p, const rd_kafka_message_t *m, record_chain_t *done) {
+/* Tells the outcome of async message m: its callback cb, or, without one, a
+ * failure to the error callback. */
+static void report_to(kaffe_producer_t *p, const rd_kafka_message_t *m, kaffe_status_t st,
+                      kaffe_delivery_cb_t cb, void *opaque) {
+    if (cb) {
+        kaffe_delivery_report_t report = {
+            .status = st,
+            .topic = rd_kafka_topic_name(m->rkt),
+            .partition = m->partition,
+            .offset = st == KAFFE_OK ? m->offset : -1,
+            .key = m->key,
+            .key_len = m->key_len,
+            .value = m->payload,
+            .value_len = m->len,
+        };
+        cb(&report, opaque);
+    } else if (st != KAFFE_OK && p->error_cb) {
+        char reason[512];
+        snprintf(reason, sizeof reason, "message to %s [%d] not delivered: %s",
+                 rd_kafka_topic_name(m->rkt), (int)m->partition, kaffe_strerror(st));
+        p->error_cb(st, reason, p->error_opaque);
+    }
+}
+
+/* Completes one message; a finished async record is appended to done, its
+ * latency (ns) to latencies[*nlatencies]. One thread at a time (see
+ * stat_produced). */
+static void complete(kaffe_producer_t *p, const rd_kafka_message_t *m, record_chain_t *done,
+                     uint64_t *latencies, size_t *nlatencies) {
     kaffe_status_t st = status_of(p, m->err);
-    if (st == KAFFE_OK)
+    /* Only on a change: a store per message would dirty the line for the
+     * produce threads reading it. */
+    if (st == KAFFE_OK && atomic_load_explicit(&p->brokers_down, memory_order_relaxed))
         atomic_store_explicit(&p->brokers_down, false, memory_order_relaxed);
-    /* relaxed: statistics only. */
-    atomic_fetch_sub_explicit(&p->stat_in_flight, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(st == KAFFE_OK ? &p->stat_produced : &p->stat_failed, 1,
-                              memory_order_relaxed);
+    /* Single writer: load + release store (see the struct). */
+    atomic_ullong *counter = st == KAFFE_OK ? &p->stat_produced : &p->stat_failed;
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + 1,
+                          memory_order_release);
     int64_t latency_us = rd_kafka_message_latency(m);
     if (latency_us >= 0)
-        histogram_record(&p->stat_latency, (uint64_t)latency_us * 1000);
+        latencies[(*nlatencies)++] = (uint64_t)latency_us * 1000;
     pending_t *pending = m->_private;
     TSAN_ACQUIRE(pending); /* pairs with the TSAN_RELEASE in send_one() */
     if (pending->kind == PENDING_SYNC) {
+        /* A sync caller that returned finds its latency recorded (as
+         * before batching): record the batch so far before waking it. */
+        histogram_record_many(&p->stat_latency, latencies, *nlatencies);
+        *nlatencies = 0;
         sync_pending_t *sp = (sync_pending_t *)pending;
         sync_wait_t *w = sp->wait;
         pthread_mutex_lock(&w->lock);
@@ -621,24 +791,7 @@ static void complete(kaffe_producer_t *p, const rd_kafka_message_t *m, record_ch
         return;
     }
     async_pending_t *ap = (async_pending_t *)pending;
-    if (ap->cb) {
-        kaffe_delivery_report_t report = {
-            .status = st,
-            .topic = rd_kafka_topic_name(m->rkt),
-            .partition = m->partition,
-            .offset = st == KAFFE_OK ? m->offset : -1,
-            .key = m->key,
-            .key_len = m->key_len,
-            .value = m->payload,
-            .value_len = m->len,
-        };
-        ap->cb(&report, ap->opaque);
-    } else if (st != KAFFE_OK && p->error_cb) {
-        char reason[512];
-        snprintf(reason, sizeof reason, "message to %s [%d] not delivered: %s",
-                 rd_kafka_topic_name(m->rkt), (int)m->partition, kaffe_strerror(st));
-        p->error_cb(st, reason, p->error_opaque);
-    }
+    report_to(p, m, st, ap->cb, ap->opaque);
     if (ap != &async_without_callback) {
         ap->next = NULL;
         if (done->last)
@@ -649,16 +802,30 @@ static void complete(kaffe_producer_t *p, const rd_kafka_message_t *m, record_ch
     }
 }
 
-static void handle_event(kaffe_producer_t *p, rd_kafka_event_t *ev) {
+/* Serves one event. For a DR event, *messages and *bytes receive its number
+ * of messages and their key + value bytes (0 for other events). */
+static void handle_event(kaffe_producer_t *p, rd_kafka_event_t *ev, size_t *messages,
+                         size_t *bytes) {
+    *messages = *bytes = 0;
     switch (rd_kafka_event_type(ev)) {
         case RD_KAFKA_EVENT_DR: {
             const rd_kafka_message_t *msgs[DR_BATCH];
+            uint64_t latencies[DR_BATCH];
             record_chain_t done = {NULL, NULL};
             size_t n;
             while ((n = rd_kafka_event_message_array(ev, msgs, DR_BATCH)) > 0) {
-                for (size_t i = 0; i < n; i++)
-                    complete(p, msgs[i], &done);
+                size_t nlatencies = 0;
+                for (size_t i = 0; i < n; i++) {
+                    /* A message's pending record was written on another
+                     * core: fetch a few messages ahead. */
+                    if (i + 4 < n)
+                        __builtin_prefetch(msgs[i + 4]->_private);
+                    complete(p, msgs[i], &done, latencies, &nlatencies);
+                    *bytes += msgs[i]->len + msgs[i]->key_len;
+                }
+                *messages += n;
                 records_return(p, &done);
+                histogram_record_many(&p->stat_latency, latencies, nlatencies);
             }
             break;
         }
@@ -677,19 +844,135 @@ static void handle_event(kaffe_producer_t *p, rd_kafka_event_t *ev) {
     }
 }
 
+/* ---- Deferred destruction of delivery reports ----------------------------
+ * See "Freeing delivery reports" at the top of the file for the design and
+ * the argument that nothing waits for a deferred event forever. */
+
+/* Destroys the events of a chain taken from the deferred stack and gives its
+ * nodes back to the delivery thread. Any thread. */
+static void deferred_destroy(kaffe_producer_t *p, deferred_event_t *first) {
+    if (!first)
+        return;
+    deferred_event_t *last = first;
+    for (deferred_event_t *d = first; d; d = d->next) {
+        /* Frees the event's messages: only now does rd_kafka_flush()
+         * (waiting for the message count to reach zero) see them as done,
+         * after their callbacks returned. */
+        rd_kafka_event_destroy(d->ev);
+        last = d;
+    }
+    deferred_event_t *head = atomic_load_explicit(&p->spare_nodes, memory_order_relaxed);
+    do {
+        last->next = head;
+        /* release: our reads of the nodes happen before the delivery thread
+         * (acquire exchange in node_get) reuses them. Failure relaxed: we only
+         * retry with the new head. */
+    } while (!atomic_compare_exchange_weak_explicit(&p->spare_nodes, &head, first,
+                                                    memory_order_release, memory_order_relaxed));
+}
+
+/* Takes the whole deferred stack and destroys it. seq_cst exchange: rule 3
+ * (pairs with the push and the load of direct in defer_or_destroy()). Any
+ * thread. */
+static void deferred_take(kaffe_producer_t *p) {
+    deferred_destroy(p, atomic_exchange_explicit(&p->deferred, NULL, memory_order_seq_cst));
+}
+
+/* The cheap form for the start of every produce call: a relaxed look first,
+ * so that an empty stack costs one load (of a line the delivery thread
+ * writes once per event, not per message). */
+static void deferred_drain(kaffe_producer_t *p) {
+    if (atomic_load_explicit(&p->deferred, memory_order_relaxed))
+        deferred_take(p);
+}
+
+/* The delivery thread's own view of the deferred stack. */
+typedef struct defer_state {
+    deferred_event_t *free_nodes; /* spare nodes, private */
+    /* What was deferred since the stack was last seen empty: at least what
+     * it holds (a drain is noticed only later), so the bound of rule 2 is
+     * never exceeded. */
+    size_t messages, bytes;
+    int64_t oldest_ms; /* when the oldest event on the stack was deferred */
+} defer_state_t;
+
+static deferred_event_t *node_get(kaffe_producer_t *p, defer_state_t *ds) {
+    deferred_event_t *d = ds->free_nodes;
+    if (!d) /* acquire: pairs with the release CAS in deferred_destroy(). */
+        d = atomic_exchange_explicit(&p->spare_nodes, NULL, memory_order_acquire);
+    if (d) {
+        ds->free_nodes = d->next;
+        return d;
+    }
+    return malloc(sizeof *d); /* NULL: the event is destroyed at once */
+}
+
+/* Delivery thread: after ev's callbacks ran, defers it (messages, bytes: its
+ * size) or destroys it at once (rules 2 and 3). */
+static void defer_or_destroy(kaffe_producer_t *p, defer_state_t *ds, rd_kafka_event_t *ev,
+                             size_t messages, size_t bytes) {
+    /* Only this thread pushes: an empty stack means everything counted has
+     * been taken. Relaxed: a stale non-empty answer only overestimates. */
+    if (!atomic_load_explicit(&p->deferred, memory_order_relaxed))
+        ds->messages = ds->bytes = 0;
+    deferred_event_t *d = NULL;
+    if (messages > 0 && atomic_load_explicit(&p->direct, memory_order_seq_cst) == 0 &&
+        ds->messages + messages <= p->defer_max_messages && ds->bytes + bytes <= p->defer_max_bytes)
+        d = node_get(p, ds);
+    if (!d) {
+        rd_kafka_event_destroy(ev);
+        return;
+    }
+    d->ev = ev;
+    deferred_event_t *head = atomic_load_explicit(&p->deferred, memory_order_relaxed);
+    do {
+        d->next = head;
+        /* seq_cst: rule 3's push (and release for the destroyer, which
+         * reads d and the event after its exchange). */
+    } while (!atomic_compare_exchange_weak_explicit(&p->deferred, &head, d, memory_order_seq_cst,
+                                                    memory_order_relaxed));
+    if (!head) {
+        ds->messages = ds->bytes = 0;
+        ds->oldest_ms = monotonic_ms();
+    }
+    ds->messages += messages;
+    ds->bytes += bytes;
+    /* Rule 3: a flush that started before our push may have taken the stack
+     * before it; then we see its increment here and destroy the event. */
+    if (atomic_load_explicit(&p->direct, memory_order_seq_cst) > 0)
+        deferred_take(p);
+}
+
 static void *delivery_main(void *arg) {
     kaffe_producer_t *p = arg;
     delivery_thread_of = p;
+    common_set_thread_name("kaffe-delivery");
+    defer_state_t ds = {NULL, 0, 0, 0};
     /* Acquire pairs with the release store in kaffe_producer_destroy(). */
     while (!atomic_load_explicit(&p->stop_delivery, memory_order_acquire)) {
-        rd_kafka_event_t *ev = rd_kafka_queue_poll(p->main_queue, 1000);
+        /* Rule 1: no deferred event waits longer than DEFER_MAX_MS. Relaxed
+         * look: only this thread pushes, so NULL means nothing of ours waits. */
+        int timeout_ms = 1000;
+        if (atomic_load_explicit(&p->deferred, memory_order_relaxed)) {
+            int64_t age = monotonic_ms() - ds.oldest_ms;
+            int max_ms = atomic_load_explicit(&p->defer_max_ms, memory_order_relaxed);
+            if (age >= max_ms)
+                deferred_take(p);
+            else if (max_ms - age < timeout_ms)
+                timeout_ms = (int)(max_ms - age);
+        }
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(p->main_queue, timeout_ms);
         if (!ev)
             continue;
-        handle_event(p, ev);
-        /* Destroying a DR event frees its messages: only now does
-         * rd_kafka_flush() (waiting for the message count to reach zero)
-         * see them as done, after their callbacks returned. */
-        rd_kafka_event_destroy(ev);
+        size_t messages, bytes;
+        handle_event(p, ev, &messages, &bytes);
+        defer_or_destroy(p, &ds, ev, messages, bytes);
+    }
+    /* Destroy gives no more events a chance to be deferred (direct is
+     * raised for good) and takes the stack after this thread ends. */
+    for (deferred_event_t *d = ds.free_nodes, *next; d; d = next) {
+        next = d->next;
+        free(d);
     }
     return NULL;
 }
@@ -723,6 +1006,7 @@ static strategy_t strategy_named(const char *name) {
 /* The librdkafka configuration: the conf room's mapping plus the producer's
  * own defaults, each only when the user did not pass the property. */
 static rd_kafka_conf_t *producer_rdconf(const kaffe_conf_t *conf, int *message_timeout_ms,
+                                        size_t *defer_max_messages, size_t *defer_max_bytes,
                                         char *errstr, size_t errstr_size) {
     rd_kafka_conf_t *rdconf = conf_to_rdkafka(conf, CONF_ROLE_PRODUCER, errstr, errstr_size);
     if (!rdconf)
@@ -741,6 +1025,15 @@ static rd_kafka_conf_t *producer_rdconf(const kaffe_conf_t *conf, int *message_t
     size_t size = sizeof value;
     if (ok && rd_kafka_conf_get(rdconf, "message.timeout.ms", value, &size) == RD_KAFKA_CONF_OK)
         *message_timeout_ms = atoi(value);
+    /* Rule 2's bounds: half of librdkafka's queue limits. */
+    size = sizeof value;
+    if (ok &&
+        rd_kafka_conf_get(rdconf, "queue.buffering.max.messages", value, &size) == RD_KAFKA_CONF_OK)
+        *defer_max_messages = (size_t)strtoull(value, NULL, 10) / 2;
+    size = sizeof value;
+    if (ok &&
+        rd_kafka_conf_get(rdconf, "queue.buffering.max.kbytes", value, &size) == RD_KAFKA_CONF_OK)
+        *defer_max_bytes = (size_t)strtoull(value, NULL, 10) * 1024 / 2;
     if (!ok) {
         rd_kafka_conf_destroy(rdconf);
         return NULL;
@@ -770,7 +1063,10 @@ KAFFE_API kaffe_producer_t *kaffe_producer_new(kaffe_conf_t *conf, char *errstr,
     }
     p->id = atomic_fetch_add_explicit(&next_producer_id, 1, memory_order_relaxed);
     p->message_timeout_ms = 300000;
-    rd_kafka_conf_t *rdconf = producer_rdconf(conf, &p->message_timeout_ms, errstr, errstr_size);
+    /* 0: nothing is deferred, should librdkafka not answer. */
+    p->defer_max_messages = p->defer_max_bytes = 0;
+    rd_kafka_conf_t *rdconf = producer_rdconf(conf, &p->message_timeout_ms, &p->defer_max_messages,
+                                              &p->defer_max_bytes, errstr, errstr_size);
     if (!rdconf) {
         free(p);
         return NULL;
@@ -809,6 +1105,12 @@ KAFFE_API kaffe_producer_t *kaffe_producer_new(kaffe_conf_t *conf, char *errstr,
     pthread_mutex_init(&p->refresh_lock, NULL);
     pthread_mutex_init(&p->pool_lock, NULL);
     atomic_init(&p->returned_records, NULL);
+    atomic_init(&p->deferred, NULL);
+    atomic_init(&p->spare_nodes, NULL);
+    atomic_init(&p->direct, 0);
+    atomic_init(&p->defer_max_ms, DEFER_MAX_MS);
+    atomic_init(&p->stat_accepted, 0);
+    atomic_init(&p->stat_accepted_pooled, 0);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -845,6 +1147,10 @@ KAFFE_API kaffe_producer_t *kaffe_producer_new(kaffe_conf_t *conf, char *errstr,
 KAFFE_API void kaffe_producer_destroy(kaffe_producer_t *p) {
     if (!p)
         return;
+    /* From now on the delivery thread destroys every event itself (rule 3:
+     * seq_cst increment, then the seq_cst exchange in deferred_take()). */
+    atomic_fetch_add_explicit(&p->direct, 1, memory_order_seq_cst);
+    deferred_take(p);
     /* Give queued messages their chance, then fail what is left; purged
      * messages get reports (callbacks) like any other failure. */
     if (rd_kafka_flush(p->rk, p->message_timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -866,8 +1172,15 @@ KAFFE_API void kaffe_producer_destroy(kaffe_producer_t *p) {
      * rather than lose them. */
     rd_kafka_event_t *ev;
     while ((ev = rd_kafka_queue_poll(p->main_queue, 0)) != NULL) {
-        handle_event(p, ev);
+        size_t messages, bytes;
+        handle_event(p, ev, &messages, &bytes);
         rd_kafka_event_destroy(ev);
+    }
+    deferred_take(p); /* empty already (direct was raised before any flush) */
+    for (deferred_event_t *d = atomic_load_explicit(&p->spare_nodes, memory_order_acquire), *next;
+         d; d = next) {
+        next = d->next;
+        free(d);
     }
     rd_kafka_queue_destroy(p->main_queue);
     for (size_t i = 0; i < p->entry_count; i++) {
@@ -920,7 +1233,8 @@ static kaffe_status_t produce_and_wait(kaffe_producer_t *p, const kaffe_produce_
     for (size_t i = 0; i < count; i++) {
         slots[i] = (sync_pending_t){{PENDING_SYNC}, &w, &results[i]};
         int32_t partition;
-        kaffe_status_t st = send_one(p, &msgs[i], &slots[i].base, RD_KAFKA_MSG_F_BLOCK, &partition);
+        kaffe_status_t st =
+            send_one(p, &msgs[i], &slots[i].base, RD_KAFKA_MSG_F_BLOCK, false, &partition);
         if (st != KAFFE_OK) {
             /* No report will come for this one: account for it here. Its
              * result is ours to write (the delivery thread never sees it). */
@@ -1009,16 +1323,17 @@ KAFFE_API kaffe_status_t kaffe_produce_async(kaffe_producer_t *p, const kaffe_pr
                                              kaffe_delivery_cb_t cb, void *opaque) {
     if (!p || !msg)
         return KAFFE_ERR_INVALID_ARG;
+    /* Never block the delivery thread: it is what makes room in the queue. */
+    int block = delivery_thread_of == p ? 0 : RD_KAFKA_MSG_F_BLOCK;
+    int32_t partition;
     async_pending_t *ap = &async_without_callback;
     if (cb) {
         if (!(ap = record_get(p)))
             return KAFFE_ERR_NOMEM;
         *ap = (async_pending_t){{PENDING_ASYNC}, cb, opaque, NULL};
     }
-    /* Never block the delivery thread: it is what makes room in the queue. */
-    int flags = RD_KAFKA_MSG_F_COPY | (delivery_thread_of == p ? 0 : RD_KAFKA_MSG_F_BLOCK);
-    int32_t partition;
-    kaffe_status_t st = send_one(p, msg, &ap->base, flags, &partition);
+    kaffe_status_t st = send_one(p, msg, &ap->base, RD_KAFKA_MSG_F_COPY | block,
+                                 ap != &async_without_callback, &partition);
     if (st != KAFFE_OK && ap != &async_without_callback)
         record_put(p, ap);
     return st;
@@ -1029,17 +1344,51 @@ KAFFE_API kaffe_status_t kaffe_producer_flush(kaffe_producer_t *p, int timeout_m
         return KAFFE_ERR_INVALID_ARG;
     if (delivery_thread_of == p)
         return KAFFE_ERR_STATE;
-    return rd_kafka_flush(p->rk, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR ? KAFFE_OK
-                                                                           : KAFFE_ERR_TIMED_OUT;
+    /* Rule 3: raise direct, then take the stack (both seq_cst): no event is
+     * left deferred while rd_kafka_flush waits for the message count. */
+    atomic_fetch_add_explicit(&p->direct, 1, memory_order_seq_cst);
+    deferred_take(p);
+    /* Nothing in librdkafka (no message, no report waiting): done, without
+     * rd_kafka_flush, which read-locks the whole client to wake every broker
+     * thread on each call. Threads flushing in a loop with nothing in flight
+     * then held that lock without a gap, and librdkafka's main thread, which
+     * write-locks it to apply metadata, starved (glibc rwlocks prefer
+     * readers): a topic's first lookup then hung until its timeout. */
+    rd_kafka_resp_err_t err = rd_kafka_outq_len(p->rk) == 0 ? RD_KAFKA_RESP_ERR_NO_ERROR
+                                                            : rd_kafka_flush(p->rk, timeout_ms);
+    /* relaxed: lowering direct publishes nothing; at worst the delivery
+     * thread destroys one more event itself. */
+    atomic_fetch_sub_explicit(&p->direct, 1, memory_order_relaxed);
+    return err == RD_KAFKA_RESP_ERR_NO_ERROR ? KAFFE_OK : KAFFE_ERR_TIMED_OUT;
 }
 
 KAFFE_API kaffe_status_t kaffe_producer_stats(kaffe_producer_t *p, kaffe_producer_stats_t *stats) {
     if (!p || !stats)
         return KAFFE_ERR_INVALID_ARG;
-    /* relaxed: independent counters (see the struct). */
-    stats->messages_produced = atomic_load_explicit(&p->stat_produced, memory_order_relaxed);
-    stats->messages_failed = atomic_load_explicit(&p->stat_failed, memory_order_relaxed);
-    stats->messages_in_flight = atomic_load_explicit(&p->stat_in_flight, memory_order_relaxed);
+    /* acquire: pairs with the release stores in complete(), so the relaxed
+     * load of stat_accepted after them counts every message they count (see
+     * the struct). */
+    uint64_t produced = atomic_load_explicit(&p->stat_produced, memory_order_acquire);
+    uint64_t failed = atomic_load_explicit(&p->stat_failed, memory_order_acquire);
+    uint64_t accepted = atomic_load_explicit(&p->stat_accepted, memory_order_relaxed) +
+                        atomic_load_explicit(&p->stat_accepted_pooled, memory_order_relaxed);
+    stats->messages_produced = produced;
+    stats->messages_failed = failed;
+    /* A refused message is counted in accepted for a moment (see send_one):
+     * the difference is never below zero, but clamp all the same. */
+    stats->messages_in_flight =
+        accepted > produced + failed ? (int64_t)(accepted - produced - failed) : 0;
     metrics_latency_from_histogram(&p->stat_latency, &stats->produce_latency);
     return KAFFE_OK;
+}
+
+/* ---- Test hooks (src/producer/producer.h) -------------------------------- */
+
+bool producer_has_deferred(kaffe_producer_t *p) {
+    /* relaxed: a snapshot for tests; orders nothing. */
+    return atomic_load_explicit(&p->deferred, memory_order_relaxed) != NULL;
+}
+
+void producer_set_defer_max_ms(kaffe_producer_t *p, int ms) {
+    atomic_store_explicit(&p->defer_max_ms, ms, memory_order_relaxed);
 }

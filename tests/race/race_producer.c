@@ -1,7 +1,8 @@
 /* Race tier for the producer (runs under ThreadSanitizer): many threads call
  * the sync forms, the batch call and async produce on one producer at once,
  * racing on the first use of a dozen topics (table growth) and on the shared
- * round_robin counters. Every call must report OK, every message must be in
+ * round_robin counters, and on the out-of-range refresh (a partition beyond
+ * the count, refused). Every other call must report OK, every message must be in
  * the cluster exactly once, and every async message must get exactly one
  * callback. A second case pushes enough async messages through a few threads
  * that the producer's delivery records are recycled many times over (taken
@@ -57,6 +58,13 @@ static void *work(void *arg) {
         int len = snprintf(value, sizeof value, "s-%d-%d", w->id, r);
         if (kaffe_produce_sync_topic(w->p, topic, NULL, 0, value, (size_t)len) != KAFFE_OK)
             w->failures++;
+        /* A partition beyond the count: the out-of-range refresh (its
+         * re-check under metadata_lock) races with the periodic refresh and
+         * with the other threads'. */
+        kaffe_status_t st =
+            kaffe_produce_sync_partition(w->p, topic, PARTITIONS, NULL, 0, value, (size_t)len);
+        CHECK(st == KAFFE_ERR_UNKNOWN_PARTITION, "partition %d of %d: %s", PARTITIONS, PARTITIONS,
+              kaffe_err_name(st));
 
         kaffe_produce_msg_t msgs[BATCH];
         kaffe_produce_result_t results[BATCH];

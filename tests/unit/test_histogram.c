@@ -59,3 +59,23 @@ Test(histogram, merge_adds_counts) {
     cr_assert_eq(histogram_count(&a), 3);
     cr_assert_eq(histogram_max(&a), 5000);
 }
+
+Test(histogram, record_many_equals_one_record_per_value) {
+    static histogram_t one, many;
+    histogram_reset(&one);
+    histogram_reset(&many);
+    uint64_t values[300];
+    for (size_t i = 0; i < 300; i++) {
+        values[i] = (i * 7919 % 300) * 1000 + i; /* unordered, max not last */
+        histogram_record(&one, values[i]);
+    }
+    histogram_record_many(&many, values, 0); /* no values: nothing changes */
+    cr_assert_eq(histogram_count(&many), 0);
+    histogram_record_many(&many, values, 100);
+    histogram_record_many(&many, values + 100, 200);
+    cr_assert_eq(histogram_count(&many), histogram_count(&one));
+    cr_assert_eq(histogram_max(&many), histogram_max(&one));
+    cr_assert_float_eq(histogram_mean(&many), histogram_mean(&one), 1e-9);
+    for (int i = 0; i < HISTOGRAM_BUCKETS; i++)
+        cr_assert_eq(atomic_load(&many.buckets[i]), atomic_load(&one.buckets[i]), "bucket %d", i);
+}
