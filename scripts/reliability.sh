@@ -28,10 +28,22 @@ build \`$(basename "$build")\`, suite ${elapsed} s). Do not edit by hand: rerun 
 Every scenario consumes data it produced, injects the fault, and then checks
 with a separate plain librdkafka client that the committed offsets reach the
 log end. All consumers use async acks, acked out of order (a random pending
-message at a time), \`ordering = unordered\`, 4 workers.
+message at a time), \`ordering = unordered\` (unless a row says "partition
+order"), 4 workers. The "handler fails" rows (\`test_faults_handler.c\`)
+fail chosen messages in the handler (a seeded random share, or fixed
+offsets) under each \`on_error\` / \`retry_exhausted\` policy; the counts in
+their scenario text (failing, retried, dead-lettered, skipped) are asserted
+against \`kaffe_consumer_failure_counters\` and, for dead letters, against
+the dead-letter topic read back with a plain client (see Notes).
 
 - **messages**: produced and to be handled.
-- **lost**: offsets below the log end never handled (asserted 0).
+- **lost**: offsets below the log end never handled (asserted 0). In the
+  handler-failure rows a message counts as handled when its handler
+  returned OK, or, where the policy says so, when it is in the dead-letter
+  topic or was skipped (\`retry_exhausted = skip\`: acked unhandled, by
+  configuration; the row says how many). Failed attempts and their retries
+  are not duplicates (nor is a handle the application then nacked: its
+  retry is the handle that counts).
 - **duplicates**: handles beyond the first.
 - **replays of acked**: handles of an offset after a moment at which it was
   already committed as done, in the committed offset or in the acked-offsets
@@ -45,6 +57,13 @@ message at a time), \`ordering = unordered\`, 4 workers.
   RTT back to normal, errors queued, restart) to the first message handled
   afterwards (slowest partition, or slowest restarted process); for the
   final-commit failures: from the acks' release to the committed log end.
+  Handler failures: retry, the longest from a message's first failure (or
+  nack) to its last attempt; dead-letter topic's broker down, from the broker's
+  return (and the restart, when the consumer stopped) to the committed log
+  end; pause, from \`kaffe_consumer_resume_partition\` to the paused
+  message's redelivery; stop, from the restart to the first handle (the
+  group join included); n/a for the dead-letter and skip rows (nothing
+  waits for an outside event).
 
 | scenario | messages | lost | duplicates | replays of acked | dup bound | recovery (ms) |
 |---|---:|---:|---:|---:|---:|---:|
@@ -95,6 +114,35 @@ EOF
   those offsets, only its own acks, erasing the previous owner's from the
   group's metadata: the next owner handled them again (found as replays of
   acked under churn; regression test `test_faults_regress.c`).
+- **Fixed: stop and revoke broke the order behind a waiting message.** A
+  message waiting for its retry or resume holds its lane (partition or key
+  order); stop and revoke released it unhandled, but then the drain ran the
+  messages queued behind it, so they were handled (and committed as
+  metadata) before it was delivered again to the next owner or after the
+  restart. Found by the "pause, never resumed" row (398 handles on waiting
+  lanes); now what is queued behind a released waiting message is released
+  too (regressions: that row, `race_failure`'s `stop_releases_held_lanes`,
+  and `test_consumer_failure`'s revoke case).
+- **Handler failures** (`test_faults_handler.c`). Each failing message is
+  attempted exactly as often as the policy says, and
+  `kaffe_message_attempt()` counts 1..n; the failure counters equal the
+  planned failures, retries, dead letters and skips. In partition order a
+  message waiting for its retry (or paused) holds back only its own
+  partition: no later message of it is handled meanwhile, while the other
+  partitions go on (the row gives how many were handled on them). Each
+  dead-lettered message is in the dead-letter topic exactly once, with its
+  value and the `kaffe.original.*`, `kaffe.error.*`, `kaffe.attempts`
+  headers. With the dead-letter topic's leader down, the failed message
+  stays uncommitted (its partition's committed offset is exactly it, and it
+  is not in the metadata) while the other partitions reach their log end;
+  when the outage outlives `produce_timeout_ms` the consumer stops with the
+  produce's error, as `on_error = stop`. Then nothing at or past the failed
+  message is committed, not even acked offsets as metadata (the documented
+  stop contract), so what was handled after it in its partition is handed
+  out again after the restart: the duplicates of that row (within the
+  bound, none of them replays of acked). With `on_error = stop` in
+  partition order the consumer stops before anything after the failed
+  message runs, so the restart has no duplicates.
 - **librdkafka 2.0.2 aborts** (`rd_kafka_sticky_assignor_state_destroy:
   Assertion 'assignor_state' failed`, librdkafka issue #4312, fixed in
   2.3.0) when a cooperative-sticky consumer — kaffe's default assignor — is

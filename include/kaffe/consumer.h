@@ -78,8 +78,9 @@
  * (async) cannot hold its lane, which has moved on: its retry is appended to
  * the lane's end. Waiting messages of a revoked partition, and all of them
  * on stop, are released unhandled (delivered again to the next owner / after
- * a restart). kaffe_consumer_failure_counters() counts what the policies
- * did.
+ * a restart), and so is what is queued behind them on their lanes: nothing
+ * after a waiting message in its lane's order is handled before it.
+ * kaffe_consumer_failure_counters() counts what the policies did.
  *
  * Broker trouble. Errors that librdkafka recovers from by itself (brokers
  * down, a coordinator that moved, request timeouts) are told to the error

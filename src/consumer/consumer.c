@@ -163,6 +163,22 @@ struct kaffe_consumer_s {
     /* Entries in the list. Written under delay_lock; read relaxed by the
      * poll thread as a hint (a stale value only delays serving by a poll). */
     atomic_long delayed_count;
+    /* Lanes whose held message was released unhandled (revoke, stop): what
+     * is queued behind it must not run before it is delivered again, so
+     * run_message releases it unhandled too. Keyed by lane and generation
+     * (a lane's address is reused only by a later assignment, whose
+     * generation differs). Under delay_lock; an entry is added before its
+     * lane is woken and pruned when its partition's revoke ends. */
+    struct released_lane {
+        pool_lane_t *lane;
+        uint64_t generation;
+    } * released;
+    size_t released_n, released_cap;
+    /* Entries in released. Written under delay_lock; workers read it
+     * relaxed: the entry is added before pool_lane_wake, which orders it
+     * before the lane's items run (the pool's push contract), so a worker
+     * running one of them reads at least that count. */
+    atomic_long released_count;
 
     pthread_mutex_t lock; /* protects what follows */
     pthread_cond_t cond;
@@ -342,8 +358,9 @@ static void abandon_message(kaffe_consumer_t *c, kaffe_message_t *m) {
  * the application's in async mode, attempt + 1) and its lane woken, or it is
  * pushed again (to the end of its lane, or to the pool). Revoke and stop
  * flush the list: held lanes are woken with the message marked abandon
- * (the worker releases it unhandled, in lane order), others are released
- * here. No worker ever sleeps for a backoff. */
+ * (the worker releases it unhandled, in lane order, and everything queued
+ * behind it in the lane, see lane_released), others are released here. No
+ * worker ever sleeps for a backoff. */
 
 static uint64_t next_random(kaffe_consumer_t *c) {
     /* relaxed: only atomicity matters (distinct values per caller). */
@@ -388,6 +405,63 @@ static bool delay_add(kaffe_consumer_t *c, kaffe_message_t *m) {
     return ok;
 }
 
+/* m's lane (held by m) is woken with m released unhandled: records the
+ * lane so that everything behind m in it is released too. */
+static void lane_released(kaffe_consumer_t *c, const kaffe_message_t *m) {
+    pthread_mutex_lock(&c->delay_lock);
+    if (c->released_n == c->released_cap) {
+        size_t cap = c->released_cap ? c->released_cap * 2 : 8;
+        struct released_lane *grown = realloc(c->released, cap * sizeof *grown);
+        if (grown) {
+            c->released = grown;
+            c->released_cap = cap;
+        }
+    }
+    bool ok = c->released_n < c->released_cap;
+    if (ok) {
+        c->released[c->released_n++] = (struct released_lane){m->lane, m->generation};
+        atomic_store_explicit(&c->released_count, (long)c->released_n, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&c->delay_lock);
+    if (!ok)
+        report_error(c, KAFFE_ERR_NOMEM,
+                     "out of memory: messages queued behind %s [%d] at offset %lld may be "
+                     "handled before it is delivered again",
+                     m->topic, (int)m->rkm->partition, (long long)m->rkm->offset);
+}
+
+/* Whether m is queued behind a released held message of its lane. Worker. */
+static bool behind_released(kaffe_consumer_t *c, const kaffe_message_t *m) {
+    if (!m->lane || atomic_load_explicit(&c->released_count, memory_order_relaxed) == 0)
+        return false;
+    bool found = false;
+    pthread_mutex_lock(&c->delay_lock);
+    for (size_t i = 0; i < c->released_n && !found; i++)
+        found = c->released[i].lane == m->lane && c->released[i].generation == m->generation;
+    pthread_mutex_unlock(&c->delay_lock);
+    return found;
+}
+
+/* Forgets the released lanes of the n revoked partitions ps: their drain is
+ * over (nothing is queued) or timed out (their queued messages are released
+ * as not current). Poll thread, before they are removed. */
+static void prune_released(kaffe_consumer_t *c, partition_t **ps, size_t n) {
+    if (atomic_load_explicit(&c->released_count, memory_order_relaxed) == 0)
+        return;
+    pthread_mutex_lock(&c->delay_lock);
+    size_t kept = 0;
+    for (size_t i = 0; i < c->released_n; i++) {
+        bool gone = false;
+        for (size_t j = 0; j < n && !gone; j++)
+            gone = partition_generation(ps[j]) == c->released[i].generation;
+        if (!gone)
+            c->released[kept++] = c->released[i];
+    }
+    c->released_n = kept;
+    atomic_store_explicit(&c->released_count, (long)kept, memory_order_relaxed);
+    pthread_mutex_unlock(&c->delay_lock);
+}
+
 /* A waiting message becomes runnable again: its retry reference is the
  * worker's, plus the application's in async mode. Its new owner is reached
  * through a lane wake or a pool push, which order these stores. */
@@ -405,6 +479,8 @@ static void redispatch(kaffe_consumer_t *c, kaffe_message_t *m, bool abandon) {
     if (m->lane_held) {
         m->lane_held = false;
         m->abandon = abandon;
+        if (abandon)
+            lane_released(c, m);
         prepare_rerun(c, m);
         pool_lane_wake(m->lane); /* the held message runs first */
         return;
@@ -614,7 +690,8 @@ static void run_message(pool_item_t *item, void *opaque) {
     /* acquire: pairs with the release stores in fail_consumer / stop. */
     if (m->abandon || atomic_load_explicit(&c->abandon, memory_order_acquire) ||
         (atomic_load_explicit(&c->revoke_timeouts, memory_order_relaxed) > 0 &&
-         !partition_is_current(c->table, m->topic, m->rkm->partition, m->generation))) {
+         !partition_is_current(c->table, m->topic, m->rkm->partition, m->generation)) ||
+        behind_released(c, m)) {
         abandon_message(c, m);
         return;
     }
@@ -1090,6 +1167,7 @@ static void revoke_partitions(kaffe_consumer_t *c, rd_kafka_topic_partition_list
     }
     for (size_t i = 0; i < n; i++)
         partition_close_acks(ps[i]);
+    prune_released(c, ps, n);
     if (c->stashing)
         stash_partitions(c, ps, n);
     commit_partitions(c, ps, n, true);
@@ -1589,6 +1667,7 @@ kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr, size_t er
     atomic_init(&c->n_restarts, 0);
     atomic_init(&c->rng, c->salt);
     atomic_init(&c->delayed_count, 0);
+    atomic_init(&c->released_count, 0);
     pthread_mutex_init(&c->delay_lock, NULL);
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
@@ -1881,6 +1960,7 @@ void kaffe_consumer_destroy(kaffe_consumer_t *c) {
     kaffe_producer_destroy(c->dead_letter);
     free(c->dead_letter_topic);
     free(c->delayed);
+    free(c->released);
     pthread_mutex_destroy(&c->delay_lock);
     /* Messages the application never acked: their rd_kafka_message_t must go
      * before the handle. */

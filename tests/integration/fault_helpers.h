@@ -27,6 +27,7 @@
 
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,6 +202,16 @@ typedef struct fault_run {
      * committed as done in the state assigned with: the most that can be
      * handed out again (the duplicate bound). */
     long at_risk;
+    /* Optional, set between fault_run_setup and fault_run_launch (or while
+     * no consumer runs): called by the handler first, on a worker thread;
+     * a status other than KAFFE_OK is returned by the handler as is (the
+     * message failed: not counted as handled, not kept for the acker). */
+    int (*fail)(struct fault_run *r, kaffe_message_t *m);
+    void *fail_arg;
+    /* Optional, like fail: called by the acker thread (without r->lock)
+     * for each message it is about to ack; a status other than KAFFE_OK
+     * makes it kaffe_consumer_nack the message with that status instead. */
+    int (*nack)(struct fault_run *r, kaffe_message_t *m);
 } fault_run_t;
 
 /* Poll thread, before any message of the partition is handled. */
@@ -223,6 +234,11 @@ static inline void fault_run_rebalance_cb(kaffe_consumer_t *c, int assigned, con
 
 static inline int fault_run_handler(kaffe_message_t *m, void *opaque) {
     fault_run_t *r = opaque;
+    if (r->fail) {
+        int rc = r->fail(r, m);
+        if (rc != KAFFE_OK)
+            return rc;
+    }
     int32_t p = kaffe_message_partition(m);
     int64_t o = kaffe_message_offset(m);
     int64_t now = fault_now_us();
@@ -280,7 +296,11 @@ static inline void *fault_run_acker(void *arg) {
             acked = 0;
             continue;
         }
-        kaffe_consumer_ack(r->consumer, m); /* REVOKED: redelivered to the new owner */
+        int nack = r->nack ? r->nack(r, m) : KAFFE_OK;
+        if (nack != KAFFE_OK)
+            kaffe_consumer_nack(r->consumer, m, nack);
+        else
+            kaffe_consumer_ack(r->consumer, m); /* REVOKED: redelivered to the new owner */
         atomic_fetch_add_explicit(&r->acked, 1, memory_order_relaxed);
         acked++;
         int64_t due = started + acked * 1000000 / r->acks_per_sec;
@@ -291,12 +311,11 @@ static inline void *fault_run_acker(void *arg) {
     return NULL;
 }
 
-/* Creates topic "<name>" with partitions partitions, produces per_partition
- * messages to each, and starts a consumer (group "g-<name>") on it with the
- * given max_in_flight_messages, plus extra conf pairs (NULL-terminated). */
-static inline void fault_run_start(fault_run_t *r, mock_cluster_t *mc, const char *name,
-                                   int partitions, long per_partition, const char *max_in_flight,
-                                   long acks_per_sec, int hold, ...) {
+/* Creates topic "<name>" with partitions partitions and produces
+ * per_partition messages to each (fault_run_start's first half). */
+static inline void fault_run_setup(fault_run_t *r, mock_cluster_t *mc, const char *name,
+                                   int partitions, long per_partition, long acks_per_sec,
+                                   int hold) {
     memset(r, 0, sizeof *r);
     cr_assert(partitions <= FAULT_MAX_PARTITIONS);
     r->bootstraps = mock_cluster_bootstraps(mc);
@@ -317,6 +336,14 @@ static inline void fault_run_start(fault_run_t *r, mock_cluster_t *mc, const cha
         r->counts[p] = calloc((size_t)r->log_end[p] + 1, sizeof *r->counts[p]);
         r->messages += r->log_end[p];
     }
+}
+
+/* Starts a consumer (group "g-<name>") on the topic of fault_run_setup with
+ * the given max_in_flight_messages, plus extra conf pairs (NULL-terminated
+ * in ap; a key given twice takes the later value), and its acker thread.
+ * Again after fault_run_halt: a restarted consumer, same counts. */
+static inline void fault_run_vlaunch(fault_run_t *r, const char *max_in_flight, va_list ap) {
+    atomic_store(&r->acker_stop, 0);
     kaffe_conf_t *conf = kaffe_conf_new();
     char err[512];
     const char *base[][2] = {
@@ -340,14 +367,11 @@ static inline void fault_run_start(fault_run_t *r, mock_cluster_t *mc, const cha
     for (size_t i = 0; i < sizeof base / sizeof base[0]; i++)
         cr_assert_eq(kaffe_conf_set(conf, base[i][0], base[i][1], err, sizeof err), KAFFE_OK, "%s",
                      err);
-    va_list ap;
-    va_start(ap, hold);
     const char *key;
     while ((key = va_arg(ap, const char *))) {
         const char *value = va_arg(ap, const char *);
         cr_assert_eq(kaffe_conf_set(conf, key, value, err, sizeof err), KAFFE_OK, "%s", err);
     }
-    va_end(ap);
     const char *debug = getenv("KAFFE_FAULTS_DEBUG"); /* e.g. "cgrp,fetch" */
     if (debug && *debug) {
         cr_assert_eq(kaffe_conf_set(conf, "rdkafka.debug", debug, err, sizeof err), KAFFE_OK);
@@ -360,6 +384,24 @@ static inline void fault_run_start(fault_run_t *r, mock_cluster_t *mc, const cha
     cr_assert_eq(pthread_create(&r->acker, NULL, fault_run_acker, r), 0);
     cr_assert_eq(kaffe_consumer_set_rebalance_cb(r->consumer, fault_run_rebalance_cb, r), KAFFE_OK);
     cr_assert_eq(kaffe_consumer_start(r->consumer), KAFFE_OK);
+}
+
+static inline void fault_run_launch(fault_run_t *r, const char *max_in_flight, ...) {
+    va_list ap;
+    va_start(ap, max_in_flight);
+    fault_run_vlaunch(r, max_in_flight, ap);
+    va_end(ap);
+}
+
+/* fault_run_setup + fault_run_launch. */
+static inline void fault_run_start(fault_run_t *r, mock_cluster_t *mc, const char *name,
+                                   int partitions, long per_partition, const char *max_in_flight,
+                                   long acks_per_sec, int hold, ...) {
+    fault_run_setup(r, mc, name, partitions, per_partition, acks_per_sec, hold);
+    va_list ap;
+    va_start(ap, hold);
+    fault_run_vlaunch(r, max_in_flight, ap);
+    va_end(ap);
 }
 
 static inline long fault_run_handled(fault_run_t *r) {
@@ -384,6 +426,21 @@ static inline void fault_run_fault_over(fault_run_t *r) {
     pthread_mutex_unlock(&r->lock);
 }
 
+/* Stops the consumer (kaffe_consumer_stop's status is returned), then its
+ * acker, and destroys it; messages still pending for the acker are gone
+ * with it. fault_run_launch may start another consumer afterwards. */
+static inline kaffe_status_t fault_run_halt(fault_run_t *r) {
+    kaffe_status_t st = kaffe_consumer_stop(r->consumer);
+    atomic_store(&r->acker_stop, 1);
+    pthread_join(r->acker, NULL);
+    kaffe_consumer_destroy(r->consumer);
+    r->consumer = NULL;
+    r->pending_count = 0;
+    return st;
+}
+
+static inline void fault_run_tally(fault_run_t *r, fault_result_t *res);
+
 /* Waits (with a plain client) until every committed offset is the log end,
  * while the consumer runs; then stops it and checks the counts: lost == 0,
  * replays of acked == 0, duplicates <= the at-risk sum (res->dup_bound is
@@ -400,11 +457,14 @@ static inline void fault_run_finish(fault_run_t *r, fault_result_t *res, int tim
                       r->topic, p, (long long)committed[p], (long long)r->log_end[p],
                       fault_run_handled(r), atomic_load(&r->acked));
     cr_assert(reached, "%s: committed offsets did not reach the log end in time", r->topic);
-    cr_assert_eq(kaffe_consumer_stop(r->consumer), KAFFE_OK,
-                 "%s: the consumer stopped with an error", r->topic);
-    atomic_store(&r->acker_stop, 1);
-    pthread_join(r->acker, NULL);
-    kaffe_consumer_destroy(r->consumer);
+    cr_assert_eq(fault_run_halt(r), KAFFE_OK, "%s: the consumer stopped with an error", r->topic);
+    fault_run_tally(r, res);
+}
+
+/* Checks the counts and fills res (see fault_run_finish), then frees the
+ * run. After fault_run_halt; the caller may first add handles to counts
+ * that happened elsewhere (e.g. a dead-letter topic's copies). */
+static inline void fault_run_tally(fault_run_t *r, fault_result_t *res) {
     long lost = 0, dups = 0;
     int64_t recovery_us = -1;
     for (int p = 0; p < r->partitions; p++) {

@@ -12,9 +12,9 @@ static mock_cluster_t *mc;
 
 static void start_cluster(void) {
     char err[256];
-    mock_topic_t topics[] = {{"retry3", 2}, {"retrykey", 1}, {"skip", 1},
-                             {"exstop", 1}, {"dlq-src", 1},  {"dlq", 1},
-                             {"nodlq", 1},  {"pause", 2},    {"nack", 1}};
+    mock_topic_t topics[] = {{"retry3", 2},  {"retrykey", 1}, {"skip", 1},  {"exstop", 1},
+                             {"dlq-src", 1}, {"dlq", 1},      {"nodlq", 1}, {"pause", 2},
+                             {"nack", 1},    {"revpause", 2}};
     mc = mock_cluster_start(1, topics, sizeof topics / sizeof topics[0], err, sizeof err);
     cr_assert_not_null(mc, "%s", err);
     /* The mock creates any topic asked about (Metadata v2): this is how it
@@ -402,6 +402,61 @@ Test(consumer_failure, pause_holds_the_partition_until_resumed_then_redelivers) 
     cr_assert_eq(offs[FAIL + 1], FAIL, "redelivered first on resume");
     kaffe_consumer_destroy(c);
     recorder_free(&f.r);
+}
+
+enum { REVOKE_N = 200, REVOKE_AT = 50 };
+
+/* Records, and fails offset REVOKE_AT of every partition, always. */
+static int fail_at_offset_handler(kaffe_message_t *m, void *opaque) {
+    int rc = record_handler(m, opaque);
+    return kaffe_message_offset(m) == REVOKE_AT ? KAFFE_ERR_HANDLER : rc;
+}
+
+static int paused_twice(void *arg) {
+    kaffe_failure_counters_t k;
+    kaffe_consumer_failure_counters(arg, &k);
+    return k.paused >= 2;
+}
+
+/* A revoke releases a paused message unhandled, and with it what is queued
+ * behind it on its lane: the next owner handles them, in order, from the
+ * paused message on (before the fix, the old owner ran them in the revoke's
+ * drain, ahead of the paused message, and committed them as acked). */
+Test(consumer_failure, a_revoke_releases_a_paused_message_and_what_is_queued_behind_it) {
+    const char *b = mock_cluster_bootstraps(mc);
+    for (int32_t p = 0; p < 2; p++)
+        cr_assert_eq(plain_produce(b, "revpause", p, REVOKE_N, (size_t)p * 1000, 0), REVOKE_N);
+    recorder_t ra, rb;
+    recorder_init(&ra);
+    recorder_init(&rb);
+    kaffe_consumer_t *a =
+        start_consumer(test_conf(b, "revpause", "g-revpause", fail_at_offset_handler, &ra,
+                                 "on_error", "pause", "ordering", "partition", NULL),
+                       &ra);
+    cr_assert(wait_until(paused_twice, a, 30000));
+    for (int32_t p = 0; p < 2; p++)
+        cr_assert(committed_reaches("g-revpause", "revpause", p, REVOKE_AT));
+    /* A second member: one partition moves to it. */
+    kaffe_consumer_t *cb =
+        start_consumer(test_conf(b, "revpause", "g-revpause", record_handler, &rb, NULL), &rb);
+    cr_assert(wait_handled(&rb, 1, 30000));
+    int32_t moved = rb.msgs[0].partition;
+    cr_assert(committed_reaches("g-revpause", "revpause", moved, REVOKE_N));
+    int64_t offs[REVOKE_N + 8];
+    size_t n = offsets_of(&rb, moved, offs, REVOKE_N + 8);
+    cr_assert_eq(n, REVOKE_N - REVOKE_AT, "the new owner handled %zu", n);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(offs[i], REVOKE_AT + (int64_t)i, "the new owner's order");
+    n = offsets_of(&ra, moved, offs, REVOKE_N + 8);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_leq(offs[i], REVOKE_AT, "offset %lld ran behind the paused message",
+                      (long long)offs[i]);
+    cr_assert_eq(kaffe_consumer_stop(cb), KAFFE_OK);
+    cr_assert_eq(kaffe_consumer_stop(a), KAFFE_OK);
+    kaffe_consumer_destroy(cb);
+    kaffe_consumer_destroy(a);
+    recorder_free(&ra);
+    recorder_free(&rb);
 }
 
 Test(consumer_failure, an_async_nack_is_retried_and_acked_later) {

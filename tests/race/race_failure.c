@@ -183,11 +183,56 @@ static void pause_and_resume_from_another_thread(void) {
     kaffe_consumer_destroy(p.c);
 }
 
+/* Sync, key order, on_error=pause, never resumed: values % 50 == 0 hold
+ * their key lanes when stop comes (from this thread, while workers run
+ * other lanes). Stop releases each held message unhandled and, with it,
+ * what is queued behind it: no later value of its key may be handled. */
+typedef struct held {
+    atomic_long handled, paused;
+    atomic_char ok[N]; /* handled OK */
+} held_t;
+
+static int held_handler(kaffe_message_t *m, void *opaque) {
+    held_t *h = opaque;
+    int v = race_value_index(m);
+    atomic_fetch_add(&h->handled, 1);
+    if (v % 50 == 0) {
+        atomic_fetch_add(&h->paused, 1);
+        return KAFFE_ERR_HANDLER;
+    }
+    if (v >= 0 && v < N)
+        atomic_store(&h->ok[v], 1);
+    return KAFFE_OK;
+}
+
+static void stop_releases_held_lanes(void) {
+    held_t *h = calloc(1, sizeof *h);
+    char err[512];
+    kaffe_consumer_t *c = kaffe_consumer_new(make_conf(mock_cluster_bootstraps(mc), "race-held", h,
+                                                       held_handler, "false", "key", "pause"),
+                                             err, sizeof err);
+    CHECK(c != NULL, "%s", err);
+    if (!c) {
+        free(h);
+        return;
+    }
+    CHECK(kaffe_consumer_start(c) == KAFFE_OK, "start");
+    race_wait_for(&h->paused, 4, 120000);
+    CHECK(kaffe_consumer_stop(c) == KAFFE_OK, "stop");
+    /* Values of one key share a lane (keys are value % 16). */
+    for (int v = 0; v < N; v += 50)
+        for (int w = v + 16; w < N; w += 16)
+            CHECK(!atomic_load(&h->ok[w]), "value %d handled while value %d held its lane", w, v);
+    kaffe_consumer_destroy(c);
+    free(h);
+}
+
 int main(void) {
     if (!(mc = race_start_cluster(PARTITIONS, N)))
         return 1;
     RUN_CASE(retries_and_nacks_from_many_threads);
     RUN_CASE(pause_and_resume_from_another_thread);
+    RUN_CASE(stop_releases_held_lanes);
     mock_cluster_stop(mc);
     return check_summary("race_failure");
 }
