@@ -461,6 +461,30 @@ static inline void fault_run_finish(fault_run_t *r, fault_result_t *res, int tim
     fault_run_tally(r, res);
 }
 
+/* The mid-run scenarios of test_faults_broker.c and test_faults_errors.c
+ * share one shape: FAULT_MIDRUN_PARTITIONS partitions of
+ * fault_scaled(2500, 400) messages, FAULT_MIDRUN_IN_FLIGHT unacked per
+ * partition, acks paced to ~1 s for all (the in-flight limit and
+ * pause/resume make it slower). fault_run_start_midrun returns once a
+ * quarter is handled, so the fault then lands mid-run. */
+enum { FAULT_MIDRUN_PARTITIONS = 4 };
+#define FAULT_MIDRUN_IN_FLIGHT "200"
+
+static inline void fault_run_start_midrun(fault_run_t *r, mock_cluster_t *mc, const char *name) {
+    long pp = fault_scaled(2500, 400);
+    fault_run_start(r, mc, name, FAULT_MIDRUN_PARTITIONS, pp, FAULT_MIDRUN_IN_FLIGHT,
+                    pp * FAULT_MIDRUN_PARTITIONS, 0, NULL);
+    fault_run_wait_handled(r, pp * FAULT_MIDRUN_PARTITIONS / 4, 60000);
+}
+
+/* Finishes r (checks, at most 90 s for the committed log end) and records
+ * its row as scenario. */
+static inline void fault_run_finish_and_record(fault_run_t *r, const char *scenario) {
+    fault_result_t res = {.scenario = scenario};
+    fault_run_finish(r, &res, 90000);
+    fault_result_record(&res);
+}
+
 /* Checks the counts and fills res (see fault_run_finish), then frees the
  * run. After fault_run_halt; the caller may first add handles to counts
  * that happened elsewhere (e.g. a dead-letter topic's copies). */

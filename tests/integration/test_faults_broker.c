@@ -30,31 +30,11 @@ static void stop_cluster(void) {
 
 TestSuite(faults_broker, .init = start_cluster, .fini = stop_cluster, .timeout = 150);
 
-enum { PARTITIONS = 4 };
-#define IN_FLIGHT_S "200"
-
-static long per_partition(void) {
-    return fault_scaled(2500, 400);
-}
-
-/* Starts a run (acks paced to ~1 s for all, the in-flight limit and
- * pause/resume make it slower) and waits until a quarter is handled: the
- * fault then lands mid-run. */
-static void start_run(fault_run_t *r, const char *name) {
-    long pp = per_partition();
-    fault_run_start(r, mc, name, PARTITIONS, pp, IN_FLIGHT_S, pp * PARTITIONS, 0, NULL);
-    fault_run_wait_handled(r, pp * PARTITIONS / 4, 60000);
-}
-
-static void finish(fault_run_t *r, const char *scenario) {
-    fault_result_t res = {.scenario = scenario};
-    fault_run_finish(r, &res, 90000);
-    fault_result_record(&res);
-}
+enum { PARTITIONS = FAULT_MIDRUN_PARTITIONS };
 
 Test(faults_broker, one_broker_down_then_up) {
     fault_run_t r;
-    start_run(&r, "f-down1");
+    fault_run_start_midrun(&r, mc, "f-down1");
     rd_kafka_mock_cluster_t *h = mock_cluster_handle(mc);
     /* Broker 1 leads partition 0 (set here) and whatever else it holds. */
     cr_assert_eq(rd_kafka_mock_partition_set_leader(h, r.topic, 0, 1), 0);
@@ -62,12 +42,12 @@ Test(faults_broker, one_broker_down_then_up) {
     fault_sleep_ms(3000);
     cr_assert_eq(rd_kafka_mock_broker_set_up(h, 1), 0);
     fault_run_fault_over(&r);
-    finish(&r, "one broker (leader of partition 0) down 3 s, then up");
+    fault_run_finish_and_record(&r, "one broker (leader of partition 0) down 3 s, then up");
 }
 
 Test(faults_broker, all_brokers_down_then_up) {
     fault_run_t r;
-    start_run(&r, "f-downall");
+    fault_run_start_midrun(&r, mc, "f-downall");
     rd_kafka_mock_cluster_t *h = mock_cluster_handle(mc);
     for (int32_t b = 1; b <= 3; b++)
         cr_assert_eq(rd_kafka_mock_broker_set_down(h, b), 0);
@@ -79,12 +59,12 @@ Test(faults_broker, all_brokers_down_then_up) {
     /* While every broker was down, at most what was already fetched (the
      * in-flight limit per partition, plus librdkafka's queue) was handled. */
     cr_assert_lt(fault_run_handled(&r) - before, r.messages, "the outage did not stop fetching");
-    finish(&r, "all 3 brokers down 3 s, then up");
+    fault_run_finish_and_record(&r, "all 3 brokers down 3 s, then up");
 }
 
 Test(faults_broker, partition_leaders_move) {
     fault_run_t r;
-    start_run(&r, "f-leader");
+    fault_run_start_midrun(&r, mc, "f-leader");
     rd_kafka_mock_cluster_t *h = mock_cluster_handle(mc);
     /* Six moves, 300 ms apart: every partition's leader visits each broker. */
     for (int move = 1; move <= 6; move++) {
@@ -95,12 +75,12 @@ Test(faults_broker, partition_leaders_move) {
         fault_sleep_ms(300);
     }
     fault_run_fault_over(&r);
-    finish(&r, "partition leaders move 6 times, 300 ms apart");
+    fault_run_finish_and_record(&r, "partition leaders move 6 times, 300 ms apart");
 }
 
 Test(faults_broker, raised_round_trip_time) {
     fault_run_t r;
-    start_run(&r, "f-rtt");
+    fault_run_start_midrun(&r, mc, "f-rtt");
     rd_kafka_mock_cluster_t *h = mock_cluster_handle(mc);
     for (int32_t b = 1; b <= 3; b++)
         cr_assert_eq(rd_kafka_mock_broker_set_rtt(h, b, 500), 0);
@@ -108,12 +88,12 @@ Test(faults_broker, raised_round_trip_time) {
     for (int32_t b = 1; b <= 3; b++)
         cr_assert_eq(rd_kafka_mock_broker_set_rtt(h, b, 0), 0);
     fault_run_fault_over(&r);
-    finish(&r, "round-trip time 500 ms on all brokers for 2.5 s");
+    fault_run_finish_and_record(&r, "round-trip time 500 ms on all brokers for 2.5 s");
 }
 
 Test(faults_broker, group_coordinator_moves) {
     fault_run_t r;
-    start_run(&r, "f-coord");
+    fault_run_start_midrun(&r, mc, "f-coord");
     rd_kafka_mock_cluster_t *h = mock_cluster_handle(mc);
     /* Four moves, 200 ms apart (two commit intervals each): commits and
      * heartbeats in flight meet NOT_COORDINATOR and must find the new one;
@@ -124,5 +104,5 @@ Test(faults_broker, group_coordinator_moves) {
         fault_sleep_ms(200);
     }
     fault_run_fault_over(&r);
-    finish(&r, "group coordinator moves 4 times, 200 ms apart");
+    fault_run_finish_and_record(&r, "group coordinator moves 4 times, 200 ms apart");
 }

@@ -27,24 +27,8 @@ static void stop_cluster(void) {
 
 TestSuite(faults_errors, .init = start_cluster, .fini = stop_cluster, .timeout = 150);
 
-enum { PARTITIONS = 4 };
-#define IN_FLIGHT_S "200"
-
-static long per_partition(void) {
-    return fault_scaled(2500, 400);
-}
-
-static void start_run(fault_run_t *r, const char *name) {
-    long pp = per_partition();
-    fault_run_start(r, mc, name, PARTITIONS, pp, IN_FLIGHT_S, pp * PARTITIONS, 0, NULL);
-    fault_run_wait_handled(r, pp * PARTITIONS / 4, 60000);
-}
-
-static void finish(fault_run_t *r, const char *scenario) {
-    fault_result_t res = {.scenario = scenario};
-    fault_run_finish(r, &res, 90000);
-    fault_result_record(&res);
-}
+enum { PARTITIONS = FAULT_MIDRUN_PARTITIONS };
+#define IN_FLIGHT_S FAULT_MIDRUN_IN_FLIGHT
 
 /* Commits that fail must be retried: every message is handled first with
  * acks held back, then the errors are queued, then the acks are released.
@@ -87,7 +71,7 @@ Test(faults_errors, offset_commit_errors_are_retried) {
 
 Test(faults_errors, offset_commit_errors_mid_run) {
     fault_run_t r;
-    start_run(&r, "e-commit-mid");
+    fault_run_start_midrun(&r, mc, "e-commit-mid");
     rd_kafka_mock_push_request_errors(
         mock_cluster_handle(mc), FAULT_API_OFFSET_COMMIT, 8, RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
         RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
@@ -95,7 +79,7 @@ Test(faults_errors, offset_commit_errors_mid_run) {
         RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
         RD_KAFKA_RESP_ERR_INVALID_COMMIT_OFFSET_SIZE);
     fault_run_fault_over(&r);
-    finish(&r, "OffsetCommit errors mid-run (8 mixed)");
+    fault_run_finish_and_record(&r, "OffsetCommit errors mid-run (8 mixed)");
 }
 
 /* Waits until some partition was assigned again (a rejoin happened). */
@@ -115,14 +99,15 @@ static void wait_reassigned(fault_run_t *r, int timeout_ms) {
 
 Test(faults_errors, heartbeat_errors_force_rejoins) {
     fault_run_t r;
-    start_run(&r, "e-heartbeat");
+    fault_run_start_midrun(&r, mc, "e-heartbeat");
     rd_kafka_mock_push_request_errors(
         mock_cluster_handle(mc), FAULT_API_HEARTBEAT, 4, RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
         RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
         RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID);
     fault_run_fault_over(&r);
     wait_reassigned(&r, 20000);
-    finish(&r, "Heartbeat errors (rebalance in progress, unknown member, ...)");
+    fault_run_finish_and_record(&r,
+                                "Heartbeat errors (rebalance in progress, unknown member, ...)");
 }
 
 Test(faults_errors, join_and_sync_group_errors) {
@@ -134,7 +119,7 @@ Test(faults_errors, join_and_sync_group_errors) {
     rd_kafka_mock_push_request_errors(h, FAULT_API_SYNC_GROUP, 1,
                                       RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS);
     fault_run_t r;
-    start_run(&r, "e-join");
+    fault_run_start_midrun(&r, mc, "e-join");
     /* Mid-run: force a rejoin, whose JoinGroup and SyncGroup fail first. */
     rd_kafka_mock_push_request_errors(h, FAULT_API_JOIN_GROUP, 2,
                                       RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
@@ -148,12 +133,12 @@ Test(faults_errors, join_and_sync_group_errors) {
     /* A cooperative rejoin that keeps the assignment calls no rebalance
      * callback, so a reassignment is not required here (it happens when the
      * mock rejects the commits of the old generation meanwhile). */
-    finish(&r, "JoinGroup/SyncGroup errors at start and on a forced rejoin");
+    fault_run_finish_and_record(&r, "JoinGroup/SyncGroup errors at start and on a forced rejoin");
 }
 
 Test(faults_errors, fetch_errors) {
     fault_run_t r;
-    start_run(&r, "e-fetch");
+    fault_run_start_midrun(&r, mc, "e-fetch");
     rd_kafka_mock_push_request_errors(
         mock_cluster_handle(mc), FAULT_API_FETCH, 8, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
         RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
@@ -161,5 +146,5 @@ Test(faults_errors, fetch_errors) {
         RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_REPLICA_NOT_AVAILABLE,
         RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
     fault_run_fault_over(&r);
-    finish(&r, "Fetch errors (8 mixed: not leader, timeout, storage, ...)");
+    fault_run_finish_and_record(&r, "Fetch errors (8 mixed: not leader, timeout, storage, ...)");
 }
