@@ -638,8 +638,8 @@ static inline int64_t fault_log_first_handle_after(const char *path, int64_t t_u
     return first;
 }
 
-/* A committed-state snapshot taken at t_us (after a kill): what was
- * committed as done then must never be handled after t_us. */
+/* A committed-state snapshot (after a kill), complete at t_us: what it has
+ * as committed done must never be handled after t_us. */
 typedef struct fault_checkpoint {
     int64_t t_us;
     fault_done_t done[FAULT_MAX_PARTITIONS];
@@ -647,9 +647,13 @@ typedef struct fault_checkpoint {
 
 static inline void fault_checkpoint_take(fault_checkpoint_t *cp, const char *b, const char *group,
                                          const char *topic, int partitions) {
-    cp->t_us = fault_now_us();
     for (int p = 0; p < partitions; p++)
         fault_done_read(b, group, topic, p, &cp->done[p]);
+    /* Stamped after the reads: live members (churn) go on handling and
+     * committing while partition after partition is read, so a message
+     * committed by its read may have been handled after the first read.
+     * Everything read was committed, hence acked, by now. */
+    cp->t_us = fault_now_us();
 }
 
 /* Offsets handled (in log, before cp->t_us) that cp does not have as done:

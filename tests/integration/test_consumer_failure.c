@@ -140,12 +140,13 @@ Test(consumer_failure, retry_succeeds_on_the_third_attempt_while_other_partition
     cr_assert_eq(plain_produce(b, "retry3", 0, N0, 0, 0), N0);
     fx_t f;
     fx_init(&f, FAIL, 3);
-    /* Waits of [1000, 2000] then [2000, 4000] ms: long enough for partition
-     * 1 to be handled entirely while partition 0 waits. */
+    /* Waits of [2000, 4000] then [4000, 8000] ms: long enough for partition
+     * 1 to be produced and handled entirely while partition 0 waits (at
+     * least 6 s before attempt 3, also on a loaded machine under ASan). */
     kaffe_consumer_t *c =
         start_consumer(test_conf(b, "retry3", "g-retry3", fx_handler, &f, "on_error", "retry",
-                                 "retry_max_attempts", "3", "retry_initial_backoff_ms", "2000",
-                                 "retry_max_backoff_ms", "4000", "workers", "2", NULL),
+                                 "retry_max_attempts", "3", "retry_initial_backoff_ms", "4000",
+                                 "retry_max_backoff_ms", "8000", "workers", "2", NULL),
                        &f.r);
     void *one[] = {&f, (void *)(intptr_t)1};
     cr_assert(wait_until(has_attempts, one, 30000));
@@ -189,20 +190,20 @@ Test(consumer_failure, retry_succeeds_on_the_third_attempt_while_other_partition
 
 Test(consumer_failure, in_key_order_a_waiting_key_holds_back_only_its_key) {
     const char *b = mock_cluster_bootstraps(mc);
-    enum { N = 40 };
-    /* Keys key-0..key-3 round robin: value 4 has key-0. */
-    cr_assert_eq(plain_produce(b, "retrykey", 0, N, 0, 4), N);
+    enum { N = 40, KEYS = 8, FAIL_VALUE = KEYS };
+    /* Keys key-0..key-7 round robin: value 8 has key-0. */
+    cr_assert_eq(plain_produce(b, "retrykey", 0, N, 0, KEYS), N);
     fx_t f;
-    fx_init(&f, 4, 2);
+    fx_init(&f, FAIL_VALUE, 2);
     kaffe_consumer_t *c = start_consumer(
         test_conf(b, "retrykey", "g-retrykey", fx_handler, &f, "on_error", "retry", "ordering",
                   "key", "retry_max_attempts", "5", "retry_initial_backoff_ms", "3000",
                   "retry_max_backoff_ms", "3000", "workers", "2", NULL),
         &f.r);
-    /* While value 4 (key-0) waits for its retry (1.5 to 3 s), messages of
+    /* While value 8 (key-0) waits for its retry (1.5 to 3 s), messages of
      * other keys after it are handled (key lanes are salted hashes: the
-     * other three keys cannot all share key-0's lane but by a 1/4096 chance),
-     * and none of key-0's after it. */
+     * other seven keys cannot all share key-0's lane of 16 but by a 16^-7
+     * chance), and none of key-0's after it. */
     void *one[] = {&f, (void *)(intptr_t)1};
     cr_assert(wait_until(has_attempts, one, 30000));
     int64_t deadline = test_now_ms() + 30000;
@@ -210,7 +211,7 @@ Test(consumer_failure, in_key_order_a_waiting_key_holds_back_only_its_key) {
     while (!others && test_now_ms() < deadline) {
         pthread_mutex_lock(&f.r.lock);
         for (size_t i = 0; i < f.r.count; i++)
-            others |= f.r.msgs[i].value_index > 4 && strcmp(f.r.msgs[i].key, "key-0") != 0;
+            others |= f.r.msgs[i].value_index > FAIL_VALUE && strcmp(f.r.msgs[i].key, "key-0") != 0;
         pthread_mutex_unlock(&f.r.lock);
         test_sleep_ms(5);
     }
@@ -219,7 +220,8 @@ Test(consumer_failure, in_key_order_a_waiting_key_holds_back_only_its_key) {
     pthread_mutex_lock(&f.r.lock);
     for (size_t i = 0; i < f.r.count; i++)
         if (strcmp(f.r.msgs[i].key, "key-0") == 0)
-            cr_assert_leq(f.r.msgs[i].value_index, 4, "key-0 went on past its waiting message");
+            cr_assert_leq(f.r.msgs[i].value_index, FAIL_VALUE,
+                          "key-0 went on past its waiting message");
     pthread_mutex_unlock(&f.r.lock);
     cr_assert(wait_handled(&f.r, N + 1, 30000));
     cr_assert(committed_reaches("g-retrykey", "retrykey", 0, N));

@@ -113,8 +113,9 @@ size_t plain_consume_all(const char *bootstraps, const char *topic, size_t max, 
 
     plain_message_t *msgs = calloc(max ? max : 1, sizeof *msgs);
     size_t n = 0;
+    int first_ms = idle_ms > PLAIN_FIRST_MESSAGE_MS ? idle_ms : PLAIN_FIRST_MESSAGE_MS;
     while (n < max) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, idle_ms);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, n == 0 ? first_ms : idle_ms);
         if (!m)
             break;
         if (!m->err) {

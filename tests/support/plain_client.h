@@ -29,8 +29,11 @@ typedef struct plain_message {
 } plain_message_t;
 
 /* Reads up to max messages of topic (all partitions, from the beginning,
- * no group commits) until max are read or idle_ms pass without one.
+ * no group commits) until max are read or idle_ms pass without one; the
+ * first message may take PLAIN_FIRST_MESSAGE_MS if that is longer (the
+ * client's start, its offset lookups, a leader that just came back).
  * Returns the count; *out is malloc'ed, free with plain_messages_free. */
+enum { PLAIN_FIRST_MESSAGE_MS = 15000 };
 size_t plain_consume_all(const char *bootstraps, const char *topic, size_t max, int idle_ms,
                          plain_message_t **out);
 void plain_messages_free(plain_message_t *msgs, size_t count);
