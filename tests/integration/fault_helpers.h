@@ -38,6 +38,7 @@
 
 #include "ack/ack.h"
 #include "mock/mock_cluster.h"
+#include "support/mock_suite.h"
 #include "support/plain_client.h"
 #include "support/subprocess.h"
 
@@ -779,9 +780,7 @@ static inline fault_verdict_t fault_verdict(const fault_log_t *log, const fault_
 /* A one-broker embedded cluster for a process scenario, and a directory
  * for its processes' logs (/tmp/kaffe-<name>-XXXXXX, dir_size >= 64). */
 static inline mock_cluster_t *fault_procs_setup(const char *name, char *dir, size_t dir_size) {
-    char err[256];
-    mock_cluster_t *mc = mock_cluster_start(1, NULL, 0, err, sizeof err);
-    cr_assert_not_null(mc, "%s", err);
+    mock_cluster_t *mc = test_mock_cluster_start(1, NULL, 0);
     snprintf(dir, dir_size, "/tmp/kaffe-%s-XXXXXX", name);
     cr_assert_not_null(mkdtemp(dir));
     return mc;

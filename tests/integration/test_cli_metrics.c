@@ -16,25 +16,13 @@
 #include <unistd.h>
 
 #include "mock/mock_cluster.h"
+#include "support/mock_suite.h"
 #include "support/plain_client.h"
 #include "support/subprocess.h"
 
 enum { PER_PARTITION = 10000 }; /* 2 x 10000 value lines: ~220 KB > a pipe */
 
-static mock_cluster_t *mc;
-
-static void start_cluster(void) {
-    char err[256];
-    mock_topic_t topics[] = {{"cm", 2}};
-    mc = mock_cluster_start(1, topics, 1, err, sizeof err);
-    cr_assert_not_null(mc, "%s", err);
-}
-
-static void stop_cluster(void) {
-    mock_cluster_stop(mc);
-}
-
-TestSuite(cli_metrics, .init = start_cluster, .fini = stop_cluster, .timeout = 180);
+MOCK_CLUSTER_SUITE(cli_metrics, 1, 180, {"cm", 2});
 
 /* A port that was free a moment ago (the kernel's pick for port 0). */
 static uint16_t free_port(void) {

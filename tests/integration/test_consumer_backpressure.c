@@ -4,22 +4,10 @@
 
 #include "consumer_helpers.h"
 #include "mock/mock_cluster.h"
+#include "support/mock_suite.h"
 #include "support/plain_client.h"
 
-static mock_cluster_t *mc;
-
-static void start_cluster(void) {
-    char err[256];
-    mock_topic_t topics[] = {{"bp", 1}, {"bpbytes", 2}};
-    mc = mock_cluster_start(1, topics, 2, err, sizeof err);
-    cr_assert_not_null(mc, "%s", err);
-}
-
-static void stop_cluster(void) {
-    mock_cluster_stop(mc);
-}
-
-TestSuite(consumer_backpressure, .init = start_cluster, .fini = stop_cluster, .timeout = 120);
+MOCK_CLUSTER_SUITE(consumer_backpressure, 1, 120, {"bp", 1}, {"bpbytes", 2});
 
 /* Acks everything delivered so far; returns how many. */
 static long ack_all(recorder_t *r, size_t *next) {

@@ -5,6 +5,7 @@
 
 #include "consumer_helpers.h"
 #include "mock/mock_cluster.h"
+#include "support/mock_suite.h"
 #include "support/plain_client.h"
 
 enum { PER_TOPIC = 600, PARTITIONS = 3 };
@@ -12,10 +13,8 @@ enum { PER_TOPIC = 600, PARTITIONS = 3 };
 static mock_cluster_t *mc;
 
 static void start_cluster(void) {
-    char err[256];
     mock_topic_t topics[] = {{"alpha", PARTITIONS}, {"beta", PARTITIONS}};
-    mc = mock_cluster_start(1, topics, 2, err, sizeof err);
-    cr_assert_not_null(mc, "%s", err);
+    mc = test_mock_cluster_start(1, topics, 2);
     /* Keys key-0..key-39; every 7th message has a null key (key_mod 0). */
     const char *b = mock_cluster_bootstraps(mc);
     cr_assert_eq(plain_produce(b, "alpha", RD_KAFKA_PARTITION_UA, PER_TOPIC - 100, 0, 40),

@@ -6,22 +6,10 @@
 #include "ack/ack.h"
 #include "consumer_helpers.h"
 #include "mock/mock_cluster.h"
+#include "support/mock_suite.h"
 #include "support/plain_client.h"
 
-static mock_cluster_t *mc;
-
-static void start_cluster(void) {
-    char err[256];
-    mock_topic_t topics[] = {{"holes", 1}, {"early", 1}, {"fail", 1}, {"fail8", 2}};
-    mc = mock_cluster_start(1, topics, 4, err, sizeof err);
-    cr_assert_not_null(mc, "%s", err);
-}
-
-static void stop_cluster(void) {
-    mock_cluster_stop(mc);
-}
-
-TestSuite(consumer_commit, .init = start_cluster, .fini = stop_cluster, .timeout = 120);
+MOCK_CLUSTER_SUITE(consumer_commit, 1, 120, {"holes", 1}, {"early", 1}, {"fail", 1}, {"fail8", 2});
 
 static kaffe_consumer_t *start_consumer(kaffe_conf_t *conf, recorder_t *r) {
     char err[512];

@@ -6,17 +6,16 @@
 
 #include "consumer_helpers.h"
 #include "mock/mock_cluster.h"
+#include "support/mock_suite.h"
 #include "support/plain_client.h"
 
 static mock_cluster_t *mc;
 
 static void start_cluster(void) {
-    char err[256];
     mock_topic_t topics[] = {{"retry3", 2},  {"retrykey", 1}, {"skip", 1},  {"exstop", 1},
                              {"dlq-src", 1}, {"dlq", 1},      {"nodlq", 1}, {"pause", 2},
                              {"nack", 1},    {"revpause", 2}};
-    mc = mock_cluster_start(1, topics, sizeof topics / sizeof topics[0], err, sizeof err);
-    cr_assert_not_null(mc, "%s", err);
+    mc = test_mock_cluster_start(1, topics, sizeof topics / sizeof topics[0]);
     /* The mock creates any topic asked about (Metadata v2): this is how it
      * plays a dead-letter topic the cluster does not have. */
     rd_kafka_mock_topic_set_error(mock_cluster_handle(mc), "no-such-dlq",

@@ -5,24 +5,12 @@
 
 #include "consumer_helpers.h"
 #include "mock/mock_cluster.h"
+#include "support/mock_suite.h"
 #include "support/plain_client.h"
 
 enum { PARTITIONS = 4, BATCH = 400 };
 
-static mock_cluster_t *mc;
-
-static void start_cluster(void) {
-    char err[256];
-    mock_topic_t topics[] = {{"shared", PARTITIONS}};
-    mc = mock_cluster_start(1, topics, 1, err, sizeof err);
-    cr_assert_not_null(mc, "%s", err);
-}
-
-static void stop_cluster(void) {
-    mock_cluster_stop(mc);
-}
-
-TestSuite(consumer_group, .init = start_cluster, .fini = stop_cluster, .timeout = 180);
+MOCK_CLUSTER_SUITE(consumer_group, 1, 180, {"shared", PARTITIONS});
 
 typedef struct owner {
     atomic_int owned[PARTITIONS]; /* 1 while assigned */

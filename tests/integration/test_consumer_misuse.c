@@ -3,22 +3,10 @@
 
 #include "consumer_helpers.h"
 #include "mock/mock_cluster.h"
+#include "support/mock_suite.h"
 #include "support/plain_client.h"
 
-static mock_cluster_t *mc;
-
-static void start_cluster(void) {
-    char err[256];
-    mock_topic_t topics[] = {{"misuse", 2}, {"syncack", 1}};
-    mc = mock_cluster_start(1, topics, 2, err, sizeof err);
-    cr_assert_not_null(mc, "%s", err);
-}
-
-static void stop_cluster(void) {
-    mock_cluster_stop(mc);
-}
-
-TestSuite(consumer_misuse, .init = start_cluster, .fini = stop_cluster, .timeout = 120);
+MOCK_CLUSTER_SUITE(consumer_misuse, 1, 120, {"misuse", 2}, {"syncack", 1});
 
 Test(consumer_misuse, a_missing_handler_is_refused_by_name) {
     kaffe_conf_t *conf = test_conf(mock_cluster_bootstraps(mc), "misuse", "g", NULL, NULL, NULL);

@@ -15,20 +15,9 @@
  * commit fails and what was acked since the last successful commit is
  * handed out again too. */
 #include "fault_helpers.h"
+#include "support/mock_suite.h"
 
-static mock_cluster_t *mc;
-
-static void start_cluster(void) {
-    char err[256];
-    mc = mock_cluster_start(3, NULL, 0, err, sizeof err);
-    cr_assert_not_null(mc, "%s", err);
-}
-
-static void stop_cluster(void) {
-    mock_cluster_stop(mc);
-}
-
-TestSuite(faults_broker, .init = start_cluster, .fini = stop_cluster, .timeout = 150);
+MOCK_CLUSTER_SUITE(faults_broker, 3, 150);
 
 enum { PARTITIONS = FAULT_MIDRUN_PARTITIONS };
 

@@ -12,20 +12,9 @@
  * acked offsets above the watermark travel in the commit metadata and are
  * never handled again. */
 #include "fault_helpers.h"
+#include "support/mock_suite.h"
 
-static mock_cluster_t *mc;
-
-static void start_cluster(void) {
-    char err[256];
-    mc = mock_cluster_start(1, NULL, 0, err, sizeof err);
-    cr_assert_not_null(mc, "%s", err);
-}
-
-static void stop_cluster(void) {
-    mock_cluster_stop(mc);
-}
-
-TestSuite(faults_errors, .init = start_cluster, .fini = stop_cluster, .timeout = 150);
+MOCK_CLUSTER_SUITE(faults_errors, 1, 150);
 
 enum { PARTITIONS = FAULT_MIDRUN_PARTITIONS };
 #define IN_FLIGHT_S FAULT_MIDRUN_IN_FLIGHT

@@ -19,21 +19,9 @@
  * the member rebalances. */
 #include "consumer_helpers.h"
 #include "fault_helpers.h"
+#include "support/mock_suite.h"
 
-static mock_cluster_t *mc;
-
-static void start_cluster(void) {
-    char err[256];
-    mock_topic_t topics[] = {{"r-inherit", 1}, {"r-coop", 4}};
-    mc = mock_cluster_start(1, topics, 2, err, sizeof err);
-    cr_assert_not_null(mc, "%s", err);
-}
-
-static void stop_cluster(void) {
-    mock_cluster_stop(mc);
-}
-
-TestSuite(faults_regress, .init = start_cluster, .fini = stop_cluster, .timeout = 120);
+MOCK_CLUSTER_SUITE(faults_regress, 1, 120, {"r-inherit", 1}, {"r-coop", 4});
 
 static kaffe_consumer_t *start_consumer(kaffe_conf_t *conf, recorder_t *r) {
     char err[512];

@@ -8,23 +8,11 @@
 #include "conf/conf.h"
 #include "consumer_helpers.h"
 #include "mock/mock_cluster.h"
+#include "support/mock_suite.h"
 #include "support/pem_gen.h"
 #include "support/plain_client.h"
 
-static mock_cluster_t *mc;
-
-static void start_cluster(void) {
-    char err[256];
-    mock_topic_t topics[] = {{"lg", 1}};
-    mc = mock_cluster_start(1, topics, 1, err, sizeof err);
-    cr_assert_not_null(mc, "%s", err);
-}
-
-static void stop_cluster(void) {
-    mock_cluster_stop(mc);
-}
-
-TestSuite(logging, .init = start_cluster, .fini = stop_cluster, .timeout = 120);
+MOCK_CLUSTER_SUITE(logging, 1, 120, {"lg", 1});
 
 typedef struct log_sink {
     pthread_mutex_t lock;

@@ -13,22 +13,10 @@
 #include "cli/metrics_http.h"
 #include "consumer_helpers.h"
 #include "mock/mock_cluster.h"
+#include "support/mock_suite.h"
 #include "support/plain_client.h"
 
-static mock_cluster_t *mc;
-
-static void start_cluster(void) {
-    char err[256];
-    mock_topic_t topics[] = {{"mh", 2}};
-    mc = mock_cluster_start(1, topics, 1, err, sizeof err);
-    cr_assert_not_null(mc, "%s", err);
-}
-
-static void stop_cluster(void) {
-    mock_cluster_stop(mc);
-}
-
-TestSuite(metrics_http, .init = start_cluster, .fini = stop_cluster, .timeout = 120);
+MOCK_CLUSTER_SUITE(metrics_http, 1, 120, {"mh", 2});
 
 /* A plain HTTP/1.0 request; returns the whole response (malloc'ed). */
 static char *http(uint16_t port, const char *method, const char *path) {

@@ -7,15 +7,14 @@
 #include <stdatomic.h>
 
 #include "producer_helpers.h"
+#include "support/mock_suite.h"
 
 static mock_cluster_t *mc;
 static const char *bs;
 
 static void start_cluster(void) {
-    char err[256];
     mock_topic_t topics[] = {{"orders", 3}, {"audit", 2}, {"ten", 10}, {"wide", 4}};
-    mc = mock_cluster_start(3, topics, 4, err, sizeof err);
-    cr_assert_not_null(mc, "%s", err);
+    mc = test_mock_cluster_start(3, topics, 4);
     bs = mock_cluster_bootstraps(mc);
     /* The mock answers Metadata v2 at most, so it creates any topic asked
      * about (there is no AllowAutoTopicCreation before v4): this is how it

@@ -16,15 +16,14 @@
 
 #include "producer/producer.h"
 #include "producer_helpers.h"
+#include "support/mock_suite.h"
 
 static mock_cluster_t *mc;
 static const char *bs;
 
 static void start_cluster(void) {
-    char err[256];
     mock_topic_t topics[] = {{"deferred", 3}};
-    mc = mock_cluster_start(3, topics, 1, err, sizeof err);
-    cr_assert_not_null(mc, "%s", err);
+    mc = test_mock_cluster_start(3, topics, 1);
     bs = mock_cluster_bootstraps(mc);
 }
 

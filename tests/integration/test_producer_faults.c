@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 
 #include "producer_helpers.h"
+#include "support/mock_suite.h"
 
 /* Kafka's ApiKey for Produce (RD_KAFKAP_Produce is not in the public headers). */
 #define API_PRODUCE 0
@@ -15,10 +16,8 @@ static mock_cluster_t *mc;
 static const char *bs;
 
 static void start_cluster(void) {
-    char err[256];
     mock_topic_t topics[] = {{"orders", 3}};
-    mc = mock_cluster_start(BROKERS, topics, 1, err, sizeof err);
-    cr_assert_not_null(mc, "%s", err);
+    mc = test_mock_cluster_start(BROKERS, topics, 1);
     bs = mock_cluster_bootstraps(mc);
 }
 

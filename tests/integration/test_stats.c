@@ -8,22 +8,10 @@
 
 #include "consumer_helpers.h"
 #include "mock/mock_cluster.h"
+#include "support/mock_suite.h"
 #include "support/plain_client.h"
 
-static mock_cluster_t *mc;
-
-static void start_cluster(void) {
-    char err[256];
-    mock_topic_t topics[] = {{"st", 3}, {"stp", 2}};
-    mc = mock_cluster_start(1, topics, 2, err, sizeof err);
-    cr_assert_not_null(mc, "%s", err);
-}
-
-static void stop_cluster(void) {
-    mock_cluster_stop(mc);
-}
-
-TestSuite(stats, .init = start_cluster, .fini = stop_cluster, .timeout = 120);
+MOCK_CLUSTER_SUITE(stats, 1, 120, {"st", 3}, {"stp", 2});
 
 static const int64_t produced[3] = {10, 20, 30};
 
