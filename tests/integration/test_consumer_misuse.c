@@ -170,8 +170,7 @@ static void on_transport_error(int status, const char *reason, void *opaque) {
 Test(consumer_misuse, a_broker_going_down_reaches_the_error_callback) {
     char err[512];
     mock_topic_t topics[] = {{"down", 1}};
-    mock_cluster_t *own = mock_cluster_start(1, topics, 1, err, sizeof err);
-    cr_assert_not_null(own, "%s", err);
+    mock_cluster_t *own = test_mock_cluster_start(1, topics, 1);
     recorder_t r;
     recorder_init(&r);
     kaffe_conf_t *conf =

@@ -6,6 +6,7 @@
 #include "consumer/internal.h"
 #include "consumer_helpers.h"
 #include "mock/mock_cluster.h"
+#include "support/mock_suite.h"
 #include "support/plain_client.h"
 
 TestSuite(consumer_selfheal, .timeout = 120);
@@ -47,8 +48,7 @@ static void count_transport(int status, const char *reason, void *opaque) {
 Test(consumer_selfheal, all_brokers_down_then_up_resumes_by_itself_and_loses_nothing) {
     char err[512];
     mock_topic_t topics[] = {{"outage", 2}};
-    mock_cluster_t *own = mock_cluster_start(3, topics, 1, err, sizeof err);
-    cr_assert_not_null(own, "%s", err);
+    mock_cluster_t *own = test_mock_cluster_start(3, topics, 1);
     const char *b = mock_cluster_bootstraps(own);
     enum { HALF = 200 };
     cr_assert_eq(plain_produce(b, "outage", RD_KAFKA_PARTITION_UA, HALF, 0, 8), HALF);
@@ -109,10 +109,8 @@ static int restarted(void *arg) {
 }
 
 Test(consumer_selfheal, a_fatal_error_restarts_the_client_and_old_acks_are_revoked) {
-    char err[512];
     mock_topic_t topics[] = {{"fatal", 2}};
-    mock_cluster_t *own = mock_cluster_start(1, topics, 1, err, sizeof err);
-    cr_assert_not_null(own, "%s", err);
+    mock_cluster_t *own = test_mock_cluster_start(1, topics, 1);
     const char *b = mock_cluster_bootstraps(own);
     enum { HALF = 100 };
     cr_assert_eq(plain_produce(b, "fatal", RD_KAFKA_PARTITION_UA, HALF, 0, 4), HALF);
@@ -183,10 +181,8 @@ Test(consumer_selfheal, a_fatal_error_restarts_the_client_and_old_acks_are_revok
 }
 
 Test(consumer_selfheal, fatal_errors_beyond_the_restart_budget_stop_the_consumer) {
-    char err[512];
     mock_topic_t topics[] = {{"budget", 1}};
-    mock_cluster_t *own = mock_cluster_start(1, topics, 1, err, sizeof err);
-    cr_assert_not_null(own, "%s", err);
+    mock_cluster_t *own = test_mock_cluster_start(1, topics, 1);
     const char *b = mock_cluster_bootstraps(own);
     cr_assert_eq(plain_produce(b, "budget", 0, 10, 0, 0), 10);
     recorder_t r;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "mock/mock_cluster.h"
+#include "support/mock_suite.h"
 #include "support/plain_client.h"
 #include "support/subprocess.h"
 
@@ -21,9 +22,7 @@ static char conf_path[64];
 /* Starts a cluster with the given topics, and writes a KAFFE_CONF file with
  * group timings suited to the embedded cluster. */
 static void start(const mock_topic_t *topics, size_t count) {
-    char err[256];
-    cluster = mock_cluster_start(1, topics, count, err, sizeof err);
-    cr_assert_not_null(cluster, "%s", err);
+    cluster = test_mock_cluster_start(1, topics, count);
     snprintf(conf_path, sizeof conf_path, "/tmp/kaffe-examples-%d.conf", (int)getpid());
     FILE *f = fopen(conf_path, "w");
     cr_assert_not_null(f);

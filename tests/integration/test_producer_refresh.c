@@ -17,6 +17,7 @@
 #include <kaffe/kaffe.h>
 
 #include "mock/mock_cluster.h"
+#include "support/mock_suite.h"
 
 #define THREADS 8
 
@@ -46,8 +47,7 @@ static void *herd_main(void *arg) {
 Test(producer_refresh, concurrent_out_of_range_partitions_ask_the_cluster_once) {
     char err[512];
     mock_topic_t topic = {"refresh", 2};
-    mock_cluster_t *mc = mock_cluster_start(1, &topic, 1, err, sizeof err);
-    cr_assert_not_null(mc, "%s", err);
+    mock_cluster_t *mc = test_mock_cluster_start(1, &topic, 1);
     kaffe_conf_t *conf = kaffe_conf_new();
     cr_assert_eq(kaffe_conf_set(conf, "endpoints", mock_cluster_bootstraps(mc), err, sizeof err),
                  KAFFE_OK, "%s", err);
