@@ -94,8 +94,8 @@ Test(faults_errors, heartbeat_errors_force_rejoins) {
         RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
         RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID);
     fault_run_fault_over(&r);
-    wait_reassigned(
-        &r, 60000); /* up to two JoinGroup holds of session - 1 s, and a stale member's expiry */
+    /* Up to two JoinGroup holds of session - 1 s, and a stale member's expiry. */
+    wait_reassigned(&r, 60000);
     fault_run_finish_and_record(&r,
                                 "Heartbeat errors (rebalance in progress, unknown member, ...)");
 }
