@@ -14,6 +14,8 @@
 
 #include <kaffe/kaffe.h>
 
+#include "support/test_clock.h"
+
 typedef struct seen_msg {
     char topic[32];
     int32_t partition;
@@ -80,17 +82,6 @@ static inline int record_handler(kaffe_message_t *m, void *opaque) {
 
 static inline long recorder_handled(recorder_t *r) {
     return atomic_load(&r->handled);
-}
-
-static inline int64_t test_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static inline void test_sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 /* Waits until the recorder handled at least n messages; false on timeout. */

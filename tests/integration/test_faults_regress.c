@@ -148,10 +148,10 @@ Test(faults_regress, a_cooperative_rebalance_settles_while_handling) {
     member_t first = {0}, second = {0};
     atomic_store(&second.gate, 1);
     kaffe_consumer_t *c1 = start_member(b, &first);
-    int64_t deadline = fault_now_ms() + 30000;
+    int64_t deadline = test_now_ms() + 30000;
     while (atomic_load(&first.entered) < 4) {
-        cr_assert(fault_now_ms() < deadline, "the first member got no message");
-        fault_sleep_ms(5);
+        cr_assert(test_now_ms() < deadline, "the first member got no message");
+        test_sleep_ms(5);
     }
     /* The second member's join makes it give up two partitions: revoke, the
      * rest of the round, then a rejoin at once, while acks now flow. */
