@@ -368,10 +368,13 @@ Test(consumer_failure, an_unavailable_dead_letter_topic_stops_without_losing_the
     recorder_free(&r2);
 }
 
-static int paused_once(void *arg) {
+/* arg: {consumer, n}: the consumer has paused at least n messages. */
+static int has_paused(void *arg) {
+    kaffe_consumer_t *c = ((void **)arg)[0];
+    uint64_t n = (uint64_t)(intptr_t)((void **)arg)[1];
     kaffe_failure_counters_t k;
-    kaffe_consumer_failure_counters(arg, &k);
-    return k.paused >= 1;
+    kaffe_consumer_failure_counters(c, &k);
+    return k.paused >= n;
 }
 
 Test(consumer_failure, pause_holds_the_partition_until_resumed_then_redelivers) {
@@ -383,7 +386,8 @@ Test(consumer_failure, pause_holds_the_partition_until_resumed_then_redelivers) 
     fx_init(&f, FAIL, 2);
     kaffe_consumer_t *c = start_consumer(
         test_conf(b, "pause", "g-pause", fx_handler, &f, "on_error", "pause", NULL), &f.r);
-    cr_assert(wait_until(paused_once, c, 30000));
+    void *once[] = {c, (void *)(intptr_t)1};
+    cr_assert(wait_until(has_paused, once, 30000));
     /* Partition 1 flows to its end; partition 0 stays at offset 4. */
     cr_assert(committed_reaches("g-pause", "pause", 1, N));
     cr_assert(committed_reaches("g-pause", "pause", 0, FAIL));
@@ -413,12 +417,6 @@ static int fail_at_offset_handler(kaffe_message_t *m, void *opaque) {
     return kaffe_message_offset(m) == REVOKE_AT ? KAFFE_ERR_HANDLER : rc;
 }
 
-static int paused_twice(void *arg) {
-    kaffe_failure_counters_t k;
-    kaffe_consumer_failure_counters(arg, &k);
-    return k.paused >= 2;
-}
-
 /* A revoke releases a paused message unhandled, and with it what is queued
  * behind it on its lane: the next owner handles them, in order, from the
  * paused message on (before the fix, the old owner ran them in the revoke's
@@ -434,7 +432,8 @@ Test(consumer_failure, a_revoke_releases_a_paused_message_and_what_is_queued_beh
         start_consumer(test_conf(b, "revpause", "g-revpause", fail_at_offset_handler, &ra,
                                  "on_error", "pause", "ordering", "partition", NULL),
                        &ra);
-    cr_assert(wait_until(paused_twice, a, 30000));
+    void *twice[] = {a, (void *)(intptr_t)2};
+    cr_assert(wait_until(has_paused, twice, 30000));
     for (int32_t p = 0; p < 2; p++)
         cr_assert(committed_reaches("g-revpause", "revpause", p, REVOKE_AT));
     /* A second member: one partition moves to it. */

@@ -121,30 +121,31 @@ Test(producer_deferred, the_delivery_thread_frees_old_reports_itself) {
     kaffe_producer_destroy(p);
 }
 
-Test(producer_deferred, a_producer_blocked_on_a_full_queue_is_not_held_by_deferred_reports) {
-    /* 1 KiB of queue and 300-byte values: a fourth message waits for room. */
-    kaffe_producer_t *p = producer_with(bs, "deferred", "rdkafka.queue.buffering.max.kbytes", "1",
-                                        "rdkafka.linger.ms", "0", NULL);
+/* Produces n messages of value_len bytes through a producer whose queue is
+ * limited by queue_property = limit (no linger), flushes, and checks each
+ * message got exactly one OK callback. */
+static void produce_through_small_queue(const char *queue_property, const char *limit, int n,
+                                        size_t value_len) {
+    kaffe_producer_t *p =
+        producer_with(bs, "deferred", queue_property, limit, "rdkafka.linger.ms", "0", NULL);
     static calls_t calls;
     static slot_t slots[MESSAGES];
-    produce_n(p, &calls, slots, MESSAGES, 300);
+    produce_n(p, &calls, slots, n, value_len);
     cr_assert_eq(kaffe_producer_flush(p, 10000), KAFFE_OK);
-    cr_assert_eq(atomic_load(&calls.total), MESSAGES);
-    expect_each_called_once(&calls, MESSAGES);
+    cr_assert(!producer_has_deferred(p));
+    cr_assert_eq(atomic_load(&calls.total), n);
+    expect_each_called_once(&calls, n);
     kaffe_producer_destroy(p);
+}
+
+Test(producer_deferred, a_producer_blocked_on_a_full_queue_is_not_held_by_deferred_reports) {
+    /* 1 KiB of queue and 300-byte values: a fourth message waits for room. */
+    produce_through_small_queue("rdkafka.queue.buffering.max.kbytes", "1", MESSAGES, 300);
 }
 
 Test(producer_deferred, a_tiny_message_queue_defers_nothing_and_still_delivers_everything) {
     /* queue.buffering.max.messages=1: half of it is 0, so every report is
      * freed by the delivery thread at once, and each produce call waits for
      * the previous message. */
-    kaffe_producer_t *p = producer_with(bs, "deferred", "rdkafka.queue.buffering.max.messages", "1",
-                                        "rdkafka.linger.ms", "0", NULL);
-    static calls_t calls;
-    static slot_t slots[MESSAGES];
-    produce_n(p, &calls, slots, 50, 10);
-    cr_assert_eq(kaffe_producer_flush(p, 10000), KAFFE_OK);
-    cr_expect(!producer_has_deferred(p));
-    expect_each_called_once(&calls, 50);
-    kaffe_producer_destroy(p);
+    produce_through_small_queue("rdkafka.queue.buffering.max.messages", "1", 50, 10);
 }
