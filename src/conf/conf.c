@@ -529,6 +529,28 @@ bool conf_bool(const kaffe_conf_t *conf, const char *name) {
     return property_parse_bool(conf_str(conf, name));
 }
 
+int conf_choice(const kaffe_conf_t *conf, const char *name) {
+    const property_t *p = property_find(name);
+    if (!p || p->type != PROP_ENUM) {
+        fprintf(stderr, "kaffe: internal error: %s is not an enum property\n", name);
+        abort();
+    }
+    const char *value = conf_str(conf, name);
+    size_t length = strlen(value);
+    int index = 0;
+    for (const char *choice = p->choices;; index++) {
+        const char *end = strchr(choice, '|');
+        size_t choice_length = end ? (size_t)(end - choice) : strlen(choice);
+        if (choice_length == length && strncmp(choice, value, length) == 0)
+            return index;
+        if (!end)
+            break;
+        choice = end + 1;
+    }
+    fprintf(stderr, "kaffe: internal error: %s=%s is not among %s\n", name, value, p->choices);
+    abort();
+}
+
 size_t conf_list(const kaffe_conf_t *conf, const char *name, char ***out) {
     char *copy = strdup(conf_str(conf, name));
     size_t count = 0;

@@ -38,6 +38,13 @@ bool conf_is_set(const kaffe_conf_t *conf, const char *name);
 int64_t conf_int(const kaffe_conf_t *conf, const char *name);
 bool conf_bool(const kaffe_conf_t *conf, const char *name);
 
+/* The position of an enum property's value in its row's choices, counted
+ * from 0 in table order ("stop|retry|dead_letter|pause": "retry" is 1), so a
+ * room maps a value to its own enum by declaring the enum in the same order.
+ * The name must be a PROP_ENUM row (anything else aborts, as in conf_str());
+ * the value was validated at set time, so the result is always in range. */
+int conf_choice(const kaffe_conf_t *conf, const char *name);
+
 /* Splits a comma-separated list property (e.g. "topics") into a
  * NULL-terminated array of trimmed, non-empty strings. Returns the count;
  * *out is owned by the caller and freed with conf_list_free(). */

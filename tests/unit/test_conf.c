@@ -27,6 +27,22 @@ Test(conf, defaults_are_readable) {
     kaffe_conf_destroy(conf);
 }
 
+Test(conf, enum_values_read_back_as_their_position_in_the_choices) {
+    kaffe_conf_t *conf = kaffe_conf_new();
+    char err[256];
+    cr_assert_eq(conf_choice(conf, "on_error"), 0); /* default: stop */
+    const char *on_error[] = {"stop", "retry", "dead_letter", "pause"};
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(kaffe_conf_set(conf, "on_error", on_error[i], err, sizeof err), KAFFE_OK);
+        cr_assert_eq(conf_choice(conf, "on_error"), i, "on_error=%s", on_error[i]);
+    }
+    cr_assert_eq(kaffe_conf_set(conf, "partition_strategy", "murmur2", err, sizeof err), KAFFE_OK);
+    cr_assert_eq(conf_choice(conf, "partition_strategy"), 3);
+    cr_assert_eq(kaffe_conf_set(conf, "ordering", "unordered", err, sizeof err), KAFFE_OK);
+    cr_assert_eq(conf_choice(conf, "ordering"), 2);
+    kaffe_conf_destroy(conf);
+}
+
 Test(conf, set_values_are_read_back) {
     kaffe_conf_t *conf = kaffe_conf_new();
     char err[256];
