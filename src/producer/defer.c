@@ -52,53 +52,70 @@
 #include <stdlib.h>
 
 #include "common/clock.h"
+#include "common/tsan.h"
 #include "producer/internal.h"
 
-/* Destroys the events of a chain taken from the deferred stack and gives its
+/* The stacks are liburcu's cds_lfs (lfstack.h): the delivery thread pushes
+ * one event at a time and every taker takes the whole stack, which is
+ * exactly cds_lfs_push and __cds_lfs_pop_all (safe against concurrent
+ * pushes and other pop_alls without a lock, since nothing pops one node).
+ * liburcu's atomics are inline assembly in an uninstrumented library, so
+ * each hand-off of a node is also stated for TSan (src/common/tsan.h):
+ * TSAN_RELEASE(node) before a push, TSAN_ACQUIRE(node) after a take. */
+
+static deferred_event_t *event_of(struct cds_lfs_node *n) {
+    return caa_container_of(n, deferred_event_t, node);
+}
+
+/* Destroys the events of a list taken from the deferred stack and gives its
  * nodes back to the delivery thread. Any thread. */
-static void destroy_chain(kaffe_producer_t *p, deferred_event_t *first) {
-    if (!first)
-        return;
-    deferred_event_t *last = first;
-    for (deferred_event_t *d = first; d; d = d->next) {
+static void destroy_taken(kaffe_producer_t *p, struct cds_lfs_head *taken) {
+    struct cds_lfs_node *n, *next;
+    cds_lfs_for_each_safe(taken, n, next) {
+        deferred_event_t *d = event_of(n);
+        TSAN_ACQUIRE(d); /* pairs with the TSAN_RELEASE in producer_defer_or_destroy */
         /* Frees the event's messages: only now does rd_kafka_flush()
          * (waiting for the message count to reach zero) see them as done,
          * after their callbacks returned. */
         rd_kafka_event_destroy(d->ev);
-        last = d;
+        /* Our reads of d happen before the delivery thread reuses it: the
+         * push's full barrier, its pop_all's (node_get). */
+        TSAN_RELEASE(d);
+        cds_lfs_push(&p->spare_nodes, n);
     }
-    deferred_event_t *head = atomic_load_explicit(&p->spare_nodes, memory_order_relaxed);
-    do {
-        last->next = head;
-        /* release: our reads of the nodes happen before the delivery thread
-         * (acquire exchange in node_get) reuses them. Failure relaxed: we only
-         * retry with the new head. */
-    } while (!atomic_compare_exchange_weak_explicit(&p->spare_nodes, &head, first,
-                                                    memory_order_release, memory_order_relaxed));
 }
 
 void producer_defer_take(kaffe_producer_t *p) {
-    /* seq_cst exchange: rule 3 (pairs with the push and the load of direct
-     * in producer_defer_or_destroy()). */
-    destroy_chain(p, atomic_exchange_explicit(&p->deferred, NULL, memory_order_seq_cst));
+    /* A full-barrier exchange: rule 3 (pairs with the push and the seq_cst
+     * load of direct in producer_defer_or_destroy()). */
+    struct cds_lfs_head *taken = __cds_lfs_pop_all(&p->deferred);
+    if (taken)
+        destroy_taken(p, taken);
 }
 
 static deferred_event_t *node_get(kaffe_producer_t *p, defer_state_t *ds) {
-    deferred_event_t *d = ds->free_nodes;
-    if (!d) /* acquire: pairs with the release CAS in destroy_chain(). */
-        d = atomic_exchange_explicit(&p->spare_nodes, NULL, memory_order_acquire);
-    if (d) {
-        ds->free_nodes = d->next;
+    if (!ds->free_nodes) {
+        struct cds_lfs_head *spares = __cds_lfs_pop_all(&p->spare_nodes);
+        ds->free_nodes = spares ? &spares->node : NULL;
+    }
+    struct cds_lfs_node *n = ds->free_nodes;
+    if (n) {
+        deferred_event_t *d = event_of(n);
+        TSAN_ACQUIRE(d); /* pairs with the TSAN_RELEASE in destroy_taken */
+        ds->free_nodes = n->next;
         return d;
     }
-    return malloc(sizeof *d); /* NULL: the event is destroyed at once */
+    deferred_event_t *d = malloc(sizeof *d); /* NULL: the event is destroyed at once */
+    if (d)
+        cds_lfs_node_init(&d->node);
+    return d;
 }
 
 void producer_defer_or_destroy(kaffe_producer_t *p, defer_state_t *ds, rd_kafka_event_t *ev,
                                size_t messages, size_t bytes) {
     /* Only this thread pushes: an empty stack means everything counted has
-     * been taken. Relaxed: a stale non-empty answer only overestimates. */
-    if (!atomic_load_explicit(&p->deferred, memory_order_relaxed))
+     * been taken. A stale non-empty answer only overestimates. */
+    if (cds_lfs_empty(&p->deferred))
         ds->messages = ds->bytes = 0;
     deferred_event_t *d = NULL;
     if (messages > 0 && atomic_load_explicit(&p->direct, memory_order_seq_cst) == 0 &&
@@ -109,14 +126,10 @@ void producer_defer_or_destroy(kaffe_producer_t *p, defer_state_t *ds, rd_kafka_
         return;
     }
     d->ev = ev;
-    deferred_event_t *head = atomic_load_explicit(&p->deferred, memory_order_relaxed);
-    do {
-        d->next = head;
-        /* seq_cst: rule 3's push (and release for the destroyer, which
-         * reads d and the event after its exchange). */
-    } while (!atomic_compare_exchange_weak_explicit(&p->deferred, &head, d, memory_order_seq_cst,
-                                                    memory_order_relaxed));
-    if (!head) {
+    TSAN_RELEASE(d); /* the destroyer reads d->ev (destroy_taken) */
+    /* Rule 3's push: a full-barrier cmpxchg. Returns whether the stack held
+     * something already. */
+    if (!cds_lfs_push(&p->deferred, &d->node)) {
         ds->messages = ds->bytes = 0;
         ds->oldest_ms = clock_now_ms();
     }
@@ -129,9 +142,9 @@ void producer_defer_or_destroy(kaffe_producer_t *p, defer_state_t *ds, rd_kafka_
 }
 
 int producer_defer_poll_timeout(kaffe_producer_t *p, const defer_state_t *ds, int max_ms) {
-    /* Relaxed look: only the delivery thread pushes, so NULL means nothing
-     * of ours waits. */
-    if (!atomic_load_explicit(&p->deferred, memory_order_relaxed))
+    /* Only the delivery thread pushes, so an empty stack means nothing of
+     * ours waits. */
+    if (cds_lfs_empty(&p->deferred))
         return max_ms;
     int64_t age = clock_now_ms() - ds->oldest_ms;
     int limit = atomic_load_explicit(&p->defer_max_ms, memory_order_relaxed);
@@ -142,10 +155,10 @@ int producer_defer_poll_timeout(kaffe_producer_t *p, const defer_state_t *ds, in
     return limit - age < max_ms ? (int)(limit - age) : max_ms;
 }
 
-static void free_nodes(deferred_event_t *d) {
-    for (deferred_event_t *next; d; d = next) {
-        next = d->next;
-        free(d);
+static void free_nodes(struct cds_lfs_node *n) {
+    for (struct cds_lfs_node *next; n; n = next) {
+        next = n->next;
+        free(event_of(n));
     }
 }
 
@@ -155,5 +168,6 @@ void producer_defer_state_free(defer_state_t *ds) {
 }
 
 void producer_defer_spares_free(kaffe_producer_t *p) {
-    free_nodes(atomic_exchange_explicit(&p->spare_nodes, NULL, memory_order_acquire));
+    struct cds_lfs_head *spares = __cds_lfs_pop_all(&p->spare_nodes);
+    free_nodes(spares ? &spares->node : NULL);
 }

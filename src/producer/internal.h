@@ -38,6 +38,8 @@
 #include <stdint.h>
 
 #include <librdkafka/rdkafka.h>
+#include <urcu/compiler.h> /* caa_container_of */
+#include <urcu/lfstack.h>
 
 #include "metrics/histogram.h"
 
@@ -141,7 +143,7 @@ typedef struct record_chunk {
  * delivery thread from its own free list, given back by the destroyer
  * (spare_nodes). */
 typedef struct deferred_event {
-    struct deferred_event *next;
+    struct cds_lfs_node node; /* the link on either stack or the free list */
     rd_kafka_event_t *ev;
 } deferred_event_t;
 
@@ -206,19 +208,21 @@ struct kaffe_producer_s {
     record_chunk_t *chunks;        /* protected by pool_lock; freed by destroy */
     _Atomic(async_pending_t *) returned_records;
 
-    /* ---- Any thread, through atomics: the deferred stack (defer.c). ---- */
-    /* Pushed by the delivery thread only (CAS); taken whole by any thread
-     * (exchange), so there is no ABA. seq_cst: the push, the exchange and the
-     * accesses to direct form the Dekker pair of rule 3. */
-    _Alignas(64) _Atomic(deferred_event_t *) deferred;
+    /* ---- Any thread, through liburcu's lock-free stacks and atomics: the
+     * deferred stack (defer.c). cds_lfs_push is a full-barrier cmpxchg and
+     * __cds_lfs_pop_all a full-barrier exchange (liburcu's uatomic), which
+     * rule 3's Dekker pair with the seq_cst accesses to direct relies on. No
+     * ABA: nothing ever pops a single node. ---- */
+    /* Pushed by the delivery thread only; taken whole by any thread. */
+    _Alignas(64) struct __cds_lfs_stack deferred;
     /* > 0 while a flush or destroy waits: the delivery thread destroys every
      * event itself. Incremented/decremented by flush, incremented for good by
      * destroy. seq_cst (rule 3). */
     atomic_int direct;
-    /* Nodes given back by destroyers: CAS push of a chain (release), taken
-     * whole by the delivery thread (acquire exchange), so the destroyer's
-     * reads of a node happen before the delivery thread reuses it. */
-    _Atomic(deferred_event_t *) spare_nodes;
+    /* Nodes given back by destroyers (one push each), taken whole by the
+     * delivery thread, so the destroyer's reads of a node happen before the
+     * delivery thread reuses it (the full barriers above). */
+    struct __cds_lfs_stack spare_nodes;
     /* Rule 1's age limit, DEFER_MAX_MS unless a test changed it (testing.c).
      * Relaxed: a standalone setting read by the delivery thread. */
     atomic_int defer_max_ms;
@@ -320,16 +324,16 @@ void producer_record_pool_destroy(kaffe_producer_t *p);
 /* Takes the whole deferred stack and destroys it (seq_cst exchange, rule 3).
  * Any thread. */
 void producer_defer_take(kaffe_producer_t *p);
-/* The cheap form for the start of every produce call: a relaxed look first,
- * so that an empty stack costs one load (of a line the delivery thread
- * writes once per event, not per message). */
+/* The cheap form for the start of every produce call: a look first
+ * (cds_lfs_empty, one plain load), so that an empty stack costs one load of
+ * a line the delivery thread writes once per event, not per message. */
 static inline void producer_defer_drain(kaffe_producer_t *p) {
-    if (atomic_load_explicit(&p->deferred, memory_order_relaxed))
+    if (!cds_lfs_empty(&p->deferred))
         producer_defer_take(p);
 }
 /* The delivery thread's own view of the deferred stack. */
 typedef struct defer_state {
-    deferred_event_t *free_nodes; /* spare nodes, private */
+    struct cds_lfs_node *free_nodes; /* spare nodes, private (linked by next) */
     /* What was deferred since the stack was last seen empty: at least what
      * it holds (a drain is noticed only later), so the bound of rule 2 is
      * never exceeded. */

@@ -171,8 +171,8 @@ KAFFE_API kaffe_producer_t *kaffe_producer_new(kaffe_conf_t *conf, char *errstr,
     pthread_mutex_init(&p->refresh_lock, NULL);
     pthread_mutex_init(&p->pool_lock, NULL);
     atomic_init(&p->returned_records, NULL);
-    atomic_init(&p->deferred, NULL);
-    atomic_init(&p->spare_nodes, NULL);
+    __cds_lfs_init(&p->deferred);
+    __cds_lfs_init(&p->spare_nodes);
     atomic_init(&p->direct, 0);
     atomic_init(&p->defer_max_ms, DEFER_MAX_MS);
     atomic_init(&p->stat_accepted, 0);

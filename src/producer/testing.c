@@ -6,8 +6,8 @@
 #include "producer/producer.h"
 
 bool producer_has_deferred(kaffe_producer_t *p) {
-    /* relaxed: a snapshot for tests; orders nothing. */
-    return atomic_load_explicit(&p->deferred, memory_order_relaxed) != NULL;
+    /* A snapshot for tests; orders nothing. */
+    return !cds_lfs_empty(&p->deferred);
 }
 
 void producer_set_defer_max_ms(kaffe_producer_t *p, int ms) {
