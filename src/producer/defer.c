@@ -70,10 +70,12 @@ static deferred_event_t *event_of(struct cds_lfs_node *n) {
 /* Destroys the events of a list taken from the deferred stack and gives its
  * nodes back to the delivery thread. Any thread. */
 static void destroy_taken(kaffe_producer_t *p, struct cds_lfs_head *taken) {
-    struct cds_lfs_node *n, *next;
-    cds_lfs_for_each_safe(taken, n, next) {
+    /* Not cds_lfs_for_each_safe: it reads a node's link before the body
+     * could state the node's hand-off to TSan. */
+    for (struct cds_lfs_node *n = &taken->node, *next; n; n = next) {
         deferred_event_t *d = event_of(n);
         TSAN_ACQUIRE(d); /* pairs with the TSAN_RELEASE in producer_defer_or_destroy */
+        next = n->next;
         /* Frees the event's messages: only now does rd_kafka_flush()
          * (waiting for the message count to reach zero) see them as done,
          * after their callbacks returned. */
