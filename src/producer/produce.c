@@ -166,14 +166,11 @@ KAFFE_API kaffe_status_t kaffe_produce_sync_batch(kaffe_producer_t *p,
     return produce_and_wait(p, msgs, count, results);
 }
 
-KAFFE_API kaffe_status_t kaffe_produce_sync_partition(kaffe_producer_t *p, const char *topic,
-                                                      int32_t partition, const void *key,
-                                                      size_t key_len, const void *value,
-                                                      size_t value_len) {
-    if (!topic)
-        return KAFFE_ERR_INVALID_ARG;
-    if (partition < 0)
-        return KAFFE_ERR_UNKNOWN_PARTITION;
+/* The key/value forms: one message to topic (NULL: the default topic) and
+ * partition (KAFFE_PARTITION_ANY: the strategy's choice). */
+static kaffe_status_t sync_key_value(kaffe_producer_t *p, const char *topic, int32_t partition,
+                                     const void *key, size_t key_len, const void *value,
+                                     size_t value_len) {
     kaffe_produce_msg_t msg = KAFFE_PRODUCE_MSG_INIT;
     msg.topic = topic;
     msg.partition = partition;
@@ -184,28 +181,28 @@ KAFFE_API kaffe_status_t kaffe_produce_sync_partition(kaffe_producer_t *p, const
     return kaffe_produce_sync_msg(p, &msg, NULL);
 }
 
+KAFFE_API kaffe_status_t kaffe_produce_sync_partition(kaffe_producer_t *p, const char *topic,
+                                                      int32_t partition, const void *key,
+                                                      size_t key_len, const void *value,
+                                                      size_t value_len) {
+    if (!topic)
+        return KAFFE_ERR_INVALID_ARG;
+    if (partition < 0)
+        return KAFFE_ERR_UNKNOWN_PARTITION;
+    return sync_key_value(p, topic, partition, key, key_len, value, value_len);
+}
+
 KAFFE_API kaffe_status_t kaffe_produce_sync_topic(kaffe_producer_t *p, const char *topic,
                                                   const void *key, size_t key_len,
                                                   const void *value, size_t value_len) {
     if (!topic)
         return KAFFE_ERR_INVALID_ARG;
-    kaffe_produce_msg_t msg = KAFFE_PRODUCE_MSG_INIT;
-    msg.topic = topic;
-    msg.key = key;
-    msg.key_len = key_len;
-    msg.value = value;
-    msg.value_len = value_len;
-    return kaffe_produce_sync_msg(p, &msg, NULL);
+    return sync_key_value(p, topic, KAFFE_PARTITION_ANY, key, key_len, value, value_len);
 }
 
 KAFFE_API kaffe_status_t kaffe_produce_sync(kaffe_producer_t *p, const void *key, size_t key_len,
                                             const void *value, size_t value_len) {
-    kaffe_produce_msg_t msg = KAFFE_PRODUCE_MSG_INIT;
-    msg.key = key;
-    msg.key_len = key_len;
-    msg.value = value;
-    msg.value_len = value_len;
-    return kaffe_produce_sync_msg(p, &msg, NULL);
+    return sync_key_value(p, NULL, KAFFE_PARTITION_ANY, key, key_len, value, value_len);
 }
 
 KAFFE_API kaffe_status_t kaffe_produce_async(kaffe_producer_t *p, const kaffe_produce_msg_t *msg,
