@@ -65,11 +65,22 @@ kaffe_log_cb_t conf_log_cb(const kaffe_conf_t *conf, void **opaque);
 void conf_log(const kaffe_conf_t *conf, int level, const char *facility, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* A librdkafka log line (its syslog level and facility), for the owner's
- * rd_kafka log callback: rd_kafka_conf_set_log_cb's function must find its
- * kaffe_conf_t through rd_kafka_opaque(), which the consumer and producer
- * own, so each installs a two-line trampoline calling this. */
+/* A librdkafka log line (its syslog level and facility) through conf's log
+ * sink: the mapping behind conf_route_rdkafka_logs(). */
 void conf_log_rdkafka(const kaffe_conf_t *conf, int level, const char *fac, const char *line);
+
+/* Routes the librdkafka log lines of the client made from rdconf through
+ * conf_log_rdkafka(), on librdkafka's threads. Call before rd_kafka_new.
+ * librdkafka 2.0.2 hands a log callback nothing but the rd_kafka_t, whose
+ * one user pointer (rd_kafka_opaque) the owner's other callbacks need too;
+ * so the convention: the rd_kafka_t's opaque points to a struct whose first
+ * member is its `const kaffe_conf_t *` (the owner states it in its
+ * internal.h with a static assert that its offset is 0), set before
+ * rd_kafka_new and immutable while the client lives. A NULL opaque drops the
+ * lines. (log.queue would move the lines onto the owner's own threads, and
+ * a table keyed by rd_kafka_t misses the lines rd_kafka_new logs before it
+ * returns.) */
+void conf_route_rdkafka_logs(rd_kafka_conf_t *rdconf);
 
 /* Checks that everything the role needs is set and consistent (endpoints or
  * heroku_kafka_env, topics, consumer_group and a handler for a consumer,

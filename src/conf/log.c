@@ -168,3 +168,15 @@ void conf_log_rdkafka(const kaffe_conf_t *conf, int level, const char *fac, cons
     snprintf(line, sizeof line, "%s", text ? text : "");
     emit(conf, mapped, facility, line, sizeof line);
 }
+
+/* The one rd_kafka log callback (see conf_route_rdkafka_logs in conf.h):
+ * the opaque starts with the owner's conf pointer. */
+static void rdkafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    const kaffe_conf_t *const *owner = rd_kafka_opaque(rk);
+    if (owner)
+        conf_log_rdkafka(*owner, level, fac, buf);
+}
+
+void conf_route_rdkafka_logs(rd_kafka_conf_t *rdconf) {
+    rd_kafka_conf_set_log_cb(rdconf, rdkafka_log_cb);
+}

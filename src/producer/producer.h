@@ -14,23 +14,17 @@
 
 #include <kaffe/producer.h>
 
-/* The RFC 1321 MD5 digest of len bytes at data (data may be NULL if len is 0). */
-void producer_md5(const void *data, size_t len, uint8_t digest[16]);
-
-/* Kaffe's md5 strategy: (sum of the 16 digest bytes of md5(key)) mod
- * partition_count. partition_count must be > 0. */
+/* Kaffe's md5 strategy: (sum of the 16 bytes of the MD5 digest of key,
+ * through OpenSSL) mod partition_count. partition_count must be > 0. */
 int32_t producer_partition_md5(const void *key, size_t key_len, int32_t partition_count);
 
-/* The Java client's Utils.murmur2 (MurmurHash2, seed 0x9747b28c, little-endian
- * 4-byte blocks), as an unsigned 32-bit value; cast to int32_t for Java's. */
-uint32_t producer_murmur2(const void *key, size_t key_len);
-
-/* The Java client's keyed choice: (murmur2(key) & 0x7fffffff) mod
- * partition_count. partition_count must be > 0. */
+/* The Java client's keyed choice: (Utils.murmur2(key) & 0x7fffffff) mod
+ * partition_count, through librdkafka's murmur2 partitioner. partition_count
+ * must be > 0. */
 int32_t producer_partition_murmur2(const void *key, size_t key_len, int32_t partition_count);
 
-/* Test hooks for the deferred destruction of delivery reports (see
- * "Freeing delivery reports" in producer.c). Any thread.
+/* Test hooks (testing.c) for the deferred destruction of delivery reports
+ * (src/producer/defer.c). Any thread.
  * producer_has_deferred: whether delivery reports whose callbacks have run
  * are waiting for a producing thread to free them (a snapshot).
  * producer_set_defer_max_ms: how long they may wait before the delivery

@@ -1,5 +1,5 @@
-/* The deferred destruction of delivery reports (src/producer/producer.c,
- * "Freeing delivery reports"): reports whose callbacks have run wait for a
+/* The deferred destruction of delivery reports (src/producer/defer.c):
+ * reports whose callbacks have run wait for a
  * producing thread to free them, and nothing may wait for them forever.
  * - A flush with reports deferred returns KAFFE_OK (the flush frees them;
  *   with the age limit set to a minute, a flush that did not would time out)
