@@ -75,9 +75,13 @@ typedef struct cli_produce_args {
     cli_client_args_t client;
     const char *topic, *strategy, *delim;
     long partition; /* KAFFE_PARTITION_ANY unless -p */
-    long batch;     /* 1..CLI_PRODUCE_MAX_BATCH */
+    long batch;     /* --batch N (1..CLI_PRODUCE_MAX_BATCH), 0 when not given */
+    bool sync;      /* --sync: one acknowledged line at a time */
+    long in_flight; /* --in-flight N (1..CLI_PRODUCE_MAX_IN_FLIGHT) for the pipelined default */
 } cli_produce_args_t;
 #define CLI_PRODUCE_MAX_BATCH 10000
+#define CLI_PRODUCE_MAX_IN_FLIGHT 1000000
+#define CLI_PRODUCE_DEFAULT_IN_FLIGHT 10000
 int cli_parse_produce_args(int argc, char **argv, cli_produce_args_t *a, char *err,
                            size_t err_size);
 
