@@ -81,7 +81,7 @@ typedef struct cli_produce_args {
 } cli_produce_args_t;
 #define CLI_PRODUCE_MAX_BATCH 10000
 #define CLI_PRODUCE_MAX_IN_FLIGHT 1000000
-#define CLI_PRODUCE_DEFAULT_IN_FLIGHT 10000
+#define CLI_PRODUCE_DEFAULT_IN_FLIGHT 100000
 int cli_parse_produce_args(int argc, char **argv, cli_produce_args_t *a, char *err,
                            size_t err_size);
 

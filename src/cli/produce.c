@@ -122,7 +122,8 @@ static long produce_lines(kaffe_producer_t *p, const char *topic, int32_t partit
  * delivery thread (delivered()) meet under lock. */
 typedef struct pipeline {
     pthread_mutex_t lock;
-    pthread_cond_t room; /* signalled when in_flight drops below max_in_flight */
+    pthread_cond_t room; /* signalled when a waiting reader may go on */
+    bool waiting;        /* the reader waits for room; under lock */
     long in_flight;      /* queued, callback not yet run; under lock */
     long max_in_flight;  /* immutable */
     long failed;         /* under lock */
@@ -149,8 +150,13 @@ static void settle(pipeline_t *pl, long number, kaffe_status_t status) {
         pl->fatal |= is_fatal(status);
         report(number, status);
     }
-    if (pl->in_flight-- == pl->max_in_flight)
+    /* Wake the reader only once a quarter of the window is free (or on a
+     * fatal failure), not for every acknowledgement. */
+    pl->in_flight--;
+    if (pl->waiting && (pl->in_flight <= pl->max_in_flight - pl->max_in_flight / 4 || pl->fatal)) {
+        pl->waiting = false;
         pthread_cond_signal(&pl->room);
+    }
     pthread_mutex_unlock(&pl->lock);
 }
 
@@ -166,8 +172,10 @@ static void delivered(const kaffe_delivery_report_t *r, void *opaque) {
 static bool pipeline_line(kaffe_producer_t *p, pipeline_t *pl, const kaffe_produce_msg_t *m,
                           long number) {
     pthread_mutex_lock(&pl->lock);
-    while (pl->in_flight >= pl->max_in_flight && !pl->fatal)
+    while (pl->in_flight >= pl->max_in_flight && !pl->fatal) {
+        pl->waiting = true;
         pthread_cond_wait(&pl->room, &pl->lock);
+    }
     bool fatal = pl->fatal;
     if (!fatal)
         pl->in_flight++;
