@@ -62,6 +62,29 @@ Test(conf, unknown_name_is_an_error_with_a_suggestion) {
     kaffe_conf_destroy(conf);
 }
 
+/* Misspelled librdkafka names get a suggestion from librdkafka's own property
+ * table (global and topic properties); a name far from every property gets
+ * none. */
+Test(conf, unknown_rdkafka_name_is_an_error_with_a_suggestion) {
+    static const struct {
+        const char *name, *hint;
+    } cases[] = {{"rdkafka.bootstrap.server", "did you mean rdkafka.bootstrap.servers?"},
+                 {"rdkafka.sesion.timeout.ms", "did you mean rdkafka.session.timeout.ms?"},
+                 {"rdkafka.enable.idempotance", "did you mean rdkafka.enable.idempotence?"},
+                 {"rdkafka.request.required.ack", "did you mean rdkafka.request.required.acks?"}};
+    kaffe_conf_t *conf = kaffe_conf_new();
+    char err[256];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cr_expect_eq(kaffe_conf_set(conf, cases[i].name, "1", err, sizeof err),
+                     KAFFE_ERR_UNKNOWN_CONF, "%s", cases[i].name);
+        cr_expect(strstr(err, cases[i].hint), "%s: got: %s", cases[i].name, err);
+    }
+    cr_assert_eq(kaffe_conf_set(conf, "rdkafka.zzzzzzzzzzzzzz", "1", err, sizeof err),
+                 KAFFE_ERR_UNKNOWN_CONF);
+    cr_assert_str_eq(err, "rdkafka.zzzzzzzzzzzzzz: unknown librdkafka property");
+    kaffe_conf_destroy(conf);
+}
+
 Test(conf, bad_values_are_errors_naming_the_property) {
     kaffe_conf_t *conf = kaffe_conf_new();
     char err[256];
