@@ -19,6 +19,7 @@ int cli_mock(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_produce(int argc, char **argv);
 int cli_consume(int argc, char **argv);
+int cli_offsets(int argc, char **argv);
 
 /* Prints "kaffe <sub>: <message>" to stderr and returns CLI_EXIT_USAGE. */
 int cli_usage_error(const char *sub, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -28,6 +28,7 @@ static const struct {
     {"mock", cli_mock, "start an embedded Kafka cluster and print its bootstrap servers"},
     {"produce", cli_produce, "produce one message per stdin line"},
     {"consume", cli_consume, "consume with the kaffe consumer and print each message"},
+    {"offsets", cli_offsets, "print a group's committed offsets and lag without joining it"},
     {"bench", cli_bench, "benchmark the consumer against a plain librdkafka loop"},
     {"version", cli_version, "print kaffe's and librdkafka's versions (also --version)"},
 };

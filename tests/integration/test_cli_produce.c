@@ -24,20 +24,9 @@ static void start_mock(void) {
 /* Runs `kaffe produce ARGS... < input`, stderr merged into stdout; returns
  * the exit status and the output's lines joined by '\n' in out. */
 static int produce(const char *args, const char *input, char *out, size_t size) {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "exec %s produce %s 2>&1", KAFFE_CLI_PATH, args);
-    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-    subprocess_t sp;
-    cr_assert_eq(subprocess_start(&sp, argv, 1), 0);
-    fputs(input, sp.in);
-    fclose(sp.in);
-    sp.in = NULL;
-    size_t used = 0;
-    char line[1024];
-    out[0] = '\0';
-    while (subprocess_read_line(&sp, line, sizeof line, 60000) == 0 && used + 2 < size)
-        used += (size_t)snprintf(out + used, size - used, "%s\n", line);
-    return subprocess_wait(&sp, 60000);
+    char words[1024];
+    snprintf(words, sizeof words, "produce %s", args);
+    return subprocess_run_cli(words, input, out, size, 60000);
 }
 
 static int by_partition_offset(const void *a, const void *b) {
