@@ -126,7 +126,8 @@ static void check_produce(void) {
     }
     check_client(&a.client, &b.client);
     FUZZ_CHECK(str_same(a.topic, b.topic) && str_same(a.strategy, b.strategy) &&
-               str_same(a.delim, b.delim) && a.partition == b.partition && a.batch == b.batch);
+               str_same(a.delim, b.delim) && a.partition == b.partition && a.batch == b.batch &&
+               a.sync == b.sync && a.in_flight == b.in_flight);
     check_in_args(a.topic);
     check_in_args(a.strategy);
     check_in_args(a.delim);
@@ -136,7 +137,9 @@ static void check_produce(void) {
     FUZZ_CHECK(a.topic && a.topic[0] != '\0');
     FUZZ_CHECK(a.partition == KAFFE_PARTITION_ANY ||
                (a.partition >= 0 && a.partition <= INT32_MAX));
-    FUZZ_CHECK(a.batch >= 1 && a.batch <= CLI_PRODUCE_MAX_BATCH);
+    FUZZ_CHECK(a.batch == 0 || (a.batch >= 1 && a.batch <= CLI_PRODUCE_MAX_BATCH));
+    FUZZ_CHECK(a.in_flight >= 1 && a.in_flight <= CLI_PRODUCE_MAX_IN_FLIGHT);
+    FUZZ_CHECK(!(a.sync && a.batch)); /* one mode */
     FUZZ_CHECK(!a.strategy || one_of(a.strategy, strategies));
     FUZZ_CHECK(!a.delim || a.delim[0] != '\0');
 }

@@ -35,9 +35,9 @@
  * fetching (rd_kafka_pause_partitions). Parked messages are handled when the
  * in-flight count falls below half the limits, and fetching resumes when the
  * park list is half empty. So memory stays bounded whatever the handler
- * does. Unless rdkafka.fetch.wait.max.ms is set, kaffe lowers librdkafka's
- * 500 ms default to 100 ms, which bounds how long a resumed partition waits
- * for its next fetch.
+ * does. max_wait_time (librdkafka's fetch.wait.max.ms; kaffe's default is
+ * 100 ms, librdkafka's 500) bounds how long a resumed partition waits for its
+ * next fetch.
  *
  * Failure. A message fails when its handler returns anything but KAFFE_OK,
  * or, in async mode, when the application calls kaffe_consumer_nack() for

@@ -40,6 +40,9 @@
  * Topics are not created implicitly: producing to a topic the cluster does
  * not have fails with KAFFE_ERR_UNKNOWN_TOPIC, unless
  * rdkafka.allow.auto.create.topics=true is set (and the broker allows it).
+ * `kaffe mock` honours this too; a librdkafka 2.0.2 mock cluster started
+ * without raising its Metadata version (as `kaffe mock` does) creates any
+ * topic a client asks about, whatever the client asked for.
  *
  * Threads: every produce call and kaffe_producer_flush() may be called from
  * any number of threads at once. Concurrent sync calls are not serialised:

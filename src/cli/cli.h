@@ -19,6 +19,7 @@ int cli_mock(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_produce(int argc, char **argv);
 int cli_consume(int argc, char **argv);
+int cli_offsets(int argc, char **argv);
 
 /* Prints "kaffe <sub>: <message>" to stderr and returns CLI_EXIT_USAGE. */
 int cli_usage_error(const char *sub, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -75,9 +76,13 @@ typedef struct cli_produce_args {
     cli_client_args_t client;
     const char *topic, *strategy, *delim;
     long partition; /* KAFFE_PARTITION_ANY unless -p */
-    long batch;     /* 1..CLI_PRODUCE_MAX_BATCH */
+    long batch;     /* --batch N (1..CLI_PRODUCE_MAX_BATCH), 0 when not given */
+    bool sync;      /* --sync: one acknowledged line at a time */
+    long in_flight; /* --in-flight N (1..CLI_PRODUCE_MAX_IN_FLIGHT) for the pipelined default */
 } cli_produce_args_t;
 #define CLI_PRODUCE_MAX_BATCH 10000
+#define CLI_PRODUCE_MAX_IN_FLIGHT 1000000
+#define CLI_PRODUCE_DEFAULT_IN_FLIGHT 100000
 int cli_parse_produce_args(int argc, char **argv, cli_produce_args_t *a, char *err,
                            size_t err_size);
 

@@ -16,7 +16,14 @@ static void mock_help(void) {
     printf("usage: kaffe mock [--brokers N] [--topic NAME:PARTITIONS]...\n\n"
            "Starts librdkafka's mock cluster (real Kafka protocol, plaintext, on 127.0.0.1),\n"
            "prints its bootstrap servers as the first line, and serves until SIGINT/SIGTERM.\n"
-           "A mock partition keeps only about 100k messages or 5 MB; older data is dropped.\n\n"
+           "A mock partition keeps only about 100k messages or 5 MB; older data is dropped.\n"
+           "Topics are created by --topic, or on first use by a client that asks for it\n"
+           "(allow.auto.create.topics=true, librdkafka's producer default, e.g. kcat -P),\n"
+           "with 4 partitions, as by a broker with auto.create.topics.enable=true. kaffe's\n"
+           "producer and consumers do not ask: they get an unknown-topic error.\n"
+           "A consumer group whose last member left waits for the leaver's session timeout\n"
+           "(minus 1 s) before it takes a new member: give consumers of the mock a short\n"
+           "rdkafka.session.timeout.ms (e.g. 6000) for quick restarts.\n\n"
            "  -B, --brokers N              brokers (1..16, default 1)\n"
            "  -t, --topic NAME:PARTITIONS  create a topic (repeatable; partitions 1..10000)\n"
            "  -h, --help                   this help\n");
@@ -77,6 +84,11 @@ int cli_mock(int argc, char **argv) {
     cli_block_stop_signals(&stop_signals);
     char err[256];
     mock_cluster_t *mc = mock_cluster_start((int)brokers, topics, topic_count, err, sizeof err);
+    if (mc && mock_cluster_honour_auto_create(mc) != 0) {
+        snprintf(err, sizeof err, "could not set the Metadata API version");
+        mock_cluster_stop(mc);
+        mc = NULL;
+    }
     if (!mc) {
         fprintf(stderr, "kaffe mock: %s\n", err);
         rc = CLI_EXIT_FAILURE;

@@ -1,10 +1,14 @@
 /* kaffe produce -b BROKERS -t TOPIC [-p PARTITION] [--strategy S] [-k DELIM]
- *               [--batch N] [-c FILE] [-X name=value]...
- * One message per stdin line, each acknowledged by the broker before the
- * next line is read (or per batch of N lines); every failed line is named,
+ *               [--sync | --batch N | --in-flight N] [-c FILE] [-X name=value]...
+ * One message per stdin line. By default the lines are pipelined: produced
+ * asynchronously with at most --in-flight N unacknowledged at a time. --sync
+ * waits for each line's acknowledgement before reading the next, --batch N
+ * for every N lines. In every mode each failed line is named by its number,
  * and the exit status is 1 if any failed. */
 #include <getopt.h>
+#include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,35 +16,47 @@
 #include <kaffe/kaffe.h>
 
 #include "cli/cli.h"
+#include "conf/conf.h"
 
 #define MAX_BATCH CLI_PRODUCE_MAX_BATCH
 
 static void produce_help(void) {
-    printf(
-        "usage: kaffe produce -b BROKERS -t TOPIC [options] < lines\n"
-        "\n"
-        "Produces one message per line of stdin (the newline is not part of it) with the\n"
-        "kaffe producer. Each message is acknowledged by the broker (acks=all) before the\n"
-        "next line is read, or, with --batch N, every N lines together. A line that fails\n"
-        "is named on stderr (\"line 12: ...\") and the exit status is then 1.\n"
-        "\n"
-        "  -b, --brokers LIST     host:port[,host:port...] (may be omitted with\n"
-        "                         heroku_kafka_env=true or endpoints in -c/-X)\n"
-        "  -t, --topic TOPIC      the topic\n"
-        "  -p, --partition N      this partition (the strategy is not used)\n"
-        "  -s, --strategy S       round_robin (default), random, md5 (Kaffe-compatible) or\n"
-        "                         murmur2 (Java-client compatible); md5 and murmur2 hash the key\n"
-        "  -k, --key-delimiter D  each line is KEY D VALUE (split at the first D); a line\n"
-        "                         without D has a null key\n"
-        "  -B, --batch N          produce N lines at a time (1..%d, default 1), one status\n"
-        "                         per line\n"
-        "  -c, --config FILE      kaffe properties, name = value per line\n"
-        "  -X name=value          a kaffe property, or rdkafka.<property> (repeatable)\n"
-        "  -h, --help             this help\n"
-        "\n"
-        "Exit status: 0 when every line was acknowledged, 1 if any failed (or the\n"
-        "brokers could not be used), 2 on bad usage.\n",
-        MAX_BATCH);
+    printf("usage: kaffe produce -b BROKERS -t TOPIC [options] < lines\n"
+           "\n"
+           "Produces one message per line of stdin (the newline is not part of it) with the\n"
+           "kaffe producer, acks=all. By default the lines are pipelined: produced\n"
+           "asynchronously, at most --in-flight lines unacknowledged at a time. A line that\n"
+           "fails is named on stderr (\"line 12: ...\", in the order the failures are\n"
+           "known) and the exit status is then 1.\n"
+           "\n"
+           "  -b, --brokers LIST     host:port[,host:port...] (may be omitted with\n"
+           "                         heroku_kafka_env=true or endpoints in -c/-X)\n"
+           "  -t, --topic TOPIC      the topic\n"
+           "  -p, --partition N      this partition (the strategy is not used)\n"
+           "  -s, --strategy S       round_robin, random, md5 (Kaffe-compatible) or murmur2\n"
+           "                         (Java-client compatible); md5 and murmur2 hash the key.\n"
+           "                         Default: murmur2 with -k, so a key lands on the partition\n"
+           "                         the Java client (and Kafka Streams, kafka-console-producer)\n"
+           "                         chooses for it; round_robin without -k. Use md5 for\n"
+           "                         topics partitioned by Elixir Kaffe. A partition_strategy\n"
+           "                         set with -c/-X is kept.\n"
+           "  -k, --key-delimiter D  each line is KEY D VALUE (split at the first D); a line\n"
+           "                         without D has a null key\n"
+           "      --in-flight N      pipelined mode: at most N lines unacknowledged (1..%d,\n"
+           "                         default %d)\n"
+           "      --sync             one line at a time: each acknowledged before the next is\n"
+           "                         read (slow: one round trip per line)\n"
+           "  -B, --batch N          N lines at a time (1..%d), each batch acknowledged before\n"
+           "                         the next is read\n"
+           "  -c, --config FILE      kaffe properties, name = value per line\n"
+           "  -X name=value          a kaffe property, or rdkafka.<property> (repeatable)\n"
+           "  -h, --help             this help\n"
+           "\n"
+           "Per partition the messages keep the order of the lines in every mode (as far as\n"
+           "librdkafka's retries allow: set rdkafka.enable.idempotence=true for strict order).\n"
+           "Exit status: 0 when every line was acknowledged, 1 if any failed (or the\n"
+           "brokers could not be used), 2 on bad usage.\n",
+           CLI_PRODUCE_MAX_IN_FLIGHT, CLI_PRODUCE_DEFAULT_IN_FLIGHT, MAX_BATCH);
 }
 
 typedef struct line {
@@ -102,6 +118,84 @@ static long produce_lines(kaffe_producer_t *p, const char *topic, int32_t partit
     return failed;
 }
 
+/* The pipelined mode's shared state: the reading thread and the producer's
+ * delivery thread (delivered()) meet under lock. */
+typedef struct pipeline {
+    pthread_mutex_t lock;
+    pthread_cond_t room; /* signalled when a waiting reader may go on */
+    bool waiting;        /* the reader waits for room; under lock */
+    long in_flight;      /* queued, callback not yet run; under lock */
+    long max_in_flight;  /* immutable */
+    long failed;         /* under lock */
+    bool fatal;          /* a failure every later line would share; under lock */
+} pipeline_t;
+
+/* One queued line: what its delivery callback needs (malloc'd by the reading
+ * thread, freed by the callback). */
+typedef struct queued_line {
+    pipeline_t *pl;
+    long number;
+} queued_line_t;
+
+static void report(long number, kaffe_status_t status) {
+    fprintf(stderr, "kaffe produce: line %ld: %s (%s)\n", number, kaffe_strerror(status),
+            kaffe_err_name(status));
+}
+
+/* Counts an outcome and makes room for the next line. Either thread. */
+static void settle(pipeline_t *pl, long number, kaffe_status_t status) {
+    pthread_mutex_lock(&pl->lock);
+    if (status != KAFFE_OK) {
+        pl->failed++;
+        pl->fatal |= is_fatal(status);
+        report(number, status);
+    }
+    /* Wake the reader only once a quarter of the window is free (or on a
+     * fatal failure), not for every acknowledgement. */
+    pl->in_flight--;
+    if (pl->waiting && (pl->in_flight <= pl->max_in_flight - pl->max_in_flight / 4 || pl->fatal)) {
+        pl->waiting = false;
+        pthread_cond_signal(&pl->room);
+    }
+    pthread_mutex_unlock(&pl->lock);
+}
+
+/* kaffe_delivery_cb_t: on the producer's delivery thread, once per line. */
+static void delivered(const kaffe_delivery_report_t *r, void *opaque) {
+    queued_line_t *q = opaque;
+    settle(q->pl, q->number, r->status);
+    free(q);
+}
+
+/* Queues one line once fewer than max_in_flight are unacknowledged. Returns
+ * false (nothing queued) when a fatal failure was seen: stop reading. */
+static bool pipeline_line(kaffe_producer_t *p, pipeline_t *pl, const kaffe_produce_msg_t *m,
+                          long number) {
+    pthread_mutex_lock(&pl->lock);
+    while (pl->in_flight >= pl->max_in_flight && !pl->fatal) {
+        pl->waiting = true;
+        pthread_cond_wait(&pl->room, &pl->lock);
+    }
+    bool fatal = pl->fatal;
+    if (!fatal)
+        pl->in_flight++;
+    pthread_mutex_unlock(&pl->lock);
+    if (fatal)
+        return false;
+    queued_line_t *q = malloc(sizeof *q);
+    if (!q) {
+        settle(pl, number, KAFFE_ERR_NOMEM);
+        return true;
+    }
+    *q = (queued_line_t){.pl = pl, .number = number};
+    kaffe_status_t st = kaffe_produce_async(p, m, delivered, q);
+    if (st != KAFFE_OK) { /* not queued: no callback will come */
+        free(q);
+        settle(pl, number, st);
+    }
+    return true;
+}
+
 int cli_parse_produce_args(int argc, char **argv, cli_produce_args_t *a, char *err,
                            size_t err_size) {
     static const struct option options[] = {{"topic", required_argument, NULL, 't'},
@@ -109,9 +203,13 @@ int cli_parse_produce_args(int argc, char **argv, cli_produce_args_t *a, char *e
                                             {"strategy", required_argument, NULL, 's'},
                                             {"key-delimiter", required_argument, NULL, 'k'},
                                             {"batch", required_argument, NULL, 'B'},
+                                            {"sync", no_argument, NULL, 'S'},
+                                            {"in-flight", required_argument, NULL, 'I'},
                                             CLI_CLIENT_LONG_OPTIONS,
                                             {NULL, 0, NULL, 0}};
-    *a = (cli_produce_args_t){.partition = KAFFE_PARTITION_ANY, .batch = 1};
+    *a = (cli_produce_args_t){.partition = KAFFE_PARTITION_ANY,
+                              .in_flight = CLI_PRODUCE_DEFAULT_IN_FLIGHT};
+    bool in_flight_given = false;
     int opt;
     optind = 0; /* 0, not 1: glibc then also forgets a previous parse's state */
     opterr = 0;
@@ -147,6 +245,15 @@ int cli_parse_produce_args(int argc, char **argv, cli_produce_args_t *a, char *e
                     return cli_args_error(err, err_size, "--batch: expected 1..%d, got \"%s\"",
                                           MAX_BATCH, optarg);
                 break;
+            case 'S':
+                a->sync = true;
+                break;
+            case 'I':
+                if (cli_parse_long(optarg, 1, CLI_PRODUCE_MAX_IN_FLIGHT, &a->in_flight))
+                    return cli_args_error(err, err_size, "--in-flight: expected 1..%d, got \"%s\"",
+                                          CLI_PRODUCE_MAX_IN_FLIGHT, optarg);
+                in_flight_given = true;
+                break;
             default:
                 if (cli_parse_client_option(opt, argv, &a->client, err, err_size) != CLI_EXIT_OK)
                     return CLI_EXIT_USAGE;
@@ -159,7 +266,86 @@ int cli_parse_produce_args(int argc, char **argv, cli_produce_args_t *a, char *e
         return cli_args_error(err, err_size, "unexpected argument \"%s\"", argv[optind]);
     if (!a->topic || !*a->topic)
         return cli_args_error(err, err_size, "-t TOPIC is required");
+    if ((a->sync && a->batch) || ((a->sync || a->batch) && in_flight_given))
+        return cli_args_error(err, err_size,
+                              "--sync, --batch and --in-flight are different modes: give one");
     return CLI_EXIT_OK;
+}
+
+/* The pipelined mode: reads every line and queues it. Returns the failures;
+ * *fatal is set when one of them ended the reading. */
+static long pipeline_stdin(kaffe_producer_t *p, const cli_produce_args_t *a, long *number,
+                           bool *fatal) {
+    pipeline_t pl = {.max_in_flight = a->in_flight};
+    pthread_mutex_init(&pl.lock, NULL);
+    pthread_cond_init(&pl.room, NULL);
+    char *buf = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while ((len = getline(&buf, &cap, stdin)) >= 0) {
+        if (len > 0 && buf[len - 1] == '\n')
+            len--;
+        line_t l = {.text = buf, .len = (size_t)len, .number = ++*number};
+        kaffe_produce_msg_t m = KAFFE_PRODUCE_MSG_INIT;
+        m.topic = a->topic;
+        m.partition = (int32_t)a->partition;
+        split(&l, a->delim, &m);
+        if (!pipeline_line(p, &pl, &m, l.number)) {
+            --*number; /* not produced: the last line read is the one before */
+            break;
+        }
+    }
+    free(buf);
+    /* Every queued line gets its callback before the flush returns. */
+    kaffe_producer_flush(p, -1);
+    pthread_mutex_lock(&pl.lock);
+    long failed = pl.failed;
+    *fatal = pl.fatal;
+    pthread_mutex_unlock(&pl.lock);
+    pthread_cond_destroy(&pl.room);
+    pthread_mutex_destroy(&pl.lock);
+    return failed;
+}
+
+/* --sync (batch 1) and --batch N: each group of lines acknowledged before the
+ * next is read. Returns the failures; *fatal as above. */
+static long confirm_stdin(kaffe_producer_t *p, const cli_produce_args_t *a, long *number,
+                          bool *fatal) {
+    size_t batch = a->batch ? (size_t)a->batch : 1;
+    line_t *lines = calloc(batch, sizeof *lines);
+    kaffe_produce_msg_t *msgs = calloc(batch, sizeof *msgs);
+    kaffe_produce_result_t *results = calloc(batch, sizeof *results);
+    long failed = 0;
+    size_t n = 0;
+    char *buf = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while (!*fatal && (len = getline(&buf, &cap, stdin)) >= 0) {
+        if (len > 0 && buf[len - 1] == '\n')
+            len--;
+        line_t *l = &lines[n++];
+        l->number = ++*number;
+        l->len = (size_t)len;
+        l->text = malloc((size_t)len + 1);
+        memcpy(l->text, buf, (size_t)len);
+        if (n == batch) {
+            failed += produce_lines(p, a->topic, (int32_t)a->partition, a->delim, lines, n, msgs,
+                                    results, fatal);
+            for (size_t i = 0; i < n; i++)
+                free(lines[i].text);
+            n = 0;
+        }
+    }
+    if (n > 0)
+        failed += produce_lines(p, a->topic, (int32_t)a->partition, a->delim, lines, n, msgs,
+                                results, fatal);
+    for (size_t i = 0; i < n; i++)
+        free(lines[i].text);
+    free(buf);
+    free(lines);
+    free(msgs);
+    free(results);
+    return failed;
 }
 
 int cli_produce(int argc, char **argv) {
@@ -171,20 +357,17 @@ int cli_produce(int argc, char **argv) {
         produce_help();
         return CLI_EXIT_OK;
     }
-    const char *brokers = a.client.brokers, *topic = a.topic, *strategy = a.strategy,
-               *delim = a.delim, *config = a.client.config;
-    char **props = a.client.props;
-    size_t prop_count = a.client.prop_count;
-    long partition = a.partition, batch = a.batch;
 
     kaffe_conf_t *conf = kaffe_conf_new();
-    int rc = cli_conf_apply("produce", conf, config, props, prop_count);
-    if (rc == CLI_EXIT_OK && brokers)
-        rc = cli_conf_set("produce", conf, "endpoints", brokers);
+    int rc = cli_conf_apply("produce", conf, a.client.config, a.client.props, a.client.prop_count);
+    if (rc == CLI_EXIT_OK && a.client.brokers)
+        rc = cli_conf_set("produce", conf, "endpoints", a.client.brokers);
     if (rc == CLI_EXIT_OK)
-        rc = cli_conf_set("produce", conf, "topics", topic);
-    if (rc == CLI_EXIT_OK && strategy)
-        rc = cli_conf_set("produce", conf, "partition_strategy", strategy);
+        rc = cli_conf_set("produce", conf, "topics", a.topic);
+    if (rc == CLI_EXIT_OK && a.strategy)
+        rc = cli_conf_set("produce", conf, "partition_strategy", a.strategy);
+    else if (rc == CLI_EXIT_OK && a.delim && !conf_is_set(conf, "partition_strategy"))
+        rc = cli_conf_set("produce", conf, "partition_strategy", "murmur2");
     if (rc == CLI_EXIT_OK && !cli_conf_has_brokers(conf))
         rc = cli_usage_error("produce", "-b BROKERS is required (or endpoints or "
                                         "heroku_kafka_env=true in -c/-X)");
@@ -199,40 +382,10 @@ int cli_produce(int argc, char **argv) {
         return cli_usage_error("produce", "%s", err);
     }
 
-    line_t *lines = calloc((size_t)batch, sizeof *lines);
-    kaffe_produce_msg_t *msgs = calloc((size_t)batch, sizeof *msgs);
-    kaffe_produce_result_t *results = calloc((size_t)batch, sizeof *results);
-    long number = 0, failed = 0;
+    long number = 0;
     bool fatal = false;
-    size_t n = 0;
-    char *buf = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    while (!fatal && (len = getline(&buf, &cap, stdin)) >= 0) {
-        if (len > 0 && buf[len - 1] == '\n')
-            len--;
-        line_t *l = &lines[n++];
-        l->number = ++number;
-        l->len = (size_t)len;
-        l->text = malloc((size_t)len + 1);
-        memcpy(l->text, buf, (size_t)len);
-        if (n == (size_t)batch) {
-            failed +=
-                produce_lines(p, topic, (int32_t)partition, delim, lines, n, msgs, results, &fatal);
-            for (size_t i = 0; i < n; i++)
-                free(lines[i].text);
-            n = 0;
-        }
-    }
-    if (n > 0)
-        failed +=
-            produce_lines(p, topic, (int32_t)partition, delim, lines, n, msgs, results, &fatal);
-    for (size_t i = 0; i < n; i++)
-        free(lines[i].text);
-    free(buf);
-    free(lines);
-    free(msgs);
-    free(results);
+    long failed = a.sync || a.batch ? confirm_stdin(p, &a, &number, &fatal)
+                                    : pipeline_stdin(p, &a, &number, &fatal);
     kaffe_producer_destroy(p);
     if (fatal) {
         fprintf(stderr, "kaffe produce: stopped after line %ld; later lines were not read\n",

@@ -145,18 +145,63 @@ static size_t edit_distance(const char *a, const char *b) {
     return row[lb];
 }
 
-static const char *closest_name(const char *name) {
-    const char *best = NULL;
-    size_t best_distance = (size_t)-1;
-    for (size_t i = 0; i < property_count(); i++) {
-        size_t d = edit_distance(name, property_at(i)->name);
-        if (d < best_distance) {
-            best_distance = d;
-            best = property_at(i)->name;
-        }
+/* The best "did you mean" candidate seen so far. */
+typedef struct suggestion {
+    char name[64];
+    size_t distance;
+} suggestion_t;
+
+static void consider(suggestion_t *best, const char *name, const char *candidate) {
+    size_t d = edit_distance(name, candidate);
+    if (d < best->distance) {
+        best->distance = d;
+        snprintf(best->name, sizeof best->name, "%s", candidate);
     }
-    /* Only suggest names that are plausibly what was meant. */
-    return best_distance <= 3 || (best && strstr(best, name)) ? best : NULL;
+}
+
+/* Only names that are plausibly what was meant. */
+static bool plausible(const suggestion_t *best, const char *name) {
+    return best->distance <= 3 || (best->name[0] && strstr(best->name, name));
+}
+
+static bool closest_name(const char *name, suggestion_t *best) {
+    *best = (suggestion_t){.distance = (size_t)-1};
+    for (size_t i = 0; i < property_count(); i++)
+        consider(best, name, property_at(i)->name);
+    return plausible(best, name);
+}
+
+/* The closest of librdkafka's own property names (global and topic), read
+ * from its property table (rd_kafka_conf_properties_show: one Markdown row
+ * per property, the name before the first '|'). Only on the error path. */
+static bool closest_rdkafka_name(const char *name, suggestion_t *best) {
+    *best = (suggestion_t){.distance = (size_t)-1};
+    char *table = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&table, &size);
+    if (!f)
+        return false;
+    rd_kafka_conf_properties_show(f);
+    if (fclose(f) != 0) {
+        free(table);
+        return false;
+    }
+    char *save = NULL;
+    for (char *row = strtok_r(table, "\n", &save); row; row = strtok_r(NULL, "\n", &save)) {
+        char *bar = strchr(row, '|');
+        if (!bar)
+            continue;
+        while (bar > row && bar[-1] == ' ')
+            bar--;
+        *bar = '\0';
+        /* Names are lower-case words joined by dots (the header and the
+         * separator row are not). */
+        if (!*row || strspn(row, "abcdefghijklmnopqrstuvwxyz0123456789._") != strlen(row))
+            continue;
+        consider(best, name, row);
+    }
+    free(table);
+    return plausible(best, name);
 }
 
 static kaffe_status_t set_rdkafka(kaffe_conf_t *conf, const char *name, const char *value,
@@ -171,7 +216,13 @@ static kaffe_status_t set_rdkafka(kaffe_conf_t *conf, const char *name, const ch
     rd_kafka_conf_res_t res = rd_kafka_conf_set(scratch, name, value, rderr, sizeof rderr);
     rd_kafka_conf_destroy(scratch);
     if (res == RD_KAFKA_CONF_UNKNOWN) {
-        errstr_printf(errstr, errstr_size, "rdkafka.%s: unknown librdkafka property", name);
+        suggestion_t hint;
+        if (closest_rdkafka_name(name, &hint))
+            errstr_printf(errstr, errstr_size,
+                          "rdkafka.%s: unknown librdkafka property (did you mean rdkafka.%s?)",
+                          name, hint.name);
+        else
+            errstr_printf(errstr, errstr_size, "rdkafka.%s: unknown librdkafka property", name);
         return KAFFE_ERR_UNKNOWN_CONF;
     }
     if (res != RD_KAFKA_CONF_OK) {
@@ -336,10 +387,10 @@ KAFFE_API kaffe_status_t kaffe_conf_set(kaffe_conf_t *conf, const char *name, co
 
     const property_t *p = property_find(name);
     if (!p) {
-        const char *hint = closest_name(name);
-        if (hint)
+        suggestion_t hint;
+        if (closest_name(name, &hint))
             errstr_printf(errstr, errstr_size, "%s: unknown property (did you mean %s?)", name,
-                          hint);
+                          hint.name);
         else
             errstr_printf(errstr, errstr_size, "%s: unknown property", name);
         return KAFFE_ERR_UNKNOWN_CONF;

@@ -67,6 +67,8 @@ static void librdkafka_text(FILE *out, const property_t *p) {
         fprintf(out, "`%s`", p->rdkafka_name);
         if (p->to_rdkafka)
             fputs(" (value translated)", out);
+        if (p->default_applied)
+            fputs(" (kaffe's default is sent too)", out);
     }
 }
 
@@ -80,7 +82,7 @@ static const char intro[] =
     "errstr, size)` (returns `KAFFE_OK`, `KAFFE_ERR_UNKNOWN_CONF` or `KAFFE_ERR_INVALID_CONF`)\n"
     "or read from a file with `kaffe_conf_load()`: `name = value` lines, `#` comments, blank\n"
     "lines; an error reads `path:line: ...`. An unknown name is an error that suggests the\n"
-    "closest known one.\n"
+    "closest known one (for an `rdkafka.` name, the closest of librdkafka's own properties).\n"
     "\n"
     "- **`rdkafka.<property>`** passes `<property>` to librdkafka, validated by librdkafka\n"
     "  when set. It must not contradict a kaffe setting that sets the same librdkafka\n"

@@ -67,13 +67,18 @@ static const property_t properties[] = {
                     "minimum (the broker answers as soon as any data is there)."},
     {.name = "max_wait_time",
      .type = PROP_INT,
-     .default_value = "500",
+     .default_value = "100",
      .min = 0,
      .max = 300000,
      .roles = CONSUMER,
      .rdkafka_name = "fetch.wait.max.ms",
+     .default_applied = true,
      .description = "Kaffe's max_wait_time, in milliseconds: how long the broker may wait "
-                    "for min_bytes before answering a fetch."},
+                    "for min_bytes before answering a fetch. kaffe's default, 100, is sent "
+                    "even when unset (librdkafka's own default is 500): a partition resumed "
+                    "after back-pressure is fetched only by the next Fetch request, so a "
+                    "long wait starves the workers. rdkafka.fetch.wait.max.ms, if set, "
+                    "is used instead."},
     {.name = "offset_commit_interval_seconds",
      .type = PROP_INT,
      .default_value = "5",

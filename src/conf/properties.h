@@ -28,7 +28,12 @@ typedef struct property {
     const char *choices;      /* PROP_ENUM only */
     int roles;                /* CONF_ROLE_CONSUMER | CONF_ROLE_PRODUCER */
     const char *rdkafka_name; /* librdkafka property it sets, or NULL */
-    bool secret;              /* never echoed in messages */
+    /* rdkafka_name gets default_value even when the row is unset, because
+     * kaffe's default differs from librdkafka's (an rdkafka.<property>
+     * passthrough still wins). Unset rows are otherwise not sent, leaving
+     * librdkafka's default. */
+    bool default_applied;
+    bool secret; /* never echoed in messages */
     const char *description;
     /* This row is another name for alias_of (e.g. Kaffe's name for kaffe's
      * own property). For PROP_INT, canonical value = alias value * alias_scale

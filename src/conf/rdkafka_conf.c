@@ -313,14 +313,18 @@ kaffe_status_t conf_build_rdkafka(const kaffe_conf_t *conf, conf_role_t role, rd
         put(&b, "acks", "all", "required_acks", false);
 
     /* Kaffe's names mapped one-to-one (max_bytes, required_acks, ...): only
-     * when set, so unset ones leave librdkafka's default. Conflicts with
-     * rdkafka.<property> were refused at set time. */
+     * when set, so unset ones leave librdkafka's default, except rows whose
+     * default_applied says kaffe's default differs (the passthrough below
+     * still overrides those). Conflicts with rdkafka.<property> were refused
+     * at set time. */
     for (size_t i = 0; i < property_count(); i++) {
         const property_t *p = property_at(i);
-        if (!(p->roles & (int)role) || !property_mapped_generically(p) ||
-            !conf_is_set(conf, p->name))
+        if (!(p->roles & (int)role) || !property_mapped_generically(p))
             continue;
-        put(&b, p->rdkafka_name, property_rdkafka_value(p, conf_str(conf, p->name)), p->name, true);
+        bool set = conf_is_set(conf, p->name);
+        if (!set && !p->default_applied)
+            continue;
+        put(&b, p->rdkafka_name, property_rdkafka_value(p, conf_str(conf, p->name)), p->name, set);
     }
     put_security(&b, heroku ? &h : NULL);
 

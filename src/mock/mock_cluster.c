@@ -65,6 +65,17 @@ int mock_cluster_create_topic(mock_cluster_t *mc, const char *name, int partitio
                : -1;
 }
 
+/* Kafka protocol ApiKey 3 (librdkafka's RD_KAFKAP_Metadata, not in its
+ * public headers). */
+#define MOCK_API_METADATA 3
+
+int mock_cluster_honour_auto_create(mock_cluster_t *mc) {
+    return rd_kafka_mock_set_apiversion(mc->mcluster, MOCK_API_METADATA, 0, 4) ==
+                   RD_KAFKA_RESP_ERR_NO_ERROR
+               ? 0
+               : -1;
+}
+
 const char *mock_cluster_bootstraps(const mock_cluster_t *mc) {
     return mc->bootstraps;
 }

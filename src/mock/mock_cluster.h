@@ -31,6 +31,18 @@ mock_cluster_t *mock_cluster_start(int broker_count, const mock_topic_t *topics,
 /* Creates another topic on a running cluster. 0 on success. */
 int mock_cluster_create_topic(mock_cluster_t *mc, const char *name, int partitions);
 
+/* Topic auto-creation. librdkafka 2.0.2's mock answers Metadata only up to
+ * version 2, which cannot carry the client's allow.auto.create.topics, so by
+ * default the cluster creates any topic a client asks about (4 partitions),
+ * kaffe's producer and consumers included. After this call it answers up to
+ * version 4 (the highest librdkafka 2.0.2 sends) and honours the flag like a
+ * real broker with auto.create.topics.enable=true: a client that does not
+ * ask for it (kaffe's producer and consumers, by default) gets
+ * UNKNOWN_TOPIC_OR_PART; one that does (librdkafka's producer default, kcat
+ * -P) still creates the topic. Call once, before any client connects.
+ * 0 on success. */
+int mock_cluster_honour_auto_create(mock_cluster_t *mc);
+
 /* "127.0.0.1:port,..." — valid until mock_cluster_stop(). */
 const char *mock_cluster_bootstraps(const mock_cluster_t *mc);
 

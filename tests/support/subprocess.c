@@ -97,3 +97,25 @@ int subprocess_stop(subprocess_t *sp, int sig, int timeout_ms) {
     kill(sp->pid, sig);
     return subprocess_wait(sp, timeout_ms);
 }
+
+int subprocess_run_cli(const char *args, const char *input, char *out, size_t size,
+                       int timeout_ms) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "exec %s %s 2>&1", KAFFE_CLI_PATH, args);
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    subprocess_t sp;
+    if (subprocess_start(&sp, argv, 1) != 0)
+        return -1;
+    if (input)
+        fputs(input, sp.in);
+    fclose(sp.in);
+    sp.in = NULL;
+    size_t used = 0;
+    char line[1024];
+    if (size > 0)
+        out[0] = '\0';
+    while (subprocess_read_line(&sp, line, sizeof line, timeout_ms) == 0)
+        if (used + 2 < size)
+            used += (size_t)snprintf(out + used, size - used, "%s\n", line);
+    return subprocess_wait(&sp, timeout_ms);
+}

@@ -28,4 +28,11 @@ int subprocess_stop(subprocess_t *sp, int sig, int timeout_ms);
 /* Waits up to timeout_ms for exit without signalling; as subprocess_stop. */
 int subprocess_wait(subprocess_t *sp, int timeout_ms);
 
+/* Runs `kaffe ARGS` (KAFFE_CLI_PATH, through /bin/sh: ARGS may quote) with
+ * input on its stdin (NULL: none) and stderr merged into stdout; the output's
+ * lines, joined by '\n', go to out (truncated to size). Waits up to
+ * timeout_ms for each line and for the exit. Returns the exit status, as
+ * subprocess_wait(), or -1 if it could not start. */
+int subprocess_run_cli(const char *args, const char *input, char *out, size_t size, int timeout_ms);
+
 #endif

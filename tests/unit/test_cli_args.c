@@ -41,6 +41,25 @@ Test(cli_args, produce_options_are_parsed_into_the_struct) {
     free_argv(11, argv);
 }
 
+/* The pipelined default, --sync and --in-flight. */
+Test(cli_args, produce_modes_are_parsed_into_the_struct) {
+    const char *words[][3] = {{"produce", "-tt", NULL},
+                              {"produce", "-tt", "--sync"},
+                              {"produce", "-tt", "--in-flight=7"}};
+    char err[256];
+    cli_produce_args_t a;
+    for (size_t i = 0; i < 3; i++) {
+        int argc = words[i][2] ? 3 : 2;
+        char **argv = make_argv(argc, words[i]);
+        cr_assert_eq(cli_parse_produce_args(argc, argv, &a, err, sizeof err), CLI_EXIT_OK, "%s",
+                     err);
+        cr_expect_eq(a.sync, i == 1, "case %zu", i);
+        cr_expect_eq(a.batch, 0, "case %zu", i);
+        cr_expect_eq(a.in_flight, i == 2 ? 7 : CLI_PRODUCE_DEFAULT_IN_FLIGHT, "case %zu", i);
+        free_argv(argc, argv);
+    }
+}
+
 Test(cli_args, bad_values_are_one_line_messages_and_print_nothing) {
     struct {
         int argc;
@@ -51,6 +70,10 @@ Test(cli_args, bad_values_are_one_line_messages_and_print_nothing) {
         {5, {"produce", "-t", "t", "-B0"}, "--batch: expected 1..10000, got \"0\""},
         {2, {"produce", "-t"}, "option \"-t\" needs a value"},
         {4, {"produce", "-t", "t", "extra"}, "unexpected argument \"extra\""},
+        {4, {"produce", "-t", "t", "--in-flight=0"}, "--in-flight: expected 1..1000000, got \"0\""},
+        {4,
+         {"produce", "-tt", "--sync", "-B2"},
+         "--sync, --batch and --in-flight are different modes: give one"},
         {3, {"consume", "-d", "5:1"}, "--ack-delay-ms: expected MIN:MAX, got \"5:1\""},
         {3, {"consume", "-d", "1:5"}, "--ack-delay-ms needs --async"},
         {2, {"consume", "--nope"}, "unknown option \"--nope\""},

@@ -62,6 +62,29 @@ Test(conf, unknown_name_is_an_error_with_a_suggestion) {
     kaffe_conf_destroy(conf);
 }
 
+/* Misspelled librdkafka names get a suggestion from librdkafka's own property
+ * table (global and topic properties); a name far from every property gets
+ * none. */
+Test(conf, unknown_rdkafka_name_is_an_error_with_a_suggestion) {
+    static const struct {
+        const char *name, *hint;
+    } cases[] = {{"rdkafka.bootstrap.server", "did you mean rdkafka.bootstrap.servers?"},
+                 {"rdkafka.sesion.timeout.ms", "did you mean rdkafka.session.timeout.ms?"},
+                 {"rdkafka.enable.idempotance", "did you mean rdkafka.enable.idempotence?"},
+                 {"rdkafka.request.required.ack", "did you mean rdkafka.request.required.acks?"}};
+    kaffe_conf_t *conf = kaffe_conf_new();
+    char err[256];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cr_expect_eq(kaffe_conf_set(conf, cases[i].name, "1", err, sizeof err),
+                     KAFFE_ERR_UNKNOWN_CONF, "%s", cases[i].name);
+        cr_expect(strstr(err, cases[i].hint), "%s: got: %s", cases[i].name, err);
+    }
+    cr_assert_eq(kaffe_conf_set(conf, "rdkafka.zzzzzzzzzzzzzz", "1", err, sizeof err),
+                 KAFFE_ERR_UNKNOWN_CONF);
+    cr_assert_str_eq(err, "rdkafka.zzzzzzzzzzzzzz: unknown librdkafka property");
+    kaffe_conf_destroy(conf);
+}
+
 Test(conf, bad_values_are_errors_naming_the_property) {
     kaffe_conf_t *conf = kaffe_conf_new();
     char err[256];
@@ -291,6 +314,28 @@ Test(conf, each_kind_of_bad_input_gives_its_error) {
     kaffe_conf_destroy(conf);
 }
 
+/* max_wait_time has one default, 100 ms: what kaffe_conf_get() says, what
+ * CONFIGURATION.md says (generated), and what librdkafka gets when nothing is
+ * set; rdkafka.fetch.wait.max.ms overrides it, 500 included. */
+Test(conf, max_wait_time_default_is_the_one_librdkafka_gets) {
+    kaffe_conf_t *conf = consumer_conf();
+    char err[256], value[32];
+    size_t size = sizeof value;
+    cr_assert_eq(kaffe_conf_get(conf, "max_wait_time", value, &size), KAFFE_OK);
+    cr_assert_str_eq(value, "100");
+    rd_kafka_conf_t *rd = conf_to_rdkafka(conf, CONF_ROLE_CONSUMER, err, sizeof err);
+    cr_assert_not_null(rd, "%s", err);
+    cr_assert_str_eq(rd_get(rd, "fetch.wait.max.ms"), "100");
+    rd_kafka_conf_destroy(rd);
+    cr_assert_eq(kaffe_conf_set(conf, "rdkafka.fetch.wait.max.ms", "500", err, sizeof err),
+                 KAFFE_OK, "%s", err);
+    rd = conf_to_rdkafka(conf, CONF_ROLE_CONSUMER, err, sizeof err);
+    cr_assert_not_null(rd, "%s", err);
+    cr_assert_str_eq(rd_get(rd, "fetch.wait.max.ms"), "500");
+    rd_kafka_conf_destroy(rd);
+    kaffe_conf_destroy(conf);
+}
+
 Test(conf, kaffe_names_reach_librdkafka_translated) {
     kaffe_conf_t *conf = consumer_conf();
     char err[256];
@@ -336,8 +381,9 @@ Test(conf, kaffe_names_reach_librdkafka_translated) {
 }
 
 Test(conf, mapped_defaults_are_librdkafkas_defaults) {
-    /* An unset mapped property leaves librdkafka's default, so the table's
-     * default (what the docs show and conf_int returns) must be that. */
+    /* An unset mapped property leaves librdkafka's default (unless the row is
+     * default_applied), so the table's default (what the docs show and
+     * conf_int returns) must be that. */
     size_t mapped = 0;
     for (size_t i = 0; i < property_count(); i++) {
         const property_t *p = property_at(i);
@@ -358,9 +404,15 @@ Test(conf, mapped_defaults_are_librdkafkas_defaults) {
         rd_kafka_conf_destroy(rd);
         cr_assert_eq(res, RD_KAFKA_CONF_OK, "%s: librdkafka has no %s", p->name, p->rdkafka_name);
         const char *ours = property_rdkafka_value(p, p->default_value);
-        cr_assert(conf_rdkafka_equal(p->rdkafka_name, ours, lib_default),
-                  "%s: table default %s (-> %s=%s) but librdkafka's is %s", p->name,
-                  p->default_value, p->rdkafka_name, ours, lib_default);
+        /* A default_applied row is sent even when unset: its default is
+         * kaffe's own, and differs (else the flag would be pointless). */
+        if (p->default_applied)
+            cr_assert_not(conf_rdkafka_equal(p->rdkafka_name, ours, lib_default),
+                          "%s: default_applied but the default is librdkafka's", p->name);
+        else
+            cr_assert(conf_rdkafka_equal(p->rdkafka_name, ours, lib_default),
+                      "%s: table default %s (-> %s=%s) but librdkafka's is %s", p->name,
+                      p->default_value, p->rdkafka_name, ours, lib_default);
     }
     cr_assert_geq(mapped, 10);
 }
