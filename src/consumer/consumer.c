@@ -1249,15 +1249,6 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
 /* A librdkafka consumer for c from rdconf (taken, also on failure). */
 static rd_kafka_t *create_client(kaffe_consumer_t *c, rd_kafka_conf_t *rdconf, char *errstr,
                                  size_t errstr_size) {
-    /* A paused partition is fetched again only in the next Fetch request,
-     * which may wait for the one in flight to long-poll fetch.wait.max.ms:
-     * librdkafka's 500 ms default starves the workers after back-pressure.
-     * Lower it to 100 ms unless set otherwise (rdkafka.fetch.wait.max.ms). */
-    char wait_ms[32];
-    size_t wait_size = sizeof wait_ms;
-    if (rd_kafka_conf_get(rdconf, "fetch.wait.max.ms", wait_ms, &wait_size) == RD_KAFKA_CONF_OK &&
-        strcmp(wait_ms, "500") == 0)
-        rd_kafka_conf_set(rdconf, "fetch.wait.max.ms", "100", NULL, 0);
     rd_kafka_conf_set_opaque(rdconf, c);
     rd_kafka_conf_set_rebalance_cb(rdconf, rebalance_cb);
     rd_kafka_conf_set_error_cb(rdconf, error_cb);
