@@ -11,6 +11,7 @@
 #include <kaffe/version.h>
 
 #include "cli/bench.h"
+#include "cli/json_line.h"
 
 bool bench_result_correct(const bench_result_t *r) {
     return r->ran && !r->error[0] && r->missing == 0 && r->unique >= r->expected && r->committed_ok;
@@ -172,98 +173,89 @@ void bench_report_table(const bench_result_t *results, size_t count, FILE *out) 
 
 /* ---- JSON ---- */
 
-static void json_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
+static void put_raw(json_buf_t *b, const char *s) {
+    json_buf_raw(b, s, strlen(s));
 }
 
-static void json_number(FILE *f, const char *key, double v, bool known) {
-    fprintf(f, ", \"%s\": ", key);
-    if (known)
-        fprintf(f, "%.6g", v);
-    else
-        fprintf(f, "null");
+/* One scenario's object, through the project's one JSON writer. */
+static void json_scenario(json_buf_t *b, const bench_result_t *r) {
+    const bench_scenario_t *s = r->scenario;
+    put_raw(b, "{");
+    json_field_str(b, false, "name", s->name);
+    json_field_str(b, true, "family", s->family);
+    json_field_str(b, true, "consumer", bench_kind_name(s->kind));
+    json_field_str(b, true, "ordering", s->ordering); /* NULL: null */
+    json_field_int(b, true, "workers", s->workers);
+    json_field_str(b, true, "handler_cost", bench_cost_name(s->cost));
+    json_field_int(b, true, "handler_cost_us", s->cost_us);
+    json_field_int(b, true, "ack_delay_max_us", s->ack_delay_max_us);
+    json_field_int(b, true, "message_size", s->message_size);
+    json_field_int(b, true, "partitions", s->partitions);
+    json_field_int(b, true, "keys", s->keys);
+    put_raw(b, ",\n     ");
+    json_field_bool(b, false, "ran", r->ran);
+    json_field_bool(b, true, "correct", bench_result_correct(r));
+    json_field_int(b, true, "messages", r->messages);
+    json_field_double(b, true, "seconds", r->seconds, r->ran);
+    json_field_double(b, true, "startup_s", r->startup_s, r->ran);
+    json_field_double(b, true, "msgs_per_s", r->msgs_per_s, r->ran);
+    json_field_double(b, true, "mb_per_s", r->mb_per_s, r->ran);
+    json_field_double(b, true, "ratio_to_raw", r->ratio, r->ratio > 0);
+    put_raw(b, ",\n     ");
+    json_field_double(b, false, "start_p50_us", r->start_p50_us, r->ran && r->start_p50_us >= 0);
+    json_field_double(b, true, "start_p99_us", r->start_p99_us, r->ran && r->start_p99_us >= 0);
+    json_field_double(b, true, "e2e_p50_us", r->e2e_p50_us, r->ran && r->e2e_p50_us >= 0);
+    json_field_double(b, true, "e2e_p99_us", r->e2e_p99_us, r->ran && r->e2e_p99_us >= 0);
+    json_field_int(b, true, "live_messages", r->live_messages);
+    json_field_double(b, true, "live_rate", r->live_rate, r->ran);
+    put_raw(b, ",\n     ");
+    json_field_double(b, false, "cpu_s", r->cpu_s, r->ran);
+    json_field_double(b, true, "peak_rss_mb", r->rss_mb, r->ran);
+    json_field_int(b, true, "expected", r->expected);
+    json_field_int(b, true, "handled_once", r->unique);
+    json_field_int(b, true, "duplicates", r->duplicates);
+    json_field_int(b, true, "missing", r->missing);
+    json_field_bool(b, true, "committed_equals_log_end", r->committed_ok);
+    json_field_str(b, true, "detail", r->committed_ok ? "" : r->committed_detail);
+    json_field_str(b, true, "error", r->error);
+    put_raw(b, "}");
 }
 
 int bench_report_json(const bench_result_t *results, size_t count, const char *path,
                       const char *command, const char *brokers, double elapsed_s) {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "kaffe bench: cannot write %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    fprintf(f, "{\n  \"kaffe_version\": ");
-    json_string(f, kaffe_version_str());
-    fprintf(f, ",\n  \"librdkafka_version\": ");
-    json_string(f, rd_kafka_version_str());
-    fprintf(f, ",\n  \"command\": ");
-    json_string(f, command);
-    fprintf(f, ",\n  \"brokers\": ");
-    json_string(f, brokers);
-    fprintf(f, ",\n  \"online_cpus\": %ld,\n  \"elapsed_s\": %.1f,\n",
-            sysconf(_SC_NPROCESSORS_ONLN), elapsed_s);
-    fprintf(f, "  \"notes\": \"throughput, CPU and RSS: drain phase (pre-produced backlog); "
-               "latencies: live phase at half the drained rate, at most 20000/s\",\n");
-    fprintf(f, "  \"scenarios\": [");
+    json_buf_t b = {0};
+    put_raw(&b, "{\n  ");
+    json_field_str(&b, false, "kaffe_version", kaffe_version_str());
+    put_raw(&b, ",\n  ");
+    json_field_str(&b, false, "librdkafka_version", rd_kafka_version_str());
+    put_raw(&b, ",\n  ");
+    json_field_str(&b, false, "command", command);
+    put_raw(&b, ",\n  ");
+    json_field_str(&b, false, "brokers", brokers);
+    put_raw(&b, ",\n  ");
+    json_field_int(&b, false, "online_cpus", sysconf(_SC_NPROCESSORS_ONLN));
+    json_field_double(&b, true, "elapsed_s", elapsed_s, true);
+    put_raw(&b, ",\n  ");
+    json_field_str(&b, false, "notes",
+                   "throughput, CPU and RSS: drain phase (pre-produced backlog); latencies: live "
+                   "phase at half the drained rate, at most 20000/s");
+    put_raw(&b, ",\n  \"scenarios\": [");
     for (size_t i = 0; i < count; i++) {
-        const bench_result_t *r = &results[i];
-        const bench_scenario_t *s = r->scenario;
-        fprintf(f, "%s\n    {\"name\": ", i ? "," : "");
-        json_string(f, s->name);
-        fprintf(f, ", \"family\": ");
-        json_string(f, s->family);
-        fprintf(f, ", \"consumer\": ");
-        json_string(f, bench_kind_name(s->kind));
-        fprintf(f, ", \"ordering\": ");
-        if (s->ordering)
-            json_string(f, s->ordering);
-        else
-            fprintf(f, "null");
-        fprintf(f, ", \"workers\": %d, \"handler_cost\": ", s->workers);
-        json_string(f, bench_cost_name(s->cost));
-        fprintf(f,
-                ", \"handler_cost_us\": %d, \"ack_delay_max_us\": %d, \"message_size\": %d"
-                ", \"partitions\": %d, \"keys\": %d",
-                s->cost_us, s->ack_delay_max_us, s->message_size, s->partitions, s->keys);
-        fprintf(f, ",\n     \"ran\": %s, \"correct\": %s", r->ran ? "true" : "false",
-                bench_result_correct(r) ? "true" : "false");
-        fprintf(f, ", \"messages\": %ld", r->messages);
-        json_number(f, "seconds", r->seconds, r->ran);
-        json_number(f, "startup_s", r->startup_s, r->ran);
-        json_number(f, "msgs_per_s", r->msgs_per_s, r->ran);
-        json_number(f, "mb_per_s", r->mb_per_s, r->ran);
-        json_number(f, "ratio_to_raw", r->ratio, r->ratio > 0);
-        fprintf(f, ",\n    ");
-        json_number(f, "start_p50_us", r->start_p50_us, r->ran && r->start_p50_us >= 0);
-        json_number(f, "start_p99_us", r->start_p99_us, r->ran && r->start_p99_us >= 0);
-        json_number(f, "e2e_p50_us", r->e2e_p50_us, r->ran && r->e2e_p50_us >= 0);
-        json_number(f, "e2e_p99_us", r->e2e_p99_us, r->ran && r->e2e_p99_us >= 0);
-        fprintf(f, ", \"live_messages\": %ld", r->live_messages);
-        json_number(f, "live_rate", r->live_rate, r->ran);
-        fprintf(f, ",\n    ");
-        json_number(f, "cpu_s", r->cpu_s, r->ran);
-        json_number(f, "peak_rss_mb", r->rss_mb, r->ran);
-        fprintf(f,
-                ", \"expected\": %ld, \"handled_once\": %ld, \"duplicates\": %ld"
-                ", \"missing\": %ld, \"committed_equals_log_end\": %s, \"detail\": ",
-                r->expected, r->unique, r->duplicates, r->missing,
-                r->committed_ok ? "true" : "false");
-        json_string(f, r->committed_ok ? "" : r->committed_detail);
-        fprintf(f, ", \"error\": ");
-        json_string(f, r->error);
-        fputc('}', f);
+        put_raw(&b, i ? ",\n    " : "\n    ");
+        json_scenario(&b, &results[i]);
     }
-    fprintf(f, "\n  ]\n}\n");
-    return fclose(f) == 0 ? 0 : -1;
+    put_raw(&b, "\n  ]\n}\n");
+    int rc = -1;
+    FILE *f = b.oom ? NULL : fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "kaffe bench: cannot write %s: %s\n", path,
+                b.oom ? "out of memory" : strerror(errno));
+    } else {
+        size_t written = fwrite(b.data, 1, b.len, f);
+        rc = fclose(f) == 0 && written == b.len ? 0 : -1;
+    }
+    json_buf_free(&b);
+    return rc;
 }
 
 /* ---- Plots ---- */

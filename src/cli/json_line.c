@@ -1,6 +1,8 @@
 /* JSON lines for `kaffe consume`. */
 #include "cli/json_line.h"
 
+#include <math.h>
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,6 +150,26 @@ void json_field_int(json_buf_t *b, bool comma, const char *name, int64_t value) 
     snprintf(num, sizeof num, "%" PRId64, value);
     put_name(b, comma, name, "");
     put(b, num);
+}
+
+void json_field_double(json_buf_t *b, bool comma, const char *name, double value, bool known) {
+    if (!known || !isfinite(value)) {
+        json_field_null(b, comma, name);
+        return;
+    }
+    char num[32];
+    snprintf(num, sizeof num, "%.6g", value);
+    put_name(b, comma, name, "");
+    put(b, num);
+}
+
+void json_field_bool(json_buf_t *b, bool comma, const char *name, bool value) {
+    put_name(b, comma, name, "");
+    put(b, value ? "true" : "false");
+}
+
+void json_field_str(json_buf_t *b, bool comma, const char *name, const char *s) {
+    json_field_bytes(b, comma, name, s, s ? strlen(s) : 0);
 }
 
 void json_field_null(json_buf_t *b, bool comma, const char *name) {

@@ -1,4 +1,5 @@
-/* src/cli — writing JSON text for `kaffe consume --format json`: strings
+/* src/cli — writing JSON text (`kaffe consume --format json`, the
+ * `kaffe bench --json` report): strings
  * that are valid UTF-8 are written as JSON strings (with the escapes JSON
  * requires); bytes that are not valid UTF-8 are written as base64 under the
  * field name with "_base64" appended, so every output is valid JSON and
@@ -32,6 +33,16 @@ void json_field_bytes(json_buf_t *b, bool comma, const char *name, const void *b
 
 /* Appends `"name": value`. */
 void json_field_int(json_buf_t *b, bool comma, const char *name, int64_t value);
+
+/* Appends `"name": value` with 6 significant digits, or `"name": null` when
+ * known is false or value is not finite (JSON has no NaN or infinity). */
+void json_field_double(json_buf_t *b, bool comma, const char *name, double value, bool known);
+
+/* Appends `"name": true` or `"name": false`. */
+void json_field_bool(json_buf_t *b, bool comma, const char *name, bool value);
+
+/* Appends a NUL-terminated string as json_field_bytes() does (NULL: null). */
+void json_field_str(json_buf_t *b, bool comma, const char *name, const char *s);
 
 /* Appends `"name": null`. */
 void json_field_null(json_buf_t *b, bool comma, const char *name);
