@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -23,13 +24,18 @@
 #include "cli/cli.h"
 #include "cli/delayed_ack.h"
 #include "cli/json_line.h"
+#include "cli/line_out.h"
 #include "cli/metrics_http.h"
+#include "common/clock.h"
 
 /* Shared by the handler (worker threads), the delayed-ack thread, the error
  * callback (kaffe's poll thread) and the main thread. */
 typedef struct consume {
     kaffe_consumer_t *consumer;
     delayed_ack_t *acker; /* async mode only */
+    /* stdout, buffered: a message is acked (or, with --async, scheduled for
+     * its delayed ack) only once its line was written out. */
+    line_out_t *out;
     bool json;
     long count; /* 0: no limit */
     /* Messages printed. Relaxed: a count; the main thread only compares it. */
@@ -41,14 +47,7 @@ typedef struct consume {
      * callback (release, after writing error_text), read by main (acquire). */
     atomic_int fatal;
     char error_text[512];
-    pthread_mutex_t out_lock; /* one line at a time on stdout */
 } consume_t;
-
-static long long now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void consume_help(void) {
     printf("usage: kaffe consume -b BROKERS -t TOPIC[,TOPIC...] -g GROUP [options]\n"
@@ -87,37 +86,41 @@ static void consume_help(void) {
            "Exit status: 0 on a clean stop, 1 on a broker or consumer error, 2 on bad usage.\n");
 }
 
-static void print_message(consume_t *st, const kaffe_message_t *m) {
+/* Buffers m's line; m is acked once the line is written out. */
+static void print_message(consume_t *st, kaffe_message_t *m) {
     size_t klen = 0, vlen = 0;
     const void *key = kaffe_message_key(m, &klen);
     const void *value = kaffe_message_value(m, &vlen);
-    if (!st->json) {
-        pthread_mutex_lock(&st->out_lock);
-        if (value)
-            fwrite(value, 1, vlen, stdout);
-        fputc('\n', stdout);
-        fflush(stdout);
-        pthread_mutex_unlock(&st->out_lock);
-        return;
-    }
     json_buf_t b = {0};
-    json_buf_raw(&b, "{", 1);
-    json_field_bytes(&b, false, "topic", kaffe_message_topic(m), strlen(kaffe_message_topic(m)));
-    json_field_int(&b, true, "partition", kaffe_message_partition(m));
-    json_field_int(&b, true, "offset", kaffe_message_offset(m));
-    json_field_bytes(&b, true, "key", key, klen);
-    json_field_bytes(&b, true, "value", value, vlen);
-    int64_t ts = kaffe_message_timestamp(m, NULL);
-    if (ts >= 0)
-        json_field_int(&b, true, "timestamp", ts);
-    else
-        json_field_null(&b, true, "timestamp");
-    json_buf_raw(&b, "}\n", 2);
-    pthread_mutex_lock(&st->out_lock);
-    fwrite(b.data, 1, b.len, stdout);
-    fflush(stdout);
-    pthread_mutex_unlock(&st->out_lock);
+    if (!st->json) {
+        if (value)
+            json_buf_raw(&b, value, vlen);
+        json_buf_raw(&b, "\n", 1);
+    } else {
+        json_buf_raw(&b, "{", 1);
+        json_field_str(&b, false, "topic", kaffe_message_topic(m));
+        json_field_int(&b, true, "partition", kaffe_message_partition(m));
+        json_field_int(&b, true, "offset", kaffe_message_offset(m));
+        json_field_bytes(&b, true, "key", key, klen);
+        json_field_bytes(&b, true, "value", value, vlen);
+        int64_t ts = kaffe_message_timestamp(m, NULL);
+        if (ts >= 0)
+            json_field_int(&b, true, "timestamp", ts);
+        else
+            json_field_null(&b, true, "timestamp");
+        json_buf_raw(&b, "}\n", 2);
+    }
+    line_out_push(st->out, b.data, b.len, m);
     json_buf_free(&b);
+}
+
+/* The writing thread, once m's line is out: the ack (or its delayed ack). */
+static void line_written(void *item, void *opaque) {
+    consume_t *st = opaque;
+    if (st->acker)
+        delayed_ack_push(st->acker, item);
+    else
+        kaffe_consumer_ack(st->consumer, item);
 }
 
 /* Worker threads. Past --count, a message is refused (not printed, not
@@ -125,16 +128,14 @@ static void print_message(consume_t *st, const kaffe_message_t *m) {
  * next consumer of the group gets it. */
 static int handle(kaffe_message_t *m, void *opaque) {
     consume_t *st = opaque;
-    atomic_store_explicit(&st->last_activity_ms, now_ms(), memory_order_relaxed);
+    atomic_store_explicit(&st->last_activity_ms, clock_now_ms(), memory_order_relaxed);
     if (st->count > 0 &&
         atomic_fetch_add_explicit(&st->printed, 1, memory_order_relaxed) >= st->count)
         return KAFFE_ERR_STOPPED;
     if (st->count == 0)
         atomic_fetch_add_explicit(&st->printed, 1, memory_order_relaxed);
     print_message(st, m);
-    if (st->acker)
-        delayed_ack_push(st->acker, m);
-    return KAFFE_OK;
+    return KAFFE_OK; /* accepted: acked by line_written */
 }
 
 /* The delayed-ack thread (or main, at exit). */
@@ -189,7 +190,7 @@ static void on_rebalance(kaffe_consumer_t *c, int assigned, const char *topic, i
     consume_t *st = opaque;
     long long zero = 0;
     if (assigned)
-        atomic_compare_exchange_strong_explicit(&st->last_activity_ms, &zero, now_ms(),
+        atomic_compare_exchange_strong_explicit(&st->last_activity_ms, &zero, clock_now_ms(),
                                                 memory_order_relaxed, memory_order_relaxed);
 }
 
@@ -331,7 +332,9 @@ int cli_consume(int argc, char **argv) {
         rc = cli_conf_set("consume", conf, "consumer_group", group);
     if (rc == CLI_EXIT_OK && earliest)
         rc = cli_conf_set("consume", conf, "start_with_earliest_message", "true");
-    if (rc == CLI_EXIT_OK && async)
+    /* Always async: a message is acked after its line is written out (sync
+     * would ack on the handler's return, before the buffered write). */
+    if (rc == CLI_EXIT_OK)
         rc = cli_conf_set("consume", conf, "async_message_ack", "true");
     if (rc == CLI_EXIT_OK && workers)
         rc = cli_conf_set("consume", conf, "workers", workers);
@@ -347,7 +350,6 @@ int cli_consume(int argc, char **argv) {
     }
     st->json = json;
     st->count = count;
-    pthread_mutex_init(&st->out_lock, NULL);
     kaffe_conf_set_message_handler(conf, handle, st);
     kaffe_conf_set_error_cb(conf, on_error, st);
 
@@ -369,15 +371,23 @@ int cli_consume(int argc, char **argv) {
         free(st);
         return CLI_EXIT_FAILURE;
     }
+    /* 64 KiB writes, or every 10 ms when less is buffered. */
+    if (!(st->out = line_out_new(STDOUT_FILENO, 64 * 1024, 10, line_written, st))) {
+        fprintf(stderr, "kaffe consume: cannot start the output thread\n");
+        delayed_ack_destroy(st->acker);
+        kaffe_consumer_destroy(st->consumer);
+        free(st);
+        return CLI_EXIT_FAILURE;
+    }
     /* After the signals are blocked: the server's thread inherits the mask. */
     cli_metrics_server_t *metrics = NULL;
     if (a.metrics_addr) {
         metrics = cli_metrics_serve(a.metrics_addr, st->consumer, err, sizeof err);
         if (!metrics) {
             fprintf(stderr, "kaffe consume: %s\n", err);
+            line_out_destroy(st->out);
             delayed_ack_destroy(st->acker);
             kaffe_consumer_destroy(st->consumer);
-            pthread_mutex_destroy(&st->out_lock);
             free(st);
             return CLI_EXIT_FAILURE;
         }
@@ -402,17 +412,24 @@ int cli_consume(int argc, char **argv) {
             why = "count";
         else if (atomic_load_explicit(&st->fatal, memory_order_acquire) != 0)
             rc = CLI_EXIT_FAILURE;
-        else if (kaffe_consumer_wait(st->consumer, 0) == KAFFE_OK)
+        else if (line_out_failed(st->out)) {
+            /* Those lines' messages are never acked: the group gets them again. */
+            fprintf(stderr, "kaffe consume: cannot write the output: %s\n",
+                    strerror(line_out_failed(st->out)));
+            rc = CLI_EXIT_FAILURE;
+        } else if (kaffe_consumer_wait(st->consumer, 0) == KAFFE_OK)
             why = "stopped";
         else if (idle_ms > 0) {
             long long last = atomic_load_explicit(&st->last_activity_ms, memory_order_relaxed);
-            if (last > 0 && now_ms() - last >= idle_ms)
+            if (last > 0 && clock_now_ms() - last >= idle_ms)
                 why = "idle";
         }
     }
     /* The final commit, in every case: stop drains in-flight messages (the
-     * ack thread keeps acking meanwhile) and commits what is acked. */
+     * output and ack threads keep writing and acking meanwhile) and commits
+     * what is acked. */
     status = kaffe_consumer_stop(st->consumer);
+    line_out_destroy(st->out);      /* lines still buffered: written, acks refused (stopped) */
     delayed_ack_destroy(st->acker); /* anything left is refused (stopped) */
     if (rc == CLI_EXIT_FAILURE && atomic_load_explicit(&st->fatal, memory_order_acquire)) {
         fprintf(stderr, "kaffe consume: %s\n", st->error_text);
@@ -425,7 +442,6 @@ int cli_consume(int argc, char **argv) {
     }
     cli_metrics_stop(metrics); /* before the consumer it reads goes */
     kaffe_consumer_destroy(st->consumer);
-    pthread_mutex_destroy(&st->out_lock);
     free(st);
     return rc;
 }
