@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "common/clock.h"
+#include "common/prng.h"
+
 /* Items the serving thread takes per lock hold. */
 #define SERVE_BATCH 512
 
@@ -25,18 +28,12 @@ struct delayed_ack {
     entry_t *heap;
     size_t count, capacity;
     bool stopping;
-    unsigned int seed; /* rand_r state */
+    prng_t rng; /* delays; under lock */
     long min_us, max_us;
     delayed_ack_fn fn;
     void *opaque;
     pthread_t thread;
 };
-
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void sift_up(entry_t *h, size_t i) {
     while (i > 0) {
@@ -87,7 +84,7 @@ static void *serve(void *arg) {
             pthread_cond_wait(&d->wake, &d->lock);
             continue;
         }
-        uint64_t now = now_ns(), due = d->heap[0].due_ns;
+        uint64_t now = clock_now_ns(), due = d->heap[0].due_ns;
         if (due > now) {
             struct timespec ts = {.tv_sec = (time_t)(due / 1000000000u),
                                   .tv_nsec = (long)(due % 1000000000u)};
@@ -118,12 +115,8 @@ delayed_ack_t *delayed_ack_new(long min_us, long max_us, delayed_ack_fn fn, void
     d->max_us = max_us;
     d->fn = fn;
     d->opaque = opaque;
-    d->seed = (unsigned int)now_ns();
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&d->wake, &attr);
-    pthread_condattr_destroy(&attr);
+    d->rng = prng_seeded(clock_now_ns());
+    clock_cond_init(&d->wake);
     pthread_mutex_init(&d->lock, NULL);
     if (pthread_create(&d->thread, NULL, serve, d) != 0) {
         pthread_cond_destroy(&d->wake);
@@ -148,8 +141,9 @@ void delayed_ack_push(delayed_ack_t *d, void *item) {
         d->capacity = cap;
     }
     long span = d->max_us - d->min_us;
-    long delay_us = d->min_us + (span > 0 ? (long)(rand_r(&d->seed) % (span + 1)) : 0);
-    d->heap[d->count] = (entry_t){.due_ns = now_ns() + (uint64_t)delay_us * 1000u, .item = item};
+    long delay_us = d->min_us + (span > 0 ? (long)prng_below(&d->rng, (uint64_t)span + 1) : 0);
+    d->heap[d->count] =
+        (entry_t){.due_ns = clock_now_ns() + (uint64_t)delay_us * 1000u, .item = item};
     sift_up(d->heap, d->count++);
     bool earliest = d->heap[0].item == item;
     pthread_mutex_unlock(&d->lock);

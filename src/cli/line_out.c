@@ -120,11 +120,7 @@ line_out_t *line_out_new(int fd, size_t flush_bytes, int flush_ms, line_out_rele
     o->opaque = opaque;
     pthread_mutex_init(&o->write_lock, NULL);
     pthread_mutex_init(&o->buffer_lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&o->wake, &attr);
-    pthread_condattr_destroy(&attr);
+    clock_cond_init(&o->wake);
     if (pthread_create(&o->flusher, NULL, flusher_main, o) != 0) {
         pthread_cond_destroy(&o->wake);
         pthread_mutex_destroy(&o->buffer_lock);

@@ -6,6 +6,7 @@
 #ifndef KAFFE_SRC_COMMON_CLOCK_H
 #define KAFFE_SRC_COMMON_CLOCK_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -55,6 +56,18 @@ static inline struct timespec clock_deadline_after_ms(int64_t ms) {
     uint64_t at = clock_now_ns() + (uint64_t)(ms > 0 ? ms : 0) * 1000000u;
     struct timespec ts = {(time_t)(at / 1000000000u), (long)(at % 1000000000u)};
     return ts;
+}
+
+/* Initialises cond to time its waits on CLOCK_MONOTONIC, so that
+ * clock_deadline_after_ms() deadlines apply. Returns pthread_cond_init's
+ * result. */
+static inline int clock_cond_init(pthread_cond_t *cond) {
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(cond, &attr);
+    pthread_condattr_destroy(&attr);
+    return rc;
 }
 
 #endif

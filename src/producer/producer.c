@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/errstr.h"
 #include "conf/conf.h"
 #include "metrics/stats_export.h"
@@ -177,11 +178,7 @@ KAFFE_API kaffe_producer_t *kaffe_producer_new(kaffe_conf_t *conf, char *errstr,
     atomic_init(&p->defer_max_ms, DEFER_MAX_MS);
     atomic_init(&p->stat_accepted, 0);
     atomic_init(&p->stat_accepted_pooled, 0);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->refresh_wakeup, &attr);
-    pthread_condattr_destroy(&attr);
+    clock_cond_init(&p->refresh_wakeup);
     atomic_init(&p->brokers_down, false);
     atomic_init(&p->stop_delivery, false);
 
