@@ -10,6 +10,7 @@
 
 #include "support/broker_env.h"
 #include "support/plain_client.h"
+#include "common/clock.h"
 
 #define PARTITIONS 4
 
@@ -141,8 +142,8 @@ Test(plaintext, produce_consume_and_commit_with_a_group) {
     member_t m;
     member_start(&m, topic, group);
     int seen[COUNT] = {0};
-    for (int64_t deadline = broker_now_ms() + 60000; m.consumed < COUNT;) {
-        cr_assert_lt(broker_now_ms(), deadline, "consumed only %d of %d", m.consumed, COUNT);
+    for (int64_t deadline = clock_now_ms() + 60000; m.consumed < COUNT;) {
+        cr_assert_lt(clock_now_ms(), deadline, "consumed only %d of %d", m.consumed, COUNT);
         member_poll(&m, seen, COUNT);
     }
     for (int i = 0; i < COUNT; i++)
@@ -172,22 +173,22 @@ Test(plaintext, two_members_rebalance_and_commit_their_own_partitions) {
 
     member_t a, b;
     member_start(&a, topic, group);
-    for (int64_t deadline = broker_now_ms() + 30000; assigned_count(&a) != PARTITIONS;) {
-        cr_assert_lt(broker_now_ms(), deadline, "the first member never got all partitions");
+    for (int64_t deadline = clock_now_ms() + 30000; assigned_count(&a) != PARTITIONS;) {
+        cr_assert_lt(clock_now_ms(), deadline, "the first member never got all partitions");
         member_poll(&a, seen, COUNT);
     }
     /* The second member joins: the partitions are shared out. */
     member_start(&b, topic, group);
-    for (int64_t deadline = broker_now_ms() + 60000;
+    for (int64_t deadline = clock_now_ms() + 60000;
          assigned_count(&a) != PARTITIONS / 2 || assigned_count(&b) != PARTITIONS / 2;) {
-        cr_assert_lt(broker_now_ms(), deadline, "no 2+2 split: a has %d, b has %d",
+        cr_assert_lt(clock_now_ms(), deadline, "no 2+2 split: a has %d, b has %d",
                      assigned_count(&a), assigned_count(&b));
         member_poll(&a, seen, COUNT);
         member_poll(&b, seen, COUNT);
     }
     produce(topic, COUNT);
-    for (int64_t deadline = broker_now_ms() + 60000; a.consumed + b.consumed < COUNT;) {
-        cr_assert_lt(broker_now_ms(), deadline, "consumed only %d of %d", a.consumed + b.consumed,
+    for (int64_t deadline = clock_now_ms() + 60000; a.consumed + b.consumed < COUNT;) {
+        cr_assert_lt(clock_now_ms(), deadline, "consumed only %d of %d", a.consumed + b.consumed,
                      COUNT);
         member_poll(&a, seen, COUNT);
         member_poll(&b, seen, COUNT);
@@ -214,8 +215,8 @@ Test(plaintext, two_members_rebalance_and_commit_their_own_partitions) {
 
     /* The second member leaves: the first gets every partition back. */
     member_stop(&b);
-    for (int64_t deadline = broker_now_ms() + 60000; assigned_count(&a) != PARTITIONS;) {
-        cr_assert_lt(broker_now_ms(), deadline, "partitions not returned after a member left");
+    for (int64_t deadline = clock_now_ms() + 60000; assigned_count(&a) != PARTITIONS;) {
+        cr_assert_lt(clock_now_ms(), deadline, "partitions not returned after a member left");
         member_poll(&a, seen, COUNT);
     }
     member_stop(&a);

@@ -30,6 +30,7 @@
 #include "producer/producer.h"
 #include "support/broker_env.h"
 #include "support/plain_client.h"
+#include "common/clock.h"
 
 #define GROWN 4
 
@@ -101,7 +102,7 @@ static void grow_topic(const char *topic, int partitions) {
 
     bool led = false;
     int count = -1;
-    for (int64_t deadline = broker_now_ms() + 30000; broker_now_ms() < deadline; pause_ms(100)) {
+    for (int64_t deadline = clock_now_ms() + 30000; clock_now_ms() < deadline; pause_ms(100)) {
         count = broker_partitions(rk, topic, &led);
         if (count == partitions && led)
             break;
@@ -198,7 +199,7 @@ static kaffe_status_t produce_one(kaffe_producer_t *p, ledger_t *l, const char *
  * messages, each at the partition and offset its result named. */
 static void check_readback(const char *topic, const ledger_t *l) {
     int64_t total = 0;
-    for (int64_t deadline = broker_now_ms() + 15000; broker_now_ms() < deadline; pause_ms(100)) {
+    for (int64_t deadline = clock_now_ms() + 15000; clock_now_ms() < deadline; pause_ms(100)) {
         total = 0;
         for (int part = 0; part < GROWN; part++) {
             int64_t end = plain_log_end(bootstraps(), topic, part);
@@ -262,7 +263,7 @@ Test(growth, explicit_partition_beyond_the_cached_count_refreshes_and_succeeds_a
      * one must succeed, with no periodic refresh to help it. */
     kaffe_status_t st = KAFFE_ERR_UNKNOWN_PARTITION;
     int attempts = 0;
-    for (int64_t deadline = broker_now_ms() + 10000; broker_now_ms() < deadline; pause_ms(100)) {
+    for (int64_t deadline = clock_now_ms() + 10000; clock_now_ms() < deadline; pause_ms(100)) {
         int32_t part = -1;
         attempts++;
         st = produce_one(p, &l, "explicit3", 3, NULL, &part);
@@ -334,9 +335,9 @@ Test(growth, strategies_reach_new_partitions_after_the_periodic_refresh) {
     bool rr_seen[GROWN] = {false}, mm_seen[GROWN] = {false}, fn_seen[GROWN] = {false};
     bool mm_grown = false;
     int rounds = 0;
-    int64_t deadline = broker_now_ms() + 30000;
+    int64_t deadline = clock_now_ms() + 30000;
     while (!(rr_seen[2] && rr_seen[3] && mm_seen[2] && mm_seen[3] && fn_seen[2] && fn_seen[3])) {
-        cr_assert_lt(broker_now_ms(), deadline,
+        cr_assert_lt(clock_now_ms(), deadline,
                      "after 30 s: round_robin %d%d, murmur2 %d%d, function %d%d on partitions 2, 3",
                      rr_seen[2], rr_seen[3], mm_seen[2], mm_seen[3], fn_seen[2], fn_seen[3]);
         rounds++;

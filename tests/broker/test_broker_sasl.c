@@ -10,6 +10,7 @@
 #include <kaffe/kaffe.h>
 
 #include "support/broker_env.h"
+#include "common/clock.h"
 
 #define ERROR_BOUND_MS 20000
 
@@ -84,8 +85,8 @@ static void produce_and_consume(const char *mechanism, bool tls) {
     cr_assert_eq(rd_kafka_subscribe(rk, topics), RD_KAFKA_RESP_ERR_NO_ERROR);
     rd_kafka_topic_partition_list_destroy(topics);
     int got = 0;
-    for (int64_t deadline = broker_now_ms() + 30000; got < 10;) {
-        cr_assert_lt(broker_now_ms(), deadline, "%s: consumed %d of 10", mechanism, got);
+    for (int64_t deadline = clock_now_ms() + 30000; got < 10;) {
+        cr_assert_lt(clock_now_ms(), deadline, "%s: consumed %d of 10", mechanism, got);
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (m && !m->err)
             got++;
@@ -118,13 +119,13 @@ static void expect_authentication_failure(const char *mechanism, bool tls) {
     char err[512];
     rd_kafka_t *rk = broker_handle_new(conf, RD_KAFKA_PRODUCER, &events, err, sizeof err);
     cr_assert_not_null(rk, "%s", err);
-    int64_t start = broker_now_ms();
+    int64_t start = clock_now_ms();
     cr_assert_eq(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("sasl-never-created"),
                                    RD_KAFKA_V_VALUE("v", 1), RD_KAFKA_V_END),
                  RD_KAFKA_RESP_ERR_NO_ERROR);
     cr_assert(broker_wait_for_error(rk, &events, ERROR_BOUND_MS), "%s: no error within %d ms",
               mechanism, ERROR_BOUND_MS);
-    cr_log_info("%s: error after %lld ms: %s", mechanism, (long long)(broker_now_ms() - start),
+    cr_log_info("%s: error after %lld ms: %s", mechanism, (long long)(clock_now_ms() - start),
                 events.first_error_text);
     cr_assert_eq(events.first_error, RD_KAFKA_RESP_ERR__AUTHENTICATION, "%s: got %s", mechanism,
                  events.first_error_text);

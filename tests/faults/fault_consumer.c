@@ -42,6 +42,7 @@
 #include <kaffe/kaffe.h>
 
 #include "support/plain_client.h"
+#include "common/clock.h"
 
 static kaffe_consumer_t *consumer;
 static int log_fd = -1;
@@ -54,16 +55,10 @@ static atomic_int acker_stop;
 static long acks_per_sec;
 static unsigned seed;
 
-static int64_t now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void log_line(char kind, const kaffe_message_t *m) {
     char line[96];
     int n = snprintf(line, sizeof line, "%c %d %lld %lld\n", kind, (int)kaffe_message_partition(m),
-                     (long long)kaffe_message_offset(m), (long long)now_us());
+                     (long long)kaffe_message_offset(m), (long long)clock_now_us());
     if (write(log_fd, line, (size_t)n) != n) {
         perror("fault_consumer: log write");
         _exit(3);
@@ -94,14 +89,14 @@ static void sleep_us(long us) {
  * with fewer) so the order is thoroughly shuffled. Paced to acks_per_sec. */
 static void *acker_main(void *arg) {
     (void)arg;
-    int64_t started = now_us();
+    int64_t started = clock_now_us();
     long acked = 0;
     int64_t waiting_since = 0;
     /* relaxed: a stop flag; the messages it guards are under pending_lock. */
     while (!atomic_load_explicit(&acker_stop, memory_order_relaxed)) {
         pthread_mutex_lock(&pending_lock);
         kaffe_message_t *m = NULL;
-        int64_t now = now_us();
+        int64_t now = clock_now_us();
         if (pending_count > 0 && !waiting_since)
             waiting_since = now;
         if (pending_count >= 16 || (pending_count > 0 && now - waiting_since > 20000)) {
@@ -116,7 +111,7 @@ static void *acker_main(void *arg) {
             sleep_us(1000);
             /* Idle: the pace starts again from here (no burst to catch up
              * after the group join or a pause). */
-            started = now_us();
+            started = clock_now_us();
             acked = 0;
             continue;
         }
@@ -124,8 +119,8 @@ static void *acker_main(void *arg) {
         kaffe_consumer_ack(consumer, m); /* REVOKED/STOPPED: redelivered, fine */
         acked++;
         int64_t due = started + acked * 1000000 / acks_per_sec;
-        if (due > now_us())
-            sleep_us((long)(due - now_us()));
+        if (due > clock_now_us())
+            sleep_us((long)(due - clock_now_us()));
     }
     return NULL;
 }
@@ -146,7 +141,7 @@ static void on_rebalance(kaffe_consumer_t *c, int assigned, const char *topic, i
     if (!line)
         abort();
     int n = snprintf(line, size, "C %d %lld %lld %s\n", (int)partition, (long long)committed,
-                     (long long)now_us(), metadata && *metadata ? metadata : "-");
+                     (long long)clock_now_us(), metadata && *metadata ? metadata : "-");
     if (write(log_fd, line, (size_t)n) != n) {
         perror("fault_consumer: log write");
         _exit(3);

@@ -14,7 +14,7 @@
 
 #include <kaffe/kaffe.h>
 
-#include "support/test_clock.h"
+#include "common/clock.h"
 
 typedef struct seen_msg {
     char topic[32];
@@ -86,11 +86,11 @@ static inline long recorder_handled(recorder_t *r) {
 
 /* Waits until the recorder handled at least n messages; false on timeout. */
 static inline int wait_handled(recorder_t *r, long n, int timeout_ms) {
-    int64_t deadline = test_now_ms() + timeout_ms;
+    int64_t deadline = clock_now_ms() + timeout_ms;
     while (recorder_handled(r) < n) {
-        if (test_now_ms() > deadline)
+        if (clock_now_ms() > deadline)
             return 0;
-        test_sleep_ms(5);
+        clock_sleep_ms(5);
     }
     return 1;
 }

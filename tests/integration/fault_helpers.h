@@ -41,7 +41,7 @@
 #include "support/mock_suite.h"
 #include "support/plain_client.h"
 #include "support/subprocess.h"
-#include "support/test_clock.h"
+#include "common/clock.h"
 
 #define FAULT_MAX_PARTITIONS 8
 
@@ -108,16 +108,16 @@ static inline void fault_committed_offsets(const char *b, const char *group, con
  * when it does before timeout_ms. */
 static inline int fault_wait_committed_end(const char *b, const char *group, const char *topic,
                                            int partitions, const int64_t *log_end, int timeout_ms) {
-    int64_t deadline = test_now_ms() + timeout_ms;
+    int64_t deadline = clock_now_ms() + timeout_ms;
     for (;;) {
         int all = 1;
         for (int p = 0; p < partitions && all; p++)
             all = plain_committed(b, group, topic, p, NULL) == log_end[p];
         if (all)
             return 1;
-        if (test_now_ms() > deadline)
+        if (clock_now_ms() > deadline)
             return 0;
-        test_sleep_ms(100);
+        clock_sleep_ms(100);
     }
 }
 
@@ -228,7 +228,7 @@ static inline int fault_run_handler(kaffe_message_t *m, void *opaque) {
     }
     int32_t p = kaffe_message_partition(m);
     int64_t o = kaffe_message_offset(m);
-    int64_t now = test_now_us();
+    int64_t now = clock_now_us();
     pthread_mutex_lock(&r->lock);
     if (p >= 0 && p < r->partitions && o >= 0 && o < r->log_end[p]) {
         if (r->counts[p][o] < 65535)
@@ -263,7 +263,7 @@ static inline void fault_run_error_cb(int status, const char *reason, void *opaq
 /* Acks random pending messages (out of order), paced to acks_per_sec. */
 static inline void *fault_run_acker(void *arg) {
     fault_run_t *r = arg;
-    int64_t started = test_now_us();
+    int64_t started = clock_now_us();
     long acked = 0;
     /* relaxed: plain flags; the messages are handed over under r->lock. */
     while (!atomic_load_explicit(&r->acker_stop, memory_order_relaxed)) {
@@ -278,8 +278,8 @@ static inline void *fault_run_acker(void *arg) {
             pthread_mutex_unlock(&r->lock);
         }
         if (!m) {
-            test_sleep_ms(1);
-            started = test_now_us();
+            clock_sleep_ms(1);
+            started = clock_now_us();
             acked = 0;
             continue;
         }
@@ -291,9 +291,9 @@ static inline void *fault_run_acker(void *arg) {
         atomic_fetch_add_explicit(&r->acked, 1, memory_order_relaxed);
         acked++;
         int64_t due = started + acked * 1000000 / r->acks_per_sec;
-        int64_t now = test_now_us();
+        int64_t now = clock_now_us();
         if (due > now + 1000)
-            test_sleep_ms((int)((due - now) / 1000));
+            clock_sleep_ms((int)((due - now) / 1000));
     }
     return NULL;
 }
@@ -397,11 +397,11 @@ static inline long fault_run_handled(fault_run_t *r) {
 
 /* Waits until at least n handles happened; asserts it within timeout_ms. */
 static inline void fault_run_wait_handled(fault_run_t *r, long n, int timeout_ms) {
-    int64_t deadline = test_now_ms() + timeout_ms;
+    int64_t deadline = clock_now_ms() + timeout_ms;
     while (fault_run_handled(r) < n) {
-        cr_assert(test_now_ms() < deadline, "%s: handled %ld of %ld before the deadline", r->topic,
+        cr_assert(clock_now_ms() < deadline, "%s: handled %ld of %ld before the deadline", r->topic,
                   fault_run_handled(r), n);
-        test_sleep_ms(5);
+        clock_sleep_ms(5);
     }
 }
 
@@ -409,7 +409,7 @@ static inline void fault_run_wait_handled(fault_run_t *r, long n, int timeout_ms
  * recovery time is measured from here. */
 static inline void fault_run_fault_over(fault_run_t *r) {
     pthread_mutex_lock(&r->lock);
-    r->fault_end_us = test_now_us();
+    r->fault_end_us = clock_now_us();
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -640,7 +640,7 @@ static inline void fault_checkpoint_take(fault_checkpoint_t *cp, const char *b, 
      * committing while partition after partition is read, so a message
      * committed by its read may have been handled after the first read.
      * Everything read was committed, hence acked, by now. */
-    cp->t_us = test_now_us();
+    cp->t_us = clock_now_us();
 }
 
 /* Offsets handled (in log, before cp->t_us) that cp does not have as done:

@@ -39,6 +39,7 @@
 
 #include "support/plain_client.h"
 #include "support/subprocess.h"
+#include "common/clock.h"
 
 #define TOPIC "churn"
 #define PARTITIONS 4
@@ -48,17 +49,6 @@
 
 static subprocess_t mock;
 static char bootstraps[256];
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void pause_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* Which values ("value-<i>") some process handled, and how often. Written
  * by the reader threads under lock. */
@@ -132,13 +122,13 @@ static void proc_start(proc_t *pr, const char *extra) {
     char *argv[] = {"/bin/sh", "-c", cmd, NULL};
     cr_assert_eq(subprocess_start(&pr->sp, argv, 0), 0);
     cr_assert_eq(pthread_create(&pr->reader, NULL, reader_main, pr), 0);
-    int64_t deadline = now_ms() + 10000;
+    int64_t deadline = clock_now_ms() + 10000;
     while (!sigterm_blocked(pr->sp.pid)) {
         int status = 0;
         cr_assert_eq(waitpid(pr->sp.pid, &status, WNOHANG), 0,
                      "kaffe consume exited before it was ready (status 0x%x)", status);
-        cr_assert_lt(now_ms(), deadline, "kaffe consume did not block SIGTERM within 10 s");
-        pause_ms(1);
+        cr_assert_lt(clock_now_ms(), deadline, "kaffe consume did not block SIGTERM within 10 s");
+        clock_sleep_ms(1);
     }
 }
 
@@ -147,10 +137,10 @@ static void proc_start(proc_t *pr, const char *extra) {
 static int proc_wait(proc_t *pr, int timeout_ms) {
     int status = 0;
     pid_t r = 0;
-    for (int64_t deadline = now_ms() + timeout_ms; r == 0 && now_ms() < deadline;) {
+    for (int64_t deadline = clock_now_ms() + timeout_ms; r == 0 && clock_now_ms() < deadline;) {
         r = waitpid(pr->sp.pid, &status, WNOHANG);
         if (r == 0)
-            pause_ms(10);
+            clock_sleep_ms(10);
     }
     if (r == 0) {
         kill(pr->sp.pid, SIGKILL);
@@ -217,24 +207,24 @@ Test(cli_consume_churn, quick_stops_while_joining_exit_cleanly_and_lose_nothing,
     produce_some(0);
     static proc_t steady, cycle, last;
     proc_start(&steady, "");
-    int64_t started = now_ms();
+    int64_t started = clock_now_ms();
     int clean = 0, waited = 0;
     for (int i = 0; i < CYCLES; i++) {
         produce_some((size_t)(i + 1) * PER_CYCLE);
         proc_start(&cycle, "");
-        pause_ms(delays_ms[i]);
+        clock_sleep_ms(delays_ms[i]);
         char what[64];
         snprintf(what, sizeof what, "cycle %d (SIGTERM after %d ms)", i, delays_ms[i]);
-        int64_t t0 = now_ms();
+        int64_t t0 = clock_now_ms();
         if (proc_stop(&cycle, what))
             clean++;
-        int64_t took = now_ms() - t0;
+        int64_t took = clock_now_ms() - t0;
         waited += took > 500;
         cr_log_info("%s: stopped in %lld ms, %ld messages handled", what, (long long)took,
                     cycle.messages);
     }
     cr_log_info("%d cycles in %lld ms: %d clean exits, %d stops waited > 0.5 s", CYCLES,
-                (long long)(now_ms() - started), clean, waited);
+                (long long)(clock_now_ms() - started), clean, waited);
     proc_stop(&steady, "the steady member");
     cr_assert_eq(clean, CYCLES, "%d of %d cycles did not exit cleanly", CYCLES - clean, CYCLES);
 

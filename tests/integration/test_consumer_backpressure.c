@@ -53,7 +53,7 @@ static void run(const char *topic, int partitions, long total, const char *limit
     /* Watch for a while that nothing more arrives: there is no event to wait
      * for when the consumer rightly does nothing. */
     for (int i = 0; i < 50; i++) {
-        test_sleep_ms(20);
+        clock_sleep_ms(20);
         cr_assert_leq(recorder_handled(&r), limit, "delivered %ld unacked messages, limit %ld",
                       recorder_handled(&r), limit);
     }
@@ -63,13 +63,13 @@ static void run(const char *topic, int partitions, long total, const char *limit
     /* Acking resumes it; the unacked count never passes the limit. */
     size_t next = 0;
     long acked = 0;
-    int64_t deadline = test_now_ms() + 60000;
+    int64_t deadline = clock_now_ms() + 60000;
     while (acked < total) {
         acked += ack_all(&r, &next);
         long unacked = recorder_handled(&r) - acked;
         cr_assert_leq(unacked, limit, "%ld unacked, limit %ld", unacked, limit);
-        cr_assert(test_now_ms() < deadline, "acked %ld of %ld", acked, total);
-        test_sleep_ms(2);
+        cr_assert(clock_now_ms() < deadline, "acked %ld of %ld", acked, total);
+        clock_sleep_ms(2);
     }
     cr_assert_eq(recorder_handled(&r), total);
     cr_assert_eq(kaffe_consumer_commit(c), KAFFE_OK);

@@ -60,7 +60,7 @@ static void *acker_main(void *arg) {
             if (st == KAFFE_OK)
                 a->acked++;
         }
-        test_sleep_ms(1);
+        clock_sleep_ms(1);
     }
     return NULL;
 }
@@ -87,9 +87,9 @@ static void run_mode(const char *async, const char *ordering, const char *worker
               2 * PER_TOPIC);
     if (r.keep) {
         /* Wait for the acker to catch up, then stop it. */
-        int64_t deadline = test_now_ms() + 10000;
-        while (acker.next < 2 * PER_TOPIC && test_now_ms() < deadline)
-            test_sleep_ms(5);
+        int64_t deadline = clock_now_ms() + 10000;
+        while (acker.next < 2 * PER_TOPIC && clock_now_ms() < deadline)
+            clock_sleep_ms(5);
     }
     cr_assert_eq(kaffe_consumer_commit(c), KAFFE_OK);
     cr_assert_eq(kaffe_consumer_stop(c), KAFFE_OK);

@@ -96,22 +96,22 @@ static kaffe_consumer_t *start_consumer(kaffe_conf_t *conf, recorder_t *r) {
 }
 
 static int wait_until(int (*cond)(void *), void *arg, int timeout_ms) {
-    int64_t deadline = test_now_ms() + timeout_ms;
+    int64_t deadline = clock_now_ms() + timeout_ms;
     while (!cond(arg)) {
-        if (test_now_ms() > deadline)
+        if (clock_now_ms() > deadline)
             return 0;
-        test_sleep_ms(5);
+        clock_sleep_ms(5);
     }
     return 1;
 }
 
 static int committed_reaches(const char *group, const char *topic, int32_t partition,
                              int64_t offset) {
-    int64_t deadline = test_now_ms() + 20000;
+    int64_t deadline = clock_now_ms() + 20000;
     while (plain_committed(mock_cluster_bootstraps(mc), group, topic, partition, NULL) != offset) {
-        if (test_now_ms() > deadline)
+        if (clock_now_ms() > deadline)
             return 0;
-        test_sleep_ms(50);
+        clock_sleep_ms(50);
     }
     return 1;
 }
@@ -151,9 +151,9 @@ Test(consumer_failure, retry_succeeds_on_the_third_attempt_while_other_partition
     cr_assert(wait_until(has_attempts, one, 30000));
     /* Partition 1's messages arrive only now, while offset 5 waits. */
     cr_assert_eq(plain_produce(b, "retry3", 1, N1, 1000, 0), N1);
-    int64_t deadline = test_now_ms() + 30000;
-    while (atomic_load(&f.partition1) < N1 && test_now_ms() < deadline)
-        test_sleep_ms(5);
+    int64_t deadline = clock_now_ms() + 30000;
+    while (atomic_load(&f.partition1) < N1 && clock_now_ms() < deadline)
+        clock_sleep_ms(5);
     cr_assert_eq(atomic_load(&f.partition1), N1);
     cr_assert_lt(fx_attempts(&f), 3, "partition 1 was handled while partition 0's retry waited");
     /* Partition 0 is held at offset 5: nothing after it ran yet. */
@@ -205,14 +205,14 @@ Test(consumer_failure, in_key_order_a_waiting_key_holds_back_only_its_key) {
      * chance), and none of key-0's after it. */
     void *one[] = {&f, (void *)(intptr_t)1};
     cr_assert(wait_until(has_attempts, one, 30000));
-    int64_t deadline = test_now_ms() + 30000;
+    int64_t deadline = clock_now_ms() + 30000;
     int others = 0;
-    while (!others && test_now_ms() < deadline) {
+    while (!others && clock_now_ms() < deadline) {
         pthread_mutex_lock(&f.r.lock);
         for (size_t i = 0; i < f.r.count; i++)
             others |= f.r.msgs[i].value_index > FAIL_VALUE && strcmp(f.r.msgs[i].key, "key-0") != 0;
         pthread_mutex_unlock(&f.r.lock);
-        test_sleep_ms(5);
+        clock_sleep_ms(5);
     }
     cr_assert(others, "no other key went on while key-0 waited");
     cr_assert_eq(fx_attempts(&f), 1, "the other keys went on while key-0 waited");

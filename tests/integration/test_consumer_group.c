@@ -64,7 +64,7 @@ static void *acker_main(void *arg) {
             /* OK, or REVOKED when the partition moved meanwhile. */
             cr_assert(st == KAFFE_OK || st == KAFFE_ERR_REVOKED, "ack: %s", kaffe_err_name(st));
         }
-        test_sleep_ms(1);
+        clock_sleep_ms(1);
     }
     return NULL;
 }
@@ -106,10 +106,10 @@ Test(consumer_group, partitions_split_then_move_with_nothing_lost_and_late_acks_
     rb.consumer = bc;
     kaffe_consumer_set_rebalance_cb(bc, track_owner, &ob);
     cr_assert_eq(kaffe_consumer_start(bc), KAFFE_OK);
-    int64_t deadline = test_now_ms() + 60000;
+    int64_t deadline = clock_now_ms() + 60000;
     while ((owned_count(&ob) == 0 || owned_count(&oa) + owned_count(&ob) != PARTITIONS) &&
-           test_now_ms() < deadline)
-        test_sleep_ms(10);
+           clock_now_ms() < deadline)
+        clock_sleep_ms(10);
     cr_assert_gt(owned_count(&ob), 0, "B got no partition");
     cr_assert_gt(owned_count(&oa), 0, "A kept no partition");
     cr_assert_eq(owned_count(&oa) + owned_count(&ob), PARTITIONS);
@@ -139,16 +139,16 @@ Test(consumer_group, partitions_split_then_move_with_nothing_lost_and_late_acks_
     cr_assert_eq(kaffe_consumer_stop(a), KAFFE_OK);
     for (int i = 0; i < still; i++)
         cr_assert_eq(kaffe_consumer_ack(a, still_held[i]), KAFFE_ERR_STOPPED);
-    deadline = test_now_ms() + 60000;
-    while (owned_count(&ob) != PARTITIONS && test_now_ms() < deadline)
-        test_sleep_ms(10);
+    deadline = clock_now_ms() + 60000;
+    while (owned_count(&ob) != PARTITIONS && clock_now_ms() < deadline)
+        clock_sleep_ms(10);
     cr_assert_eq(owned_count(&ob), PARTITIONS, "B owns %d partitions", owned_count(&ob));
     cr_assert_eq(plain_produce(b, "shared", RD_KAFKA_PARTITION_UA, BATCH, 2 * BATCH, 16), BATCH);
 
     /* Nothing lost: every value handled by A (and acked) or by B. Held
      * messages A never acked were redelivered to B. */
     char *seen = calloc(3 * BATCH, 1);
-    deadline = test_now_ms() + 60000;
+    deadline = clock_now_ms() + 60000;
     for (;;) {
         memset(seen, 0, 3 * BATCH);
         pthread_mutex_lock(&rb.lock);
@@ -164,8 +164,8 @@ Test(consumer_group, partitions_split_then_move_with_nothing_lost_and_late_acks_
             missing += seen[v] == 0 || (seen[v] == 2 && v % 50 == 7);
         if (missing == 0)
             break;
-        cr_assert(test_now_ms() < deadline, "%d values never handled", missing);
-        test_sleep_ms(20);
+        cr_assert(clock_now_ms() < deadline, "%d values never handled", missing);
+        clock_sleep_ms(20);
     }
     /* Held (never acked) messages must have reached B. */
     for (int v = 7; v < 3 * BATCH; v += 50)

@@ -147,9 +147,9 @@ Test(consumer_misuse, an_unknown_topic_reaches_the_error_callback) {
     kaffe_consumer_t *c = kaffe_consumer_new(conf, err, sizeof err);
     cr_assert_not_null(c, "%s", err);
     cr_assert_eq(kaffe_consumer_start(c), KAFFE_OK);
-    int64_t deadline = test_now_ms() + 20000;
-    while (atomic_load(&unknown_topic_errors) == 0 && test_now_ms() < deadline)
-        test_sleep_ms(10);
+    int64_t deadline = clock_now_ms() + 20000;
+    while (atomic_load(&unknown_topic_errors) == 0 && clock_now_ms() < deadline)
+        clock_sleep_ms(10);
     cr_assert_gt(atomic_load(&unknown_topic_errors), 0);
     char text[512];
     cr_assert_neq(kaffe_consumer_last_error(c, text, sizeof text), KAFFE_OK);
@@ -182,9 +182,9 @@ Test(consumer_misuse, a_broker_going_down_reaches_the_error_callback) {
     cr_assert_eq(plain_produce(mock_cluster_bootstraps(own), "down", 0, 1, 0, 0), 1);
     cr_assert(wait_handled(&r, 1, 30000));
     rd_kafka_mock_broker_set_down(mock_cluster_handle(own), 1);
-    int64_t deadline = test_now_ms() + 20000;
-    while (atomic_load(&transport_errors) == 0 && test_now_ms() < deadline)
-        test_sleep_ms(10);
+    int64_t deadline = clock_now_ms() + 20000;
+    while (atomic_load(&transport_errors) == 0 && clock_now_ms() < deadline)
+        clock_sleep_ms(10);
     cr_assert_gt(atomic_load(&transport_errors), 0);
     cr_assert_neq(kaffe_consumer_last_error(c, NULL, 0), KAFFE_OK);
     rd_kafka_mock_broker_set_up(mock_cluster_handle(own), 1);

@@ -28,11 +28,11 @@ static kaffe_consumer_t *start_consumer(kaffe_conf_t *conf, recorder_t *r) {
 }
 
 static int wait_until(int (*cond)(void *), void *arg, int timeout_ms) {
-    int64_t deadline = test_now_ms() + timeout_ms;
+    int64_t deadline = clock_now_ms() + timeout_ms;
     while (!cond(arg)) {
-        if (test_now_ms() > deadline)
+        if (clock_now_ms() > deadline)
             return 0;
-        test_sleep_ms(5);
+        clock_sleep_ms(5);
     }
     return 1;
 }
@@ -62,9 +62,9 @@ Test(consumer_selfheal, all_brokers_down_then_up_resumes_by_itself_and_loses_not
     cr_assert(wait_handled(&r, HALF, 30000));
     for (int id = 1; id <= 3; id++)
         rd_kafka_mock_broker_set_down(mock_cluster_handle(own), id);
-    int64_t deadline = test_now_ms() + 30000;
-    while (atomic_load(&transport_errors) == 0 && test_now_ms() < deadline)
-        test_sleep_ms(10);
+    int64_t deadline = clock_now_ms() + 30000;
+    while (atomic_load(&transport_errors) == 0 && clock_now_ms() < deadline)
+        clock_sleep_ms(10);
     cr_assert_gt(atomic_load(&transport_errors), 0, "the error callback was told");
     /* Down for a while: longer than the session timeout (6 s) would be
      * needed to lose the group on a real cluster; the consumer must not
@@ -76,7 +76,7 @@ Test(consumer_selfheal, all_brokers_down_then_up_resumes_by_itself_and_loses_not
     cr_assert(wait_handled(&r, 2 * HALF, 60000), "handled %ld", recorder_handled(&r));
     /* Everything committed, nothing lost. */
     int64_t total = 0;
-    deadline = test_now_ms() + 30000;
+    deadline = clock_now_ms() + 30000;
     for (;;) {
         total = 0;
         for (int p = 0; p < 2; p++) {
@@ -84,9 +84,9 @@ Test(consumer_selfheal, all_brokers_down_then_up_resumes_by_itself_and_loses_not
             int64_t end = plain_log_end(b, "outage", p);
             total += off == end ? 1 : 0;
         }
-        if (total == 2 || test_now_ms() > deadline)
+        if (total == 2 || clock_now_ms() > deadline)
             break;
-        test_sleep_ms(50);
+        clock_sleep_ms(50);
     }
     cr_assert_eq(total, 2, "both partitions committed to their log end");
     cr_assert_eq(kaffe_consumer_stop(c), KAFFE_OK);
@@ -140,9 +140,9 @@ Test(consumer_selfheal, a_fatal_error_restarts_the_client_and_old_acks_are_revok
     /* The new client redelivers the unacked half, then the new messages:
      * ack everything it hands over until the log end is committed. */
     size_t acked = (size_t)HALF;
-    int64_t deadline = test_now_ms() + 60000;
+    int64_t deadline = clock_now_ms() + 60000;
     int done = 0;
-    while (!done && test_now_ms() < deadline) {
+    while (!done && clock_now_ms() < deadline) {
         pthread_mutex_lock(&r.lock);
         size_t count = r.count;
         pthread_mutex_unlock(&r.lock);
@@ -158,7 +158,7 @@ Test(consumer_selfheal, a_fatal_error_restarts_the_client_and_old_acks_are_revok
             done &= end == 0 || plain_committed(b, "g-fatal", "fatal", p, NULL) == end;
         }
         if (!done)
-            test_sleep_ms(50);
+            clock_sleep_ms(50);
     }
     cr_assert(done, "committed to the log end after the restart (handled %zu, committed %lld %lld)",
               r.count, (long long)plain_committed(b, "g-fatal", "fatal", 0, NULL),

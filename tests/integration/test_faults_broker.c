@@ -28,7 +28,7 @@ Test(faults_broker, one_broker_down_then_up) {
     /* Broker 1 leads partition 0 (set here) and whatever else it holds. */
     cr_assert_eq(rd_kafka_mock_partition_set_leader(h, r.topic, 0, 1), 0);
     cr_assert_eq(rd_kafka_mock_broker_set_down(h, 1), 0);
-    test_sleep_ms(3000);
+    clock_sleep_ms(3000);
     cr_assert_eq(rd_kafka_mock_broker_set_up(h, 1), 0);
     fault_run_fault_over(&r);
     fault_run_finish_and_record(&r, "one broker (leader of partition 0) down 3 s, then up");
@@ -41,7 +41,7 @@ Test(faults_broker, all_brokers_down_then_up) {
     for (int32_t b = 1; b <= 3; b++)
         cr_assert_eq(rd_kafka_mock_broker_set_down(h, b), 0);
     long before = fault_run_handled(&r);
-    test_sleep_ms(3000);
+    clock_sleep_ms(3000);
     for (int32_t b = 1; b <= 3; b++)
         cr_assert_eq(rd_kafka_mock_broker_set_up(h, b), 0);
     fault_run_fault_over(&r);
@@ -61,7 +61,7 @@ Test(faults_broker, partition_leaders_move) {
             cr_assert_eq(
                 rd_kafka_mock_partition_set_leader(h, r.topic, p, (int32_t)((p + move) % 3) + 1),
                 0);
-        test_sleep_ms(300);
+        clock_sleep_ms(300);
     }
     fault_run_fault_over(&r);
     fault_run_finish_and_record(&r, "partition leaders move 6 times, 300 ms apart");
@@ -73,7 +73,7 @@ Test(faults_broker, raised_round_trip_time) {
     rd_kafka_mock_cluster_t *h = mock_cluster_handle(mc);
     for (int32_t b = 1; b <= 3; b++)
         cr_assert_eq(rd_kafka_mock_broker_set_rtt(h, b, 500), 0);
-    test_sleep_ms(2500);
+    clock_sleep_ms(2500);
     for (int32_t b = 1; b <= 3; b++)
         cr_assert_eq(rd_kafka_mock_broker_set_rtt(h, b, 0), 0);
     fault_run_fault_over(&r);
@@ -90,7 +90,7 @@ Test(faults_broker, group_coordinator_moves) {
     for (int move = 1; move <= 4; move++) {
         cr_assert_eq(rd_kafka_mock_coordinator_set(h, "group", r.group, (int32_t)(move % 3) + 1),
                      0);
-        test_sleep_ms(200);
+        clock_sleep_ms(200);
     }
     fault_run_fault_over(&r);
     fault_run_finish_and_record(&r, "group coordinator moves 4 times, 200 ms apart");

@@ -47,7 +47,7 @@ static void *producer_main(void *arg) {
         for (int p = 0; p < PARTITIONS; p++)
             pr->produced[p] +=
                 (long)plain_produce(b, topic, p, (size_t)pr->batch, (size_t)pr->produced[p], 0);
-        test_sleep_ms(150);
+        clock_sleep_ms(150);
     }
     return NULL;
 }
@@ -67,7 +67,7 @@ static void member_start(member_t *m, unsigned seed) {
     cr_assert_lt(log_count, MAX_LOGS);
     m->log = log_count++;
     snprintf(logs[m->log], sizeof logs[m->log], "%s/member-%d.log", dir, m->log);
-    m->started_us = log_started_us[m->log] = test_now_us();
+    m->started_us = log_started_us[m->log] = clock_now_us();
     fault_consumer_start(&m->sp, mc, topic, group, logs[m->log], seed, 1000, 3000);
     m->running = 1;
 }
@@ -83,11 +83,11 @@ Test(faults_churn, three_members_stopped_killed_and_restarted_while_producing) {
     for (int i = 0; i < MEMBERS; i++)
         member_start(&members[i], seed + (unsigned)i);
     /* Everyone is in and working before the churn starts. */
-    int64_t deadline = test_now_ms() + 30000;
+    int64_t deadline = clock_now_ms() + 30000;
     for (int i = 0; i < MEMBERS; i++)
         while (fault_log_handles(logs[members[i].log]) == 0) {
-            cr_assert(test_now_ms() < deadline, "member %d never handled a message", i);
-            test_sleep_ms(20);
+            cr_assert(clock_now_ms() < deadline, "member %d never handled a message", i);
+            clock_sleep_ms(20);
         }
 
     /* The churn: (member, signal) in turn, each member restarted at once. */
@@ -100,7 +100,7 @@ Test(faults_churn, three_members_stopped_killed_and_restarted_while_producing) {
     size_t kills = 0;
     int terms = 0;
     for (size_t e = 0; e < event_count; e++) {
-        test_sleep_ms(800 + rand() % 700);
+        clock_sleep_ms(800 + rand() % 700);
         member_t *m = &members[events[e].member];
         int rc = subprocess_stop(&m->sp, events[e].sig, 20000);
         m->running = 0;
@@ -116,10 +116,11 @@ Test(faults_churn, three_members_stopped_killed_and_restarted_while_producing) {
          * anyone is stopped again: librdkafka 2.0.2 aborts when a
          * cooperative-sticky consumer is closed before its first assignment
          * (librdkafka issue #4312, fixed in 2.3.0). */
-        int64_t wait_until = test_now_ms() + 30000;
+        int64_t wait_until = clock_now_ms() + 30000;
         while (fault_log_handles(logs[m->log]) == 0) {
-            cr_assert(test_now_ms() < wait_until, "event %zu: the restarted member got nothing", e);
-            test_sleep_ms(20);
+            cr_assert(clock_now_ms() < wait_until, "event %zu: the restarted member got nothing",
+                      e);
+            clock_sleep_ms(20);
         }
     }
 

@@ -45,13 +45,13 @@ Test(faults_errors, offset_commit_errors_are_retried) {
     /* Wait for the committed end first (in finish), then check the errors
      * were really seen: the end was reached through failed commits. */
     fault_result_t res = {.scenario = "OffsetCommit fails 12 times in a row (final commits)"};
-    int64_t released_us = test_now_us();
+    int64_t released_us = clock_now_us();
     int reached =
         fault_wait_committed_end(r.bootstraps, r.group, r.topic, PARTITIONS, r.log_end, 60000);
     cr_assert(reached, "the committed offsets never reached the log end");
     cr_assert_geq(atomic_load(&r.commit_failures), 5, "only %ld commit failures reported",
                   atomic_load(&r.commit_failures));
-    long recovery_ms = (long)((test_now_us() - released_us) / 1000);
+    long recovery_ms = (long)((clock_now_us() - released_us) / 1000);
     fault_run_finish(&r, &res, 10000);
     /* Recovery here: from the acks' release to the committed log end. */
     res.recovery_ms = recovery_ms;
@@ -73,16 +73,16 @@ Test(faults_errors, offset_commit_errors_mid_run) {
 
 /* Waits until some partition was assigned again (a rejoin happened). */
 static void wait_reassigned(fault_run_t *r, int timeout_ms) {
-    int64_t deadline = test_now_ms() + timeout_ms;
+    int64_t deadline = clock_now_ms() + timeout_ms;
     for (;;) {
         pthread_mutex_lock(&r->lock);
         long assignments = r->assignments;
         pthread_mutex_unlock(&r->lock);
         if (assignments > PARTITIONS)
             return;
-        cr_assert(test_now_ms() < deadline, "%s: the injected errors caused no reassignment",
+        cr_assert(clock_now_ms() < deadline, "%s: the injected errors caused no reassignment",
                   r->topic);
-        test_sleep_ms(10);
+        clock_sleep_ms(10);
     }
 }
 

@@ -95,7 +95,7 @@ static int plan_fail(fault_run_t *r, kaffe_message_t *m) {
     int32_t p = kaffe_message_partition(m);
     int64_t o = kaffe_message_offset(m);
     int attempt = kaffe_message_attempt(m);
-    int64_t now = test_now_us();
+    int64_t now = clock_now_us();
     int fail = 0;
     pthread_mutex_lock(&r->lock);
     if (p >= 0 && p < PARTITIONS && o >= 0 && o < r->log_end[p]) {
@@ -153,7 +153,7 @@ static int plan_nack(fault_run_t *r, kaffe_message_t *m) {
             pl->failed_calls++;
             r->counts[p][o]--;
             if (pl->calls[p][o] == 1)
-                pl->first_fail_us[p][o] = test_now_us();
+                pl->first_fail_us[p][o] = clock_now_us();
         }
     }
     pthread_mutex_unlock(&r->lock);
@@ -164,7 +164,7 @@ static int plan_nack(fault_run_t *r, kaffe_message_t *m) {
  * KAFFE_FAULTS_SEED, else the clock (printed, to repeat a run). */
 static void plan_setup(plan_t *pl, const char *name, long acks_per_sec) {
     const char *s = getenv("KAFFE_FAULTS_SEED");
-    unsigned seed = s && *s ? (unsigned)strtoul(s, NULL, 10) : (unsigned)test_now_us();
+    unsigned seed = s && *s ? (unsigned)strtoul(s, NULL, 10) : (unsigned)clock_now_us();
     fault_run_setup(&pl->r, mc, name, PARTITIONS, per_partition(), acks_per_sec, 0);
     pl->r.fail = plan_fail;
     pl->r.fail_arg = pl;
@@ -270,11 +270,11 @@ static kaffe_failure_counters_t plan_finish(plan_t *pl, int timeout_ms) {
 
 /* Waits until partition p's committed offset is want. */
 static void wait_committed(plan_t *pl, int32_t p, int64_t want, int timeout_ms) {
-    int64_t deadline = test_now_ms() + timeout_ms, got;
+    int64_t deadline = clock_now_ms() + timeout_ms, got;
     while ((got = plain_committed(pl->r.bootstraps, pl->r.group, pl->r.topic, p, NULL)) != want) {
-        cr_assert(test_now_ms() < deadline, "%s: partition %d committed %lld, want %lld",
+        cr_assert(clock_now_ms() < deadline, "%s: partition %d committed %lld, want %lld",
                   pl->r.topic, p, (long long)got, (long long)want);
-        test_sleep_ms(50);
+        clock_sleep_ms(50);
     }
 }
 
@@ -465,15 +465,15 @@ static void force_two(plan_t *pl, int fails) {
 
 /* Waits until the plan saw n failing calls. */
 static void wait_failed_calls(plan_t *pl, long n, int timeout_ms) {
-    int64_t deadline = test_now_ms() + timeout_ms;
+    int64_t deadline = clock_now_ms() + timeout_ms;
     for (;;) {
         pthread_mutex_lock(&pl->r.lock);
         long got = pl->failed_calls;
         pthread_mutex_unlock(&pl->r.lock);
         if (got >= n)
             return;
-        cr_assert(test_now_ms() < deadline, "%s: %ld of %ld failures", pl->r.topic, got, n);
-        test_sleep_ms(10);
+        cr_assert(clock_now_ms() < deadline, "%s: %ld of %ld failures", pl->r.topic, got, n);
+        clock_sleep_ms(10);
     }
 }
 
@@ -515,7 +515,7 @@ static void dead_letter_outage_start(plan_t *pl, const char *name, char *dlq, si
 static int64_t dead_letter_outage_end(plan_t *pl) {
     cr_assert_eq(rd_kafka_mock_broker_set_up(mock_cluster_handle(mc), DLQ_BROKER), 0);
     fault_run_fault_over(&pl->r);
-    return test_now_us();
+    return clock_now_us();
 }
 
 /* DLQ_BROKER is back (the fault is over at up_us); waits for the committed
@@ -525,7 +525,7 @@ static int64_t dead_letter_outage_end(plan_t *pl) {
 static void dead_letter_outage_finish(plan_t *pl, const char *dlq, int64_t up_us, int check_calls,
                                       const char *scenario) {
     kaffe_failure_counters_t k = plan_finish(pl, 60000);
-    long recovery_ms = (long)((test_now_us() - up_us) / 1000); /* within the 100 ms poll */
+    long recovery_ms = (long)((clock_now_us() - up_us) / 1000); /* within the 100 ms poll */
     /* Only now: before the committed log end, messages behind the held
      * ones may still be on their way to the handler. */
     if (check_calls)
@@ -549,7 +549,7 @@ Test(faults_handler, dead_letter_topic_unavailable_then_back) {
     kaffe_failure_counters_t k = counters(&pl);
     cr_assert_eq(k.dead_lettered + k.dead_letter_failed, 0, "the dead-letter produce completed");
     /* Still held a little later. */
-    test_sleep_ms(300);
+    clock_sleep_ms(300);
     for (int32_t p = 0; p < 2; p++)
         assert_held_at(&pl, p, pl.forced[p]);
     int64_t up_us = dead_letter_outage_end(&pl);
@@ -648,7 +648,7 @@ Test(faults_handler, pause_then_resume) {
     kaffe_failure_counters_t k;
     cr_assert_eq(kaffe_consumer_resume_partition(pl.r.consumer, pl.r.topic, 2),
                  KAFFE_ERR_UNKNOWN_PARTITION);
-    int64_t resumed_us = test_now_us();
+    int64_t resumed_us = clock_now_us();
     for (int32_t p = 0; p < 2; p++)
         cr_assert_eq(kaffe_consumer_resume_partition(pl.r.consumer, pl.r.topic, p), KAFFE_OK);
     fault_run_fault_over(&pl.r);

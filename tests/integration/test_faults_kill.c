@@ -39,10 +39,10 @@ enum { PARTITIONS = 4, MAX_ROUNDS = 8 };
 /* Waits until log has at least n handles; returns the time the first one
  * was logged (for recovery), asserting it comes within timeout_ms. */
 static void wait_log_handles(const char *log, long n, int timeout_ms) {
-    int64_t deadline = test_now_ms() + timeout_ms;
+    int64_t deadline = clock_now_ms() + timeout_ms;
     while (fault_log_handles(log) < n) {
-        cr_assert(test_now_ms() < deadline, "%s: fewer than %ld handles", log, n);
-        test_sleep_ms(20);
+        cr_assert(clock_now_ms() < deadline, "%s: fewer than %ld handles", log, n);
+        clock_sleep_ms(20);
     }
 }
 
@@ -67,7 +67,7 @@ Test(faults_kill, sigkill_during_async_out_of_order_acks_then_restart) {
     for (int round = 0; round < rounds; round++) {
         snprintf(logs[round], sizeof logs[round], "%s/round-%d.log", dir, round);
         subprocess_t sp;
-        int64_t started_us = test_now_us();
+        int64_t started_us = clock_now_us();
         /* Paced so that the whole topic takes ~5 s of acking: the kills
          * (50..650 ms into each round) all land mid-run. */
         fault_consumer_start(&sp, mc, topic, group, logs[round], seed + (unsigned)round, 1000,
@@ -81,7 +81,7 @@ Test(faults_kill, sigkill_during_async_out_of_order_acks_then_restart) {
             recovery_ms = (long)((first - started_us) / 1000);
         if (round < kills) {
             /* Kill at a random point 50..650 ms into the handling. */
-            test_sleep_ms(50 + rand() % 600);
+            clock_sleep_ms(50 + rand() % 600);
             int rc = subprocess_stop(&sp, SIGKILL, 10000);
             cr_assert_eq(rc, 128 + SIGKILL, "round %d: exit %d", round, rc);
             fault_checkpoint_take(&cps[round], b, group, topic, PARTITIONS);

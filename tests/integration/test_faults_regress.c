@@ -94,8 +94,8 @@ static int gated_handler(kaffe_message_t *m, void *opaque) {
     member_t *mb = opaque;
     atomic_fetch_add(&mb->entered, 1);
     while (!atomic_load(&mb->gate))
-        test_sleep_ms(1);
-    test_sleep_ms(4);
+        clock_sleep_ms(1);
+    clock_sleep_ms(4);
     atomic_fetch_add(&mb->handled, 1);
     return KAFFE_OK;
 }
@@ -148,10 +148,10 @@ Test(faults_regress, a_cooperative_rebalance_settles_while_handling) {
     member_t first = {0}, second = {0};
     atomic_store(&second.gate, 1);
     kaffe_consumer_t *c1 = start_member(b, &first);
-    int64_t deadline = test_now_ms() + 30000;
+    int64_t deadline = clock_now_ms() + 30000;
     while (atomic_load(&first.entered) < 4) {
-        cr_assert(test_now_ms() < deadline, "the first member got no message");
-        test_sleep_ms(5);
+        cr_assert(clock_now_ms() < deadline, "the first member got no message");
+        clock_sleep_ms(5);
     }
     /* The second member's join makes it give up two partitions: revoke, the
      * rest of the round, then a rejoin at once, while acks now flow. */

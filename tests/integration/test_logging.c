@@ -94,9 +94,9 @@ static void run_consumer(kaffe_conf_t *conf, int ms, log_sink_t *sink, long min_
     kaffe_consumer_t *c = kaffe_consumer_new(conf, err, sizeof err);
     cr_assert_not_null(c, "%s", err);
     cr_assert_eq(kaffe_consumer_start(c), KAFFE_OK);
-    int64_t deadline = test_now_ms() + ms;
-    while (test_now_ms() < deadline && sink_count(sink, &sink->lines) < min_lines)
-        test_sleep_ms(10);
+    int64_t deadline = clock_now_ms() + ms;
+    while (clock_now_ms() < deadline && sink_count(sink, &sink->lines) < min_lines)
+        clock_sleep_ms(10);
     kaffe_consumer_destroy(c);
 }
 

@@ -17,7 +17,7 @@
 #include "producer/producer.h"
 #include "producer_helpers.h"
 #include "support/mock_suite.h"
-#include "support/test_clock.h"
+#include "common/clock.h"
 
 static mock_cluster_t *mc;
 static const char *bs;
@@ -57,7 +57,7 @@ static void count_call(const kaffe_delivery_report_t *report, void *opaque) {
 /* Waits (at most 20 s) until calls->total reaches n. */
 static void wait_for_calls(calls_t *calls, int n) {
     for (int i = 0; i < 2000 && atomic_load(&calls->total) < n; i++)
-        test_sleep_ms(10);
+        clock_sleep_ms(10);
     cr_assert_eq(atomic_load(&calls->total), n, "%d of %d callbacks", atomic_load(&calls->total),
                  n);
 }
@@ -115,7 +115,7 @@ Test(producer_deferred, the_delivery_thread_frees_old_reports_itself) {
     wait_for_calls(&calls, MESSAGES);
     /* No produce call and no flush from here on. */
     for (int i = 0; i < 500 && producer_has_deferred(p); i++)
-        test_sleep_ms(10);
+        clock_sleep_ms(10);
     cr_assert(!producer_has_deferred(p), "reports still deferred 5 s after the last callback");
     expect_each_called_once(&calls, MESSAGES);
     kaffe_producer_destroy(p);

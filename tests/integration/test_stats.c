@@ -29,7 +29,7 @@ static const kaffe_partition_stats_t *snap(kaffe_consumer_t *c, kaffe_consumer_s
 typedef int (*pred_fn)(const kaffe_partition_stats_t *ps, void *arg);
 static int wait_all(kaffe_consumer_t *c, kaffe_consumer_stats_t *s, pred_fn pred, void *arg,
                     int timeout_ms) {
-    int64_t deadline = test_now_ms() + timeout_ms;
+    int64_t deadline = clock_now_ms() + timeout_ms;
     for (;;) {
         int ok = 1;
         for (int32_t p = 0; p < 3 && ok; p++) {
@@ -38,9 +38,9 @@ static int wait_all(kaffe_consumer_t *c, kaffe_consumer_stats_t *s, pred_fn pred
         }
         if (ok)
             return 1;
-        if (test_now_ms() > deadline)
+        if (clock_now_ms() > deadline)
             return 0;
-        test_sleep_ms(10);
+        clock_sleep_ms(10);
     }
 }
 
@@ -131,7 +131,7 @@ Test(stats, consumer_figures_match_known_state_and_render_valid_prometheus) {
     cr_assert_eq(s.partition_count, 0);
     cr_assert_eq(s.running, 0);
     cr_assert_str_eq(s.group, "g-stats");
-    int64_t started = test_now_ms();
+    int64_t started = clock_now_ms();
     cr_assert_eq(kaffe_consumer_start(c), KAFFE_OK);
 
     /* A handler that never acks: 5 in flight per partition, then parked and
@@ -147,11 +147,11 @@ Test(stats, consumer_figures_match_known_state_and_render_valid_prometheus) {
         const kaffe_partition_stats_t *ps = snap(c, &s, p);
         cr_assert_eq(ps->assigned, 1);
         cr_assert_eq(ps->next_offset, 5, "p%d next %lld", p, (long long)ps->next_offset);
-        cr_assert_leq(ps->oldest_unacked_age_ms, test_now_ms() - started + 5);
+        cr_assert_leq(ps->oldest_unacked_age_ms, clock_now_ms() - started + 5);
     }
     /* The oldest unacked message ages with the clock. */
     int64_t age0 = snap(c, &s, 1)->oldest_unacked_age_ms;
-    test_sleep_ms(300);
+    clock_sleep_ms(300);
     int64_t age1 = snap(c, &s, 1)->oldest_unacked_age_ms;
     cr_assert_geq(age1 - age0, 290, "age %lld -> %lld", (long long)age0, (long long)age1);
 
@@ -175,21 +175,21 @@ Test(stats, consumer_figures_match_known_state_and_render_valid_prometheus) {
      * keeps its watermark at 0 and commits the acks above it as metadata. */
     size_t next = 0;
     long acked = 0;
-    int64_t deadline = test_now_ms() + 30000;
-    while (acked < 59 && test_now_ms() < deadline) {
+    int64_t deadline = clock_now_ms() + 30000;
+    while (acked < 59 && clock_now_ms() < deadline) {
         acked += ack_kept(&r, &next, 1);
-        test_sleep_ms(5);
+        clock_sleep_ms(5);
     }
     cr_assert_eq(acked, 59);
-    deadline = test_now_ms() + 10000;
+    deadline = clock_now_ms() + 10000;
     const kaffe_partition_stats_t *p0;
     for (;;) {
         p0 = snap(c, &s, 0);
         if ((p0->commit_metadata_bytes > 0 && snap(c, &s, 1)->lag == 0 &&
              snap(c, &s, 2)->lag == 0) ||
-            test_now_ms() > deadline)
+            clock_now_ms() > deadline)
             break;
-        test_sleep_ms(10);
+        clock_sleep_ms(10);
     }
     p0 = snap(c, &s, 0);
     cr_assert_gt(p0->commit_metadata_bytes, 0);

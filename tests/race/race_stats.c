@@ -16,6 +16,7 @@
 #include "support/check.h"
 #include "support/plain_client.h"
 #include "support/tsan_c11_threads.h" /* librdkafka threads, seen by TSan */
+#include "common/clock.h"
 
 enum { N = 3000, PARTITIONS = 3 };
 
@@ -28,12 +29,6 @@ typedef struct shared {
     kaffe_consumer_t *c;
     kaffe_producer_t *p;
 } shared_t;
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int handler(kaffe_message_t *m, void *opaque) {
     shared_t *s = opaque;
@@ -139,8 +134,8 @@ static void stats_while_consuming(void) {
     pthread_create(&acker, NULL, acker_main, &s);
     pthread_create(&producer, NULL, producer_main, &s);
     CHECK(kaffe_consumer_start(s.c) == KAFFE_OK, "start");
-    int64_t deadline = now_ms() + 120000;
-    while (atomic_load(&s.acked) < N && now_ms() < deadline) {
+    int64_t deadline = clock_now_ms() + 120000;
+    while (atomic_load(&s.acked) < N && clock_now_ms() < deadline) {
         struct timespec ts = {0, 5000000};
         nanosleep(&ts, NULL);
     }

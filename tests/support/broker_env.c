@@ -8,6 +8,7 @@
 
 #include "common/errstr.h"
 #include "conf/conf.h"
+#include "common/clock.h"
 
 #define MAX_ENTRIES 64
 
@@ -81,12 +82,6 @@ char *broker_read_file(const char *path) {
     return buf;
 }
 
-int64_t broker_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void broker_unique_topic(char *buf, size_t size, const char *prefix) {
     static int counter;
     struct timespec ts;
@@ -128,7 +123,7 @@ int broker_create_topic(const char *topic, int partitions, char *errstr, size_t 
     }
     /* Wait until every partition has a leader, so a consumer joining now
      * is assigned all of them. */
-    for (int64_t deadline = broker_now_ms() + 30000; rc == 0;) {
+    for (int64_t deadline = clock_now_ms() + 30000; rc == 0;) {
         const struct rd_kafka_metadata *md = NULL;
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
         bool ready = false;
@@ -142,7 +137,7 @@ int broker_create_topic(const char *topic, int partitions, char *errstr, size_t 
         rd_kafka_topic_destroy(rkt);
         if (ready)
             break;
-        if (broker_now_ms() > deadline) {
+        if (clock_now_ms() > deadline) {
             errstr_printf(errstr, errstr_size, "topic %s: partitions have no leader after 30 s",
                           topic);
             rc = -1;
@@ -212,14 +207,14 @@ rd_kafka_t *broker_handle_new(const kaffe_conf_t *conf, rd_kafka_type_t type,
 }
 
 bool broker_wait_for_error(rd_kafka_t *rk, broker_events_t *events, int timeout_ms) {
-    int64_t deadline = broker_now_ms() + timeout_ms;
+    int64_t deadline = clock_now_ms() + timeout_ms;
     for (;;) {
         pthread_mutex_lock(&events->lock);
         bool seen = events->error_count > 0;
         pthread_mutex_unlock(&events->lock);
         if (seen)
             return true;
-        if (broker_now_ms() >= deadline)
+        if (clock_now_ms() >= deadline)
             return false;
         rd_kafka_poll(rk, 100);
     }

@@ -65,7 +65,4 @@ bool broker_wait_for_error(rd_kafka_t *rk, broker_events_t *events, int timeout_
 int broker_produce(rd_kafka_t *rk, broker_events_t *events, const char *topic, int count,
                    int timeout_ms);
 
-/* Milliseconds on a monotonic clock. */
-int64_t broker_now_ms(void);
-
 #endif

@@ -9,12 +9,7 @@
 #include "mock/mock_cluster.h"
 #include "support/check.h"
 #include "support/plain_client.h"
-
-int64_t race_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "common/clock.h"
 
 void race_nap(void) {
     struct timespec ts = {0, 200000};
@@ -22,9 +17,9 @@ void race_nap(void) {
 }
 
 long race_wait_for(atomic_long *counter, long want, int64_t timeout_ms) {
-    int64_t deadline = race_now_ms() + timeout_ms;
+    int64_t deadline = clock_now_ms() + timeout_ms;
     long seen;
-    while ((seen = atomic_load(counter)) < want && race_now_ms() < deadline)
+    while ((seen = atomic_load(counter)) < want && clock_now_ms() < deadline)
         race_nap();
     return seen;
 }

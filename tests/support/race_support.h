@@ -21,8 +21,6 @@
 /* The topic every race program consumes. */
 #define RACE_TOPIC "race"
 
-int64_t race_now_ms(void);
-
 /* Sleeps 200 us: the poll interval of the waits and helper threads. */
 void race_nap(void);
 
