@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "ack/ack.h"
+#include "common/clock.h"
 
 #define MAX_CHUNK 8192     /* in flight: of the order of max_in_flight_messages (10000) */
 #define ADVANCE_EVERY 4096 /* offsets */
@@ -39,12 +40,6 @@
 #define REPEATS 5
 
 static int perm[MAX_CHUNK];
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -312,7 +307,7 @@ INLINE double measure(const impl_t *impl, void *(*helper_fn)(void *), int64_t of
                .threads = threads};
     int64_t advance_every = chunk >= ADVANCE_EVERY ? 1 : ADVANCE_EVERY / chunk;
     pthread_t helper;
-    double t0 = now_seconds();
+    double t0 = clock_now_s();
     if (threads == 2) {
         pthread_create(&helper, NULL, helper_fn, &r);
     }
@@ -320,9 +315,9 @@ INLINE double measure(const impl_t *impl, void *(*helper_fn)(void *), int64_t of
     for (int64_t c = 0; c < r.chunks; c++) {
         track_chunk(&r, impl, c * chunk);
         if (threads == 1) {
-            double a0 = now_seconds();
+            double a0 = clock_now_s();
             ack_chunk(&r, impl, c * chunk, 0);
-            ack_seconds += now_seconds() - a0;
+            ack_seconds += clock_now_s() - a0;
         } else {
             ack_chunk(&r, impl, c * chunk, 0);
         }
@@ -334,7 +329,7 @@ INLINE double measure(const impl_t *impl, void *(*helper_fn)(void *), int64_t of
         pthread_join(helper, NULL);
     }
     int64_t wm = impl->advance(r.state);
-    double seconds = now_seconds() - t0;
+    double seconds = clock_now_s() - t0;
     last_ack_only = threads == 1 ? (double)(r.chunks * chunk) / ack_seconds : 0;
     impl->destroy(r.state);
     if (wm != r.chunks * chunk || atomic_load(&r.failures)) {
@@ -458,7 +453,7 @@ static double measure_consumer(const impl_t *impl, int64_t total) {
     r->total = total / BATCH * BATCH;
     worker_arg_t args[WORKERS];
     pthread_t dispatch, workers[WORKERS];
-    double t0 = now_seconds();
+    double t0 = clock_now_s();
     pthread_create(&dispatch, NULL, tracker ? dispatcher_tracker : dispatcher_heap, r);
     for (int w = 0; w < WORKERS; w++) {
         args[w] = (worker_arg_t){r, w};
@@ -469,7 +464,7 @@ static double measure_consumer(const impl_t *impl, int64_t total) {
         struct timespec pause = {0, 50000};
         nanosleep(&pause, NULL);
     }
-    double seconds = now_seconds() - t0;
+    double seconds = clock_now_s() - t0;
     pthread_join(dispatch, NULL);
     for (int w = 0; w < WORKERS; w++) {
         pthread_join(workers[w], NULL);

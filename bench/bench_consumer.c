@@ -29,6 +29,7 @@
 #include <kaffe/kaffe.h>
 
 #include "mock/mock_cluster.h"
+#include "common/clock.h"
 #include "support/bench_support.h"
 
 #define PARTITIONS 24
@@ -63,17 +64,17 @@ static double raw_rate(const char *bootstraps, const char *topic, const char *gr
     rd_kafka_topic_partition_list_destroy(sub);
     long n = 0, lo = total / 10, hi = total - total / 10;
     double first = 0, last = 0;
-    double deadline = bench_now_seconds() + 120;
-    while (n < total && bench_now_seconds() < deadline) {
+    double deadline = clock_now_s() + 120;
+    while (n < total && clock_now_s() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (!m)
             continue;
         if (!m->err) {
             n++;
             if (n == lo)
-                first = bench_now_seconds();
+                first = clock_now_s();
             else if (n == hi)
-                last = bench_now_seconds();
+                last = clock_now_s();
         }
         rd_kafka_message_destroy(m);
     }
@@ -102,9 +103,9 @@ static int counting_handler(kaffe_message_t *m, void *opaque) {
     }
     long n = atomic_fetch_add_explicit(&c->handled, 1, memory_order_relaxed) + 1;
     if (n == c->lo)
-        atomic_store_explicit(&c->lo_ns, bench_now_ns(), memory_order_relaxed);
+        atomic_store_explicit(&c->lo_ns, (int64_t)clock_now_ns(), memory_order_relaxed);
     else if (n == c->hi)
-        atomic_store_explicit(&c->hi_ns, bench_now_ns(), memory_order_relaxed);
+        atomic_store_explicit(&c->hi_ns, (int64_t)clock_now_ns(), memory_order_relaxed);
     return KAFFE_OK;
 }
 
@@ -127,8 +128,8 @@ static double kaffe_rate(const char *bootstraps, const char *topic, const char *
         bench_die(err);
     if (kaffe_consumer_start(c) != KAFFE_OK)
         bench_die("start");
-    double deadline = bench_now_seconds() + 300;
-    while (atomic_load(&counter.handled) < total && bench_now_seconds() < deadline) {
+    double deadline = clock_now_s() + 300;
+    while (atomic_load(&counter.handled) < total && clock_now_s() < deadline) {
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }

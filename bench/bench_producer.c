@@ -33,6 +33,7 @@
 #include <kaffe/kaffe.h>
 
 #include "mock/mock_cluster.h"
+#include "common/clock.h"
 
 #define PARTITIONS 16
 #define VALUE_SIZE 100
@@ -41,12 +42,6 @@
 static mock_cluster_t *mc;
 static int topic_seq;
 static const char *linger_ms;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* CPU time of the whole process (every thread: the client's, librdkafka's
  * and the embedded cluster's), which other tenants of the machine disturb far
@@ -196,7 +191,7 @@ static double run_raw(const char *topic, long count, const char *value, bool sti
     drain_deferred(&t);
     rd_kafka_flush(rk, 10000);
     atomic_store(&t.direct, false);
-    double start = now_s(), cpu_start = cpu_s();
+    double start = clock_now_s(), cpu_start = cpu_s();
     for (long i = 0; i < count; i++) {
         int32_t partition = sticky ? RD_KAFKA_PARTITION_UA : (int32_t)(i % PARTITIONS);
         rd_kafka_resp_err_t e;
@@ -218,7 +213,7 @@ static double run_raw(const char *topic, long count, const char *value, bool sti
         drain_deferred(&t);
     }
     rd_kafka_flush(rk, 60000);
-    double took = now_s() - start;
+    double took = clock_now_s() - start;
     last_cpu_us = (cpu_s() - cpu_start) * 1e6 / (double)count;
     if (dr != DR_POLL) {
         atomic_store_explicit(&t.stop, true, memory_order_release);
@@ -263,12 +258,12 @@ static double run_async(const char *topic, long count, const char *value, bool w
     kaffe_produce_msg_t m = KAFFE_PRODUCE_MSG_INIT;
     m.value = value;
     m.value_len = VALUE_SIZE;
-    double start = now_s(), cpu_start = cpu_s();
+    double start = clock_now_s(), cpu_start = cpu_s();
     for (long i = 0; i < count; i++)
         if (kaffe_produce_async(p, &m, with_callback ? count_failures : NULL, &failed) != KAFFE_OK)
             atomic_fetch_add(&failed, 1);
     kaffe_producer_flush(p, 60000);
-    double took = now_s() - start;
+    double took = clock_now_s() - start;
     last_cpu_us = (cpu_s() - cpu_start) * 1e6 / (double)count;
     if (atomic_load(&failed))
         fprintf(stderr, "async: %ld failed\n", atomic_load(&failed));
@@ -286,7 +281,7 @@ typedef struct sync_arg {
 
 static void *sync_worker(void *arg) {
     sync_arg_t *a = arg;
-    while (now_s() < a->until) {
+    while (clock_now_s() < a->until) {
         if (kaffe_produce_sync_topic(a->p, a->topic, NULL, 0, a->value, VALUE_SIZE) == KAFFE_OK)
             a->done++;
         else
@@ -300,7 +295,7 @@ static double run_sync(const char *topic, int threads, double seconds, const cha
     kaffe_produce_sync(p, NULL, 0, value, VALUE_SIZE); /* warm up */
     pthread_t tids[64];
     sync_arg_t args[64];
-    double start = now_s();
+    double start = clock_now_s();
     for (int t = 0; t < threads; t++) {
         args[t] = (sync_arg_t){p, topic, value, start + seconds, 0, 0};
         pthread_create(&tids[t], NULL, sync_worker, &args[t]);
@@ -311,7 +306,7 @@ static double run_sync(const char *topic, int threads, double seconds, const cha
         done += args[t].done;
         failed += args[t].failed;
     }
-    double took = now_s() - start;
+    double took = clock_now_s() - start;
     if (failed)
         fprintf(stderr, "sync x%d: %ld failed\n", threads, failed);
     kaffe_producer_destroy(p);

@@ -34,6 +34,7 @@
 #include <kaffe/kaffe.h>
 
 #include "mock/mock_cluster.h"
+#include "common/clock.h"
 #include "support/bench_support.h"
 
 #define LAG_MAX 100000L
@@ -235,7 +236,7 @@ int main(int argc, char **argv) {
            target, partitions, LAG_MAX);
     printf("%12s %10s %12s %10s\n", "handled", "seconds", "rate msg/s", "VmRSS kB");
     fflush(stdout);
-    double t0 = bench_now_seconds(), last_t = t0;
+    double t0 = clock_now_s(), last_t = t0;
     long last_n = 0, next = report_every;
     long rss_start = -1, rss_middle = -1, rss_end = -1, rss_max = 0;
     double rate_min = 0, rate_max = 0;
@@ -244,7 +245,7 @@ int main(int argc, char **argv) {
     for (;;) {
         long n = atomic_load_explicit(&handled, memory_order_relaxed);
         if (n >= next || n >= target) {
-            double t = bench_now_seconds();
+            double t = clock_now_s();
             double rate = (double)(n - last_n) / (t - last_t);
             long rss = rss_kb();
             printf("%12ld %10.1f %12.0f %10ld\n", n, t - t0, rate, rss);
@@ -271,11 +272,11 @@ int main(int argc, char **argv) {
             if (n >= target)
                 break;
         }
-        if (bench_now_seconds() > deadline)
+        if (clock_now_s() > deadline)
             bench_die("timed out");
         sleep_ms(20);
     }
-    double elapsed = bench_now_seconds() - t0;
+    double elapsed = clock_now_s() - t0;
     pthread_join(producer, NULL);
     kaffe_status_t st = kaffe_consumer_stop(consumer);
     pthread_mutex_lock(&queue_lock);

@@ -21,7 +21,7 @@
 
 #include <kaffe/kaffe.h>
 
-#include "cli/bench.h"
+#include "harness/bench.h"
 #include "cli/cli.h"
 #include "fuzz_support.h"
 

@@ -8,17 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-double bench_now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-int64_t bench_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+#include "harness/bench.h"
 
 _Noreturn void bench_die(const char *what) {
     fprintf(stderr, "%s: %s\n", program_invocation_short_name, what);
@@ -40,27 +30,8 @@ rd_kafka_t *bench_raw_producer(const char *bootstraps) {
 
 void bench_produce_spread(const char *bootstraps, const char *topic, int partitions, long count,
                           int keys) {
-    rd_kafka_t *rk = bench_raw_producer(bootstraps);
-    char value[32];
-    memset(value, 'v', sizeof value);
-    for (long i = 0; i < count; i++) {
-        char key[32];
-        int key_len = keys > 0 ? snprintf(key, sizeof key, "key-%ld", i % keys) : 0;
-        const void *key_ptr = keys > 0 ? key : NULL;
-        rd_kafka_resp_err_t e;
-        do {
-            e = rd_kafka_producev(
-                rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION((int32_t)(i % partitions)),
-                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key_ptr, (size_t)key_len),
-                RD_KAFKA_V_VALUE(value, sizeof value), RD_KAFKA_V_END);
-            if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                rd_kafka_poll(rk, 10);
-        } while (e == RD_KAFKA_RESP_ERR__QUEUE_FULL);
-        if (e)
-            bench_die(rd_kafka_err2str(e));
-    }
-    rd_kafka_flush(rk, 60000);
-    if (rd_kafka_outq_len(rk) != 0)
-        bench_die("produce: not everything delivered");
-    rd_kafka_destroy(rk);
+    char err[512];
+    if (bench_produce(bootstraps, NULL, 0, topic, partitions, keys, 32, count, 0, err,
+                      sizeof err) != count)
+        bench_die(err);
 }

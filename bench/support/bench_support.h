@@ -1,5 +1,6 @@
-/* bench/support — what the benchmark programs share: clocks, fatal errors,
- * and the raw librdkafka producer that writes their data sets. Linked into
+/* bench/support — what the benchmark programs share beyond the harness
+ * (bench/harness) they link: fatal errors, a raw librdkafka producer, and
+ * data sets written by the harness's producer (clocks: src/common/clock.h). Linked into
  * every bench/bench_*.c program (bench/CMakeLists.txt). Plain functions,
  * callable from any thread. */
 #ifndef KAFFE_BENCH_SUPPORT_H
@@ -9,10 +10,6 @@
 
 #include <librdkafka/rdkafka.h>
 
-/* CLOCK_MONOTONIC in seconds and in nanoseconds. */
-double bench_now_seconds(void);
-int64_t bench_now_ns(void);
-
 /* Prints "<program>: <what>" to stderr and exits 1. */
 _Noreturn void bench_die(const char *what);
 
@@ -20,9 +17,10 @@ _Noreturn void bench_die(const char *what);
  * data sets; exits (bench_die) when it cannot be made. */
 rd_kafka_t *bench_raw_producer(const char *bootstraps);
 
-/* Writes count 32-byte values to topic, message i to partition
- * i % partitions, with keys "key-<i % keys>" (no key when keys == 0), and
- * waits until every one is delivered; exits (bench_die) on any failure. */
+/* Writes count 32-byte values to topic through the harness's one data-set
+ * producer (bench_produce in harness/bench.h): message i to partition
+ * i % partitions, with keys "k<i % keys>" (no key when keys == 0); waits
+ * until every one is delivered; exits (bench_die) on any failure. */
 void bench_produce_spread(const char *bootstraps, const char *topic, int partitions, long count,
                           int keys);
 

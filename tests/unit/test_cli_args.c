@@ -6,7 +6,7 @@
 
 #include <kaffe/kaffe.h>
 
-#include "cli/bench.h"
+#include "harness/bench.h"
 #include "cli/cli.h"
 
 /* A heap argv of copies (freed by free_argv), like the fuzz target's. */

@@ -8,7 +8,7 @@
 
 #include <kaffe/kaffe.h>
 
-#include "cli/bench.h"
+#include "harness/bench.h"
 #include "cli/delayed_ack.h"
 #include "consumer/consumer.h"
 

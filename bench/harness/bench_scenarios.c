@@ -6,7 +6,7 @@
  * 4 partitions with key or unordered ordering ~64x that, less on 2 cores). */
 #include <string.h>
 
-#include "cli/bench.h"
+#include "harness/bench.h"
 
 #define NOOP_MESSAGES 400000L /* 16 partitions x 25k x 100 B: half the mock's retention */
 #define SWEEP_PARTITIONS 4

@@ -1,5 +1,8 @@
-/* src/cli — `kaffe bench`, shared between its files (inside the cli room;
- * other rooms never include this).
+/* bench/harness — the harness of `kaffe bench`, a library of its own
+ * (kaffe_bench_harness) that the `kaffe` command and the benchmark programs
+ * of bench/ link; this header is its door. cli_bench() (cli/cli.h) is its
+ * entry point for the command; bench_produce() is the one data-set producer
+ * of every benchmark.
  *
  * Shape of a run. The parent process (bench.c) starts the embedded cluster
  * (or uses --brokers), produces each scenario's data set once (bench_data.c),
@@ -20,8 +23,8 @@
  *     the age of a backlog.
  * Then the consumer stops (final commit) and a separate plain client checks
  * that the committed offsets of both topics equal their log ends. */
-#ifndef KAFFE_SRC_CLI_BENCH_H
-#define KAFFE_SRC_CLI_BENCH_H
+#ifndef KAFFE_BENCH_HARNESS_BENCH_H
+#define KAFFE_BENCH_HARNESS_BENCH_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -106,7 +109,6 @@ const char *bench_cost_name(bench_cost_t cost);
 #define BENCH_MOCK_MAX_MESSAGES 80000L
 #define BENCH_MOCK_MAX_BYTES (4L * 1024 * 1024)
 
-uint64_t bench_now_ns(void); /* CLOCK_MONOTONIC */
 uint64_t bench_payload_sent_ns(const void *payload, size_t len);
 
 /* The number of messages a scenario runs at this scale (at least 100),

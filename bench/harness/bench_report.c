@@ -10,7 +10,7 @@
 
 #include <kaffe/version.h>
 
-#include "cli/bench.h"
+#include "harness/bench.h"
 #include "cli/json_line.h"
 
 bool bench_result_correct(const bench_result_t *r) {

@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/bench.h"
+#include "harness/bench.h"
+#include "common/clock.h"
 
 typedef struct raw_state {
     bench_child_t *ch;
@@ -25,7 +26,7 @@ static void *poll_loop(void *arg) {
             continue;
         if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
             bench_child_handle(st->ch, rd_kafka_topic_name(m->rkt), m->partition, m->offset,
-                               m->payload, m->len, bench_now_ns());
+                               m->payload, m->len, clock_now_ns());
         rd_kafka_message_destroy(m);
     }
     return NULL;

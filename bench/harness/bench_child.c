@@ -12,8 +12,9 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "cli/bench.h"
+#include "harness/bench.h"
 #include "cli/cli.h"
+#include "common/clock.h"
 
 #define MAX_PARTITIONS 256
 #define MAX_PROPS 64
@@ -74,8 +75,8 @@ char **bench_child_props(const bench_child_t *ch, size_t *count) {
 }
 
 static void spin_us(int us) {
-    uint64_t until = bench_now_ns() + (uint64_t)us * 1000u;
-    while (bench_now_ns() < until)
+    uint64_t until = clock_now_ns() + (uint64_t)us * 1000u;
+    while (clock_now_ns() < until)
         ;
 }
 
@@ -95,7 +96,7 @@ static void atomic_max(_Atomic uint64_t *a, uint64_t v) {
 
 void bench_child_handle(bench_child_t *ch, const char *topic, int32_t partition, int64_t offset,
                         const void *payload, size_t len, uint64_t poll_ns) {
-    uint64_t now = bench_now_ns();
+    uint64_t now = clock_now_ns();
     atomic_fetch_add_explicit(&ch->handled, 1, memory_order_relaxed);
     int t = strcmp(topic, ch->topic[DATA].name) == 0   ? DATA
             : strcmp(topic, ch->topic[LIVE].name) == 0 ? LIVE
@@ -173,7 +174,7 @@ static long sum(const int64_t *v, int n) {
  * lines. Fails when nothing new arrives for STALL_MS. 0 or -1. */
 static int wait_for(bench_child_t *ch, int t, long expected, const char *phase) {
     long last = -1;
-    uint64_t last_change = bench_now_ns();
+    uint64_t last_change = clock_now_ns();
     for (;;) {
         /* acquire: pairs with the release increment in bench_child_handle. */
         long n = atomic_load_explicit(&ch->topic[t].unique, memory_order_acquire);
@@ -183,7 +184,7 @@ static int wait_for(bench_child_t *ch, int t, long expected, const char *phase) 
         }
         if (n >= expected)
             return 0;
-        uint64_t now = bench_now_ns();
+        uint64_t now = clock_now_ns();
         if (n != last) {
             last = n;
             last_change = now;
@@ -364,7 +365,7 @@ int bench_child_main(int argc, char **argv) {
 
     /* Phase 1: drain. */
     double cpu0 = cpu_seconds();
-    uint64_t started = bench_now_ns();
+    uint64_t started = clock_now_ns();
     void *state = ops->start(ch, err, sizeof err);
     if (!state) {
         snprintf(r.error, sizeof r.error, "start: %s", err);

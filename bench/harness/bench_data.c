@@ -6,14 +6,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "cli/bench.h"
+#include "harness/bench.h"
 #include "mock/mock_cluster.h"
-
-uint64_t bench_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+#include "common/clock.h"
 
 uint64_t bench_payload_sent_ns(const void *payload, size_t len) {
     uint64_t ns = 0;
@@ -144,12 +139,6 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         d->first_error = m->err;
 }
 
-static void sleep_until_ns(uint64_t when) {
-    struct timespec ts = {.tv_sec = (time_t)(when / 1000000000u),
-                          .tv_nsec = (long)(when % 1000000000u)};
-    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
-}
-
 long bench_produce(const char *brokers, char **props, size_t prop_count, const char *topic,
                    int partitions, int keys, int size, long messages, double rate_per_s, char *err,
                    size_t err_size) {
@@ -174,16 +163,16 @@ long bench_produce(const char *brokers, char **props, size_t prop_count, const c
         return -1;
     }
     char *value = calloc(1, (size_t)size);
-    uint64_t start = bench_now_ns();
+    uint64_t start = clock_now_ns();
     for (long i = 0; i < messages; i++) {
         if (rate_per_s > 0) {
             uint64_t due = start + (uint64_t)((double)i * 1e9 / rate_per_s);
-            if (bench_now_ns() < due)
-                sleep_until_ns(due);
+            if (clock_now_ns() < due)
+                clock_sleep_until_ns(due);
         }
         char key[32];
         int klen = snprintf(key, sizeof key, "k%ld", keys ? i % keys : 0);
-        uint64_t now = bench_now_ns();
+        uint64_t now = clock_now_ns();
         memcpy(value, &now, sizeof now);
         rd_kafka_resp_err_t e;
         while ((e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),

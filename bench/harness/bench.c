@@ -11,9 +11,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/bench.h"
+#include "harness/bench.h"
 #include "cli/cli.h"
 #include "mock/mock_cluster.h"
+#include "common/clock.h"
 
 #define MAX_PROPS BENCH_MAX_PROPS
 /* One broker: with several, librdkafka 2.0.2's mock stalls some partitions'
@@ -279,7 +280,7 @@ static void compute_ratios(bench_result_t *results, size_t count) {
 }
 
 static double now_s(void) {
-    return (double)bench_now_ns() / 1e9;
+    return (double)clock_now_ns() / 1e9;
 }
 
 int cli_bench(int argc, char **argv) {
