@@ -1,4 +1,38 @@
-/* src/consumer — what consumer.c and message.c share inside the room.
+/* src/consumer — what the consumer room's files share: the consumer and
+ * message structs, grouped by the thread that owns each part, and the
+ * functions one file offers the others. Other rooms see the consumer only
+ * through include/kaffe/consumer.h and src/consumer/consumer.h.
+ *
+ * Files (one concern each, the function prefix names the file):
+ *   consumer.c     lifecycle and the public API: new, start, stop, destroy,
+ *                  wait, commit, errors (any application thread)
+ *   message.c      message objects: accessors, allocation, quarantine, the
+ *                  worker's run and settle, ack/nack claims (any thread)
+ *   failure.c      failure policies, retry backoff, the delay list, released
+ *                  lanes (workers, nackers, the poll thread)
+ *   dead_letter.c  producing failed messages to the dead-letter topic
+ *   dispatch.c     dispatch, back-pressure, pause/resume (poll thread)
+ *   commit.c       commits, commit holds, the retired client's stash (poll thread)
+ *   rebalance.c    assign and revoke (poll thread, in librdkafka's callback)
+ *   client.c       the librdkafka client: create, subscribe, fatal errors,
+ *                  restart, reap (poll thread, or the constructor)
+ *   poll.c         the poll loop and the stop sequence (poll thread)
+ *   stats.c        handler timing, counters, log routing (any thread)
+ *   testing.c      hooks for tests only
+ *
+ * The consumer: librdkafka glue around the partition room and the pool.
+ *
+ * Threads and what they own:
+ *   - the poll thread (poll_main) owns the rd_kafka_t consumer: it polls,
+ *     dispatches (partition_admit, then a lane), commits (interval, request,
+ *     revoke, stop), runs the rebalance callback (librdkafka calls it from
+ *     rd_kafka_consumer_poll / rd_kafka_consumer_close on this thread),
+ *     pauses and resumes partitions, and performs the stop sequence. It is
+ *     the assignment table's only writer and the message allocator.
+ *   - the pool's workers run the handler and settle sync messages.
+ *   - any application thread may ack (async), request a stop, wait, commit.
+ * Cross-thread state is the atomics in kaffe_consumer_s (each commented) and
+ *
  *
  * Message ownership. A kaffe_message_t wraps one rd_kafka_message_t. It is
  * reference counted: one reference for the worker that runs the handler, and
@@ -18,15 +52,21 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <librdkafka/rdkafka.h>
 
 #include <kaffe/consumer.h>
+#include <kaffe/producer.h>
 
 #include "metrics/histogram.h"
 #include "partition/partition.h"
+#include "ack/ack.h"
 #include "pool/pool.h"
+
+#include <pthread.h>
+#include <urcu/wfcqueue.h>
 
 #define MESSAGE_QUARANTINE 4096
 #define MESSAGE_BLOCK 256
@@ -101,5 +141,382 @@ bool consumer_running(kaffe_consumer_t *c);
  * (rd_kafka_test_fatal_error) on the consumer's current client. Any thread;
  * served within ~100 ms. */
 void consumer_test_fatal_error(kaffe_consumer_t *c, rd_kafka_resp_err_t err);
+
+/* The poll thread's side of consumer_test_fatal_error (testing.c): raises
+ * the requested error on the current client. Poll thread, only when the
+ * request flag was seen set. */
+void consumer_testing_raise_fatal(kaffe_consumer_t *c);
+
+/* ---- The consumer ----------------------------------------------------------
+ *
+ * Ownership by thread, in the order of the struct:
+ *   - configuration: set by kaffe_consumer_new before any thread runs, then
+ *     read-only (handler, ordering, limits, failure policy);
+ *   - client restarts and "Poll thread only": the poll thread's, no lock;
+ *   - "Any thread": atomics, each with its memory order at its uses;
+ *   - the delay list and released lanes: under delay_lock;
+ *   - the join/commit/last-error state: under lock. */
+
+/* In the order of the `ordering` choices (conf_choice). */
+enum ordering { ORDER_PARTITION, ORDER_KEY, ORDER_UNORDERED };
+enum state { ST_NEW, ST_RUNNING, ST_STOPPING, ST_STOPPED };
+/* The first four in the order of the `on_error` choices (conf_choice). */
+enum policy { POL_STOP, POL_RETRY, POL_DEAD_LETTER, POL_PAUSE, POL_SKIP };
+
+#define METADATA_MAX 4096 /* the broker's default offset.metadata.max.bytes */
+#define POLL_MS 100       /* stop-request latency bound */
+#define PAUSED_POLL_MS 5  /* while some partition waits to be resumed */
+#define COMMITTED_TIMEOUT_MS 10000
+#define COMMIT_HOLD_MAX_MS 10000 /* the longest interval commits wait for a rebalance */
+
+/* One librdkafka client and the messages it delivered that are still
+ * alive (their rd_kafka_message_t must be destroyed before the client). */
+struct consumer_client {
+    rd_kafka_t *rk;
+    /* Messages alive. Incremented by the poll thread (message_new), relaxed;
+     * decremented by whoever destroys a message's rd_kafka_message_t,
+     * release: pairs with the poll thread's acquire load before it destroys
+     * the retired client, so every rd_kafka_message_destroy happened before. */
+    atomic_long live;
+};
+
+typedef struct message_block {
+    struct message_block *next;
+    kaffe_message_t msgs[MESSAGE_BLOCK];
+} message_block_t;
+
+struct kaffe_consumer_s {
+    consumer_metrics_t metrics; /* stats and log routing (stats.c) */
+    kaffe_conf_t *conf;
+    rd_kafka_t *rk;
+    /* Poll thread: the client that last received an assignment, and whether
+     * the current one must be left undestroyed (await_first_assignment). */
+    rd_kafka_t *assigned_rk;
+    bool leak_rk;
+    kaffe_message_handler_t handler;
+    void *handler_opaque;
+    kaffe_error_cb_t error_cb;
+    void *error_opaque;
+    kaffe_rebalance_cb_t rebalance_cb;
+    void *rebalance_opaque;
+    bool async;
+    int ordering;
+    size_t workers;
+    size_t lanes_per_partition;
+    size_t window;
+    int64_t max_in_flight, max_in_flight_bytes;
+    int64_t commit_interval_ms, drain_timeout_ms;
+    uint64_t salt;
+
+    /* Failure policy (immutable after kaffe_consumer_new). */
+    int on_error, retry_exhausted; /* enum policy */
+    int retry_max_attempts;
+    int64_t retry_backoff_ms, retry_backoff_max_ms;
+    char *dead_letter_topic;
+    kaffe_producer_t *dead_letter; /* NULL unless a policy can dead-letter */
+    int64_t restart_max, restart_window_ms;
+
+    /* Client restarts (poll thread only). */
+    rd_kafka_resp_err_t fatal_pending; /* a fatal error to restart for */
+    rd_kafka_t *fatal_seen;            /* the client whose fatal error was noticed */
+    int64_t *restart_times;            /* the last restart_max restarts, a ring */
+    size_t restart_next;
+    int64_t restart_backoff_ms;
+    client_t *client;   /* the current client (c->rk is client->rk) */
+    client_t **retired; /* closed clients, destroyed once no message uses them */
+    size_t retired_n;
+    /* What the previous client could not commit: per partition, the
+     * watermark and metadata acked when it was retired. The next assignment
+     * of the partition starts from it when it is ahead of the committed
+     * offset (and commits it). */
+    rd_kafka_topic_partition_list_t *stash;
+
+    pool_t *pool;             /* created by start, destroyed by stop */
+    partition_table_t *table; /* whole life */
+    pthread_t poll_thread;
+
+    /* Poll thread only. */
+    uint64_t next_generation;
+    int64_t last_commit_ms;
+    int64_t last_resume_ms;
+    size_t paused_count; /* partitions paused (recounted on each resume pass) */
+    bool commit_force;   /* a commit failed: commit everything next time */
+    /* Interval commits wait while the group rebalances (commit_held): for
+     * this many more assignment callbacks, at most until the deadline. */
+    int commit_hold_assigns;
+    int64_t commit_hold_until_ms;
+    bool stashing; /* revoke_partitions keeps the state in stash */
+    bool drained;  /* the stop sequence drained: revokes do not wait again */
+    uint64_t commits_served;
+    ack_snapshot_t snap;
+    message_block_t *blocks;
+    size_t block_used;
+    /* The dispatcher's last lookup: valid while the table's version is
+     * still cache_version (partition_table_version). */
+    const rd_kafka_topic_t *cache_rkt;
+    int32_t cache_partition;
+    uint64_t cache_version;
+    partition_t *cache_p;
+
+    /* Any thread. Each is a flag or counter; the orders are at the uses. */
+    atomic_int state;            /* enum state */
+    atomic_int stop_requested;   /* set by request_stop (async-signal-safe) */
+    atomic_int abandon;          /* workers drop queued messages unhandled */
+    atomic_int acks_closed;      /* after the final commit: acks get STOPPED */
+    atomic_int failure;          /* the status that stopped the consumer */
+    atomic_long revoke_timeouts; /* > 0: workers check a message is current */
+    atomic_ulong commit_requested;
+    atomic_int test_fatal; /* consumer_test_fatal_error: the error to raise */
+    /* Released message objects (quarantine, then reuse): pushed by any
+     * thread, popped by the poll thread only (single dequeuer: no lock). */
+    struct __cds_wfcq_head free_head;
+    struct cds_wfcq_tail free_tail;
+    atomic_long free_count;
+
+    /* Failure counters (kaffe_consumer_failure_counters). Relaxed: plain
+     * statistics, they order nothing. */
+    atomic_ullong n_failures, n_retries, n_dead_lettered, n_dead_letter_failed, n_skipped, n_paused,
+        n_restarts;
+    atomic_ullong rng; /* backoff jitter: the seed of the next draw (prng.h) */
+
+    /* Messages waiting for a retry or a resume (the delay list). Added by
+     * workers (hold callback), nackers and the poll thread; served by the
+     * poll thread. Everything a message carries into the list (its
+     * failure-path fields, its settled/refs state) is ordered by this lock
+     * to whoever takes it out. */
+    pthread_mutex_t delay_lock;
+    kaffe_message_t **delayed;
+    size_t delayed_n, delayed_cap;
+    bool delay_closed; /* stop began: nothing may wait any more */
+    /* Entries in the list. Written under delay_lock; read relaxed by the
+     * poll thread as a hint (a stale value only delays serving by a poll). */
+    atomic_long delayed_count;
+    /* Lanes whose held message was released unhandled (revoke, stop): what
+     * is queued behind it must not run before it is delivered again, so
+     * run_message releases it unhandled too. Keyed by lane and generation
+     * (a lane's address is reused only by a later assignment, whose
+     * generation differs). Under delay_lock; an entry is added before its
+     * lane is woken and pruned when its partition's revoke ends. */
+    struct released_lane {
+        pool_lane_t *lane;
+        uint64_t generation;
+    } * released;
+    size_t released_n, released_cap;
+    /* Entries in released. Written under delay_lock; workers read it
+     * relaxed: the entry is added before pool_lane_wake, which orders it
+     * before the lane's items run (the pool's push contract), so a worker
+     * running one of them reads at least that count. */
+    atomic_long released_count;
+
+    pthread_mutex_t lock; /* protects what follows */
+    pthread_cond_t cond;
+    bool joined, joining;
+    uint64_t commit_completed;
+    kaffe_status_t commit_status;
+    int last_error;
+    char last_error_text[512];
+};
+
+/* conf_route_rdkafka_logs finds the conf through the rd_kafka_t's opaque
+ * (the consumer): it must start with its conf pointer. */
+_Static_assert(offsetof(struct kaffe_consumer_s, metrics) == 0 &&
+                   offsetof(consumer_metrics_t, conf) == 0,
+               "the consumer (the rd_kafka_t opaque) starts with its conf pointer");
+
+/* ---- Shared between the room's files ------------------------------------ */
+
+/* ---- consumer.c ---- */
+
+/* Records the error (for kaffe_consumer_last_error) and tells the error
+ * callback. Poll thread or a worker. */
+void consumer_report_error(kaffe_consumer_t *c, int status, const char *fmt, ...);
+
+/* The consumer stops with status (first failure wins). Any thread. */
+void consumer_fail(kaffe_consumer_t *c, int status);
+
+/* ---- message.c ---- */
+
+/* A message object for rkm, received by the poll thread at polled_ns. Poll
+ * thread only (the single free-list dequeuer). */
+kaffe_message_t *consumer_message_new(kaffe_consumer_t *c, rd_kafka_message_t *rkm,
+                                      uint64_t generation, uint64_t polled_ns);
+
+/* Drops n references; the last one releases the object to the quarantine.
+ * Any thread. */
+void consumer_message_drop(kaffe_message_t *m, int n);
+
+/* A message that was never tracked, or was skipped: just release it. */
+void consumer_message_discard(kaffe_consumer_t *c, kaffe_message_t *m);
+
+void consumer_message_settle(kaffe_consumer_t *c, kaffe_message_t *m, partition_settle_mode_t mode);
+
+void consumer_message_run(pool_item_t *item, void *opaque);
+
+/* ---- failure.c ---- */
+
+/* Whether m is queued behind a released held message of its lane. Worker. */
+bool consumer_failure_behind_released(kaffe_consumer_t *c, const kaffe_message_t *m);
+
+/* Forgets the released lanes of the n revoked partitions ps: their drain is
+ * over (nothing is queued) or timed out (their queued messages are released
+ * as not current). Poll thread, before they are removed. */
+void consumer_failure_prune_released(kaffe_consumer_t *c, partition_t **ps, size_t n);
+
+/* The pool's hold callback: m's lane is suspended with m at its head; the
+ * worker is off the lane. Worker thread. */
+void consumer_failure_hold_cb(pool_lane_t *lane, pool_item_t *item, void *opaque);
+
+/* Applies the policy to a claimed failed message, then drops the caller's
+ * own references (own_refs). A worker (from_worker) or a nacking thread. */
+void consumer_failure_apply_policy(kaffe_consumer_t *c, kaffe_message_t *m, int rc,
+                                   bool from_worker, int own_refs);
+
+/* The handler returned rc != KAFFE_OK. Worker thread. */
+void consumer_failure_handler_failed(kaffe_consumer_t *c, kaffe_message_t *m, int rc);
+
+/* Re-runs the due messages; returns the next due time. */
+int64_t consumer_failure_serve_delayed(kaffe_consumer_t *c);
+
+/* Releases the waiting messages of ps (or every one, closing the list, when
+ * ps is NULL) unhandled. */
+void consumer_failure_flush_delayed(kaffe_consumer_t *c, partition_t **ps, size_t n);
+
+/* ---- dead_letter.c ---- */
+
+/* Produces m to the dead-letter topic; it is acked in the delivery report.
+ * The caller holds its own references. */
+void consumer_dead_letter(kaffe_consumer_t *c, kaffe_message_t *m, int rc);
+
+/* ---- dispatch.c ---- */
+
+void consumer_dispatch_pause_fetch(kaffe_consumer_t *c, partition_t *p, bool pause);
+
+/* Queues m for a worker: through batch (whose flush wakes the workers) or,
+ * when batch is NULL, waking a worker at once. */
+void consumer_dispatch_push(kaffe_consumer_t *c, pool_batch_t *batch, partition_t *p,
+                            kaffe_message_t *m);
+
+/* Dispatches one polled message received at polled_ns; its push goes
+ * through batch (flushed by the caller). */
+void consumer_dispatch(kaffe_consumer_t *c, pool_batch_t *batch, rd_kafka_message_t *rkm,
+                       uint64_t polled_ns);
+
+void consumer_dispatch_discard_parked(kaffe_consumer_t *c, partition_t *p);
+
+/* Resumes partitions that fell below the low marks: their parked messages
+ * first, in order, then fetching. */
+void consumer_dispatch_resume_pass(kaffe_consumer_t *c);
+
+/* ---- commit.c ---- */
+
+/* Commits the watermark + metadata of each of ps (one snapshot each) that
+ * changed since its last commit. */
+kaffe_status_t consumer_commit_partitions(kaffe_consumer_t *c, partition_t **ps, size_t n,
+                                          bool sync);
+
+kaffe_status_t consumer_commit_all(kaffe_consumer_t *c, bool sync);
+
+/* Interval commits and rebalances (poll thread).
+ *
+ * librdkafka 2.0.2 sends a commit on the coordinator connection, with the
+ * generation it has then. Sent while the member's JoinGroup is pending, it
+ * waits behind it (the coordinator answers a connection's requests in
+ * order) and reaches the coordinator in the next generation: librdkafka's
+ * mock cluster then answers ILLEGAL_GENERATION (a broker does too once the
+ * group is stable again), and librdkafka resets its
+ * generation although it has just joined the new one (its issue #4059,
+ * fixed in 2.10.0). The member's next heartbeat fails, it treats its
+ * assignment as lost and rejoins, which starts another rebalance, in which
+ * the same happens to any member that committed during its JoinGroup. With
+ * commits every commit_interval_ms the group never settled: the fault
+ * suite's group-churn stall, where the committed offsets stayed behind the
+ * log end while every member kept rebalancing and handling the same
+ * messages again.
+ *
+ * So interval commits wait while the member is known to be rebalancing:
+ *   - after a revoke callback, until the assignment callback that ends the
+ *     rebalance: after a cooperative revoke (not of a lost assignment)
+ *     librdkafka calls assign for the rest of the round and then rejoins
+ *     at once, so that is the second assign; otherwise the next one;
+ *   - after a commit answered REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION or
+ *     UNKNOWN_MEMBER_ID (the group is rebalancing, or will because of it),
+ *     until the next assign.
+ * At most COMMIT_HOLD_MAX_MS, in case no callback comes. The commits of a
+ * revoke (inside the callback, before any rejoin), of stop and of
+ * kaffe_consumer_commit never wait. Nothing is lost by waiting: the state is
+ * committed when the wait ends (in full after a failure: commit_force). */
+void consumer_commit_hold(kaffe_consumer_t *c, int assigns);
+
+bool consumer_commit_held(kaffe_consumer_t *c, int64_t now);
+
+void consumer_commit_offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                                      rd_kafka_topic_partition_list_t *offsets, void *opaque);
+
+void consumer_commit_serve_requests(kaffe_consumer_t *c);
+
+void consumer_commit_stash_partitions(kaffe_consumer_t *c, partition_t **ps, size_t n);
+
+/* If the stash is ahead of what the group committed for tp, tp takes the
+ * stash's offset and metadata (the acks the retired client could not
+ * commit); the entry leaves the stash either way. */
+bool consumer_commit_stash_apply(kaffe_consumer_t *c, rd_kafka_topic_partition_t *tp, bool known);
+
+/* ---- rebalance.c ---- */
+
+/* Revoke: stop dispatching, drain in-flight up to drain_timeout_ms, refuse
+ * later acks, commit from one snapshot each, release. */
+void consumer_rebalance_revoke_partitions(kaffe_consumer_t *c,
+                                          rd_kafka_topic_partition_list_t *parts);
+
+void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t *parts, void *opaque);
+
+/* ---- client.c ---- */
+
+/* Notices a fatal error of the current client, once per client: reports
+ * it, and restarts the client (consumer_client_restart, from the poll loop) or stops
+ * the consumer. Poll thread (librdkafka serves consumer_client_error_cb in
+ * rd_kafka_consumer_poll; the loop also checks after each poll, since a
+ * fatal error may come as a message error instead). */
+bool consumer_client_check_fatal(kaffe_consumer_t *c);
+
+void consumer_client_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque);
+
+/* A librdkafka consumer for c from rdconf (taken, also on failure). */
+rd_kafka_t *consumer_client_create(kaffe_consumer_t *c, rd_kafka_conf_t *rdconf, char *errstr,
+                                   size_t errstr_size);
+
+client_t *consumer_client_new(rd_kafka_t *rk);
+
+/* Destroys the retired clients no message uses any more. Poll thread. */
+void consumer_client_reap_retired(kaffe_consumer_t *c);
+
+rd_kafka_resp_err_t consumer_client_subscribe_topics(kaffe_consumer_t *c);
+
+/* A fatal error: retire the client and make a new one, within the restart
+ * budget. Every partition is revoked first (drained up to drain_timeout_ms,
+ * acks closed: later acks of its messages get KAFFE_ERR_REVOKED, and the new
+ * client's partitions have new generations, so they never touch its state),
+ * and what is acked is committed with the old client if it still can, and
+ * kept in the stash for the new client otherwise. Poll thread. */
+void consumer_client_restart(kaffe_consumer_t *c);
+
+/* ---- poll.c ---- */
+
+/* librdkafka 2.0.2 aborts (an assertion in
+ * rd_kafka_sticky_assignor_state_destroy; librdkafka issue #4312, fixed in
+ * 2.3.0) when a consumer that has joined a cooperative-sticky group but not
+ * yet received its first assignment is closed and destroyed. So the stop
+ * sequence first waits, serving librdkafka's callbacks, until the current
+ * client has had an assignment or has not joined at all. Messages polled
+ * meanwhile are dropped untracked: nothing of them is committed, so they are
+ * delivered again. Returns false if the bound passed with the client still
+ * exposed; the caller then leaves the handle undestroyed (a leak, reported)
+ * rather than abort the application. Poll thread only. */
+bool consumer_poll_await_first_assignment(kaffe_consumer_t *c);
+
+void consumer_poll_stop_sequence(kaffe_consumer_t *c);
+
+void *consumer_poll_main(void *arg);
 
 #endif

@@ -1,11 +1,16 @@
-/* The message accessors (include/kaffe/message.h): read-only views of the
- * wrapped rd_kafka_message_t. */
+/* Message objects: the accessors (include/kaffe/message.h, read-only views
+ * of the wrapped rd_kafka_message_t), allocation and the quarantine (poll
+ * thread allocates; any thread drops), the worker's run of a message and
+ * its settle (the hot path, kept together here), and the ack/nack claims
+ * (any application thread). */
+
+#include <stdlib.h>
 #include <string.h>
 
-#include <kaffe/message.h>
-
+#include "common/tsan.h"
 #include "consumer/consumer.h"
 #include "consumer/internal.h"
+#include <kaffe/message.h>
 
 const char *kaffe_message_topic(const kaffe_message_t *m) {
     return m ? m->topic : NULL;
@@ -92,4 +97,194 @@ int kaffe_message_attempt(const kaffe_message_t *m) {
 
 uint64_t consumer_message_polled_ns(const kaffe_message_t *m) {
     return m->polled_ns;
+}
+
+/* --- messages ----------------------------------------------------------- */
+
+kaffe_message_t *consumer_message_new(kaffe_consumer_t *c, rd_kafka_message_t *rkm,
+                                      uint64_t generation, uint64_t polled_ns) {
+    kaffe_message_t *m = NULL;
+    if (atomic_load_explicit(&c->free_count, memory_order_relaxed) > MESSAGE_QUARANTINE) {
+        struct cds_wfcq_node *node = __cds_wfcq_dequeue_blocking(&c->free_head, &c->free_tail);
+        if (node) {
+            m = caa_container_of(node, kaffe_message_t, item.node);
+            TSAN_ACQUIRE(m); /* pairs with the release in consumer_message_drop */
+            atomic_fetch_sub_explicit(&c->free_count, 1, memory_order_relaxed);
+        }
+    }
+    if (!m) {
+        if (!c->blocks || c->block_used == MESSAGE_BLOCK) {
+            message_block_t *b = calloc(1, sizeof *b);
+            if (!b)
+                return NULL;
+            b->next = c->blocks;
+            c->blocks = b;
+            c->block_used = 0;
+        }
+        m = &c->blocks->msgs[c->block_used++];
+    }
+    m->consumer = c;
+    m->client = c->client;
+    atomic_fetch_add_explicit(&c->client->live, 1, memory_order_relaxed);
+    m->rkm = rkm;
+    m->topic = rd_kafka_topic_name(rkm->rkt);
+    m->headers = NULL;
+    m->generation = generation;
+    m->bytes = rkm->len + rkm->key_len;
+    m->polled_ns = polled_ns;
+    m->attempt = 1;
+    m->lane = NULL;
+    m->due_ms = 0;
+    m->paused = false;
+    m->lane_held = false;
+    m->abandon = false;
+    /* relaxed: the message reaches other threads only through the pool (or
+     * the park list), whose hand-off orders these stores. */
+    atomic_store_explicit(&m->refs, c->async ? 2 : 1, memory_order_relaxed);
+    atomic_store_explicit(&m->settled, 0, memory_order_relaxed);
+    atomic_store_explicit(&m->live, 1, memory_order_relaxed);
+    return m;
+}
+
+void consumer_message_drop(kaffe_message_t *m, int n) {
+    /* acq_rel: the last dropper sees all other uses before it destroys. */
+    if (atomic_fetch_sub_explicit(&m->refs, n, memory_order_acq_rel) != n)
+        return;
+    kaffe_consumer_t *c = m->consumer;
+    client_t *client = m->client;
+    rd_kafka_message_destroy(m->rkm);
+    /* release: see consumer_client.live. */
+    atomic_fetch_sub_explicit(&client->live, 1, memory_order_release);
+    m->rkm = NULL;
+    m->headers = NULL;
+    /* release: a late ack that reads live == 0 (acquire) refuses the message
+     * without touching anything else. */
+    atomic_store_explicit(&m->live, 0, memory_order_release);
+    TSAN_RELEASE(m);
+    cds_wfcq_node_init(&m->item.node);
+    cds_wfcq_enqueue(&c->free_head, &c->free_tail, &m->item.node);
+    atomic_fetch_add_explicit(&c->free_count, 1, memory_order_relaxed);
+}
+
+/* All references of a message that will never reach the application. */
+static int unseen_refs(const kaffe_consumer_t *c) {
+    return c->async ? 2 : 1;
+}
+
+void consumer_message_discard(kaffe_consumer_t *c, kaffe_message_t *m) {
+    atomic_store_explicit(&m->settled, 1, memory_order_relaxed);
+    consumer_message_drop(m, unseen_refs(c));
+}
+
+/* --- workers ------------------------------------------------------------ */
+
+void consumer_message_settle(kaffe_consumer_t *c, kaffe_message_t *m,
+                             partition_settle_mode_t mode) {
+    partition_settle(c->table, m->topic, m->rkm->partition, m->generation, m->rkm->offset, m->bytes,
+                     mode);
+}
+
+/* Never handed to the handler (stopping, or its partition went away). */
+static void abandon_message(kaffe_consumer_t *c, kaffe_message_t *m) {
+    int open = 0;
+    if (atomic_compare_exchange_strong_explicit(&m->settled, &open, 1, memory_order_acq_rel,
+                                                memory_order_relaxed))
+        consumer_message_settle(c, m, PARTITION_RELEASE);
+    consumer_message_drop(m, unseen_refs(c));
+}
+
+void consumer_message_run(pool_item_t *item, void *opaque) {
+    kaffe_consumer_t *c = opaque;
+    kaffe_message_t *m = caa_container_of(item, kaffe_message_t, item);
+    /* acquire: pairs with the release stores in consumer_fail / stop. */
+    if (m->abandon || atomic_load_explicit(&c->abandon, memory_order_acquire) ||
+        (atomic_load_explicit(&c->revoke_timeouts, memory_order_relaxed) > 0 &&
+         !partition_is_current(c->table, m->topic, m->rkm->partition, m->generation)) ||
+        consumer_failure_behind_released(c, m)) {
+        abandon_message(c, m);
+        return;
+    }
+    if (!m->headers && rd_kafka_message_headers(m->rkm, &m->headers) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        m->headers = NULL;
+    int rc = c->handler(m, c->handler_opaque);
+    if (rc != KAFFE_OK) {
+        consumer_failure_handler_failed(c, m, rc);
+        return;
+    }
+    if (!c->async) {
+        atomic_store_explicit(&m->settled, 1, memory_order_relaxed);
+        consumer_message_settle(c, m, PARTITION_ACK);
+    }
+    consumer_message_drop(m, 1);
+}
+
+/* What kaffe_consumer_ack and kaffe_consumer_nack start with: async mode, a
+ * live message, and the claim (settled 0 -> 1) that makes exactly one ack or
+ * nack win. KAFFE_OK when this caller now settles m. Any thread. */
+static kaffe_status_t claim_async_settle(kaffe_consumer_t *c, kaffe_message_t *m) {
+    if (!c->async)
+        return KAFFE_ERR_NOT_ASYNC;
+    /* acquire: pairs with the release in consumer_message_drop. */
+    if (!atomic_load_explicit(&m->live, memory_order_acquire))
+        return KAFFE_ERR_ACK_DUPLICATE;
+    int open = 0;
+    if (!atomic_compare_exchange_strong_explicit(&m->settled, &open, 1, memory_order_acq_rel,
+                                                 memory_order_relaxed))
+        return KAFFE_ERR_ACK_DUPLICATE;
+    return KAFFE_OK;
+}
+
+kaffe_status_t kaffe_consumer_ack(kaffe_consumer_t *c, kaffe_message_t *m) {
+    if (!c || !m || m->consumer != c)
+        return KAFFE_ERR_INVALID_ARG;
+    kaffe_status_t st = claim_async_settle(c, m);
+    if (st != KAFFE_OK)
+        return st;
+    /* acquire: pairs with the release store in consumer_poll_stop_sequence. */
+    if (atomic_load_explicit(&c->acks_closed, memory_order_acquire))
+        st = KAFFE_ERR_STOPPED;
+    else
+        st = partition_settle(c->table, m->topic, m->rkm->partition, m->generation, m->rkm->offset,
+                              m->bytes, PARTITION_ACK);
+    consumer_message_drop(m, 1);
+    return st;
+}
+
+kaffe_status_t kaffe_consumer_nack(kaffe_consumer_t *c, kaffe_message_t *m, int error) {
+    if (!c || !m || m->consumer != c || error == KAFFE_OK)
+        return KAFFE_ERR_INVALID_ARG;
+    kaffe_status_t st = claim_async_settle(c, m);
+    if (st != KAFFE_OK)
+        return st;
+    /* acquire: pairs with the release store in consumer_poll_stop_sequence. */
+    if (atomic_load_explicit(&c->acks_closed, memory_order_acquire))
+        st = KAFFE_ERR_STOPPED;
+    else if (!partition_is_current(c->table, m->topic, m->rkm->partition, m->generation))
+        st = KAFFE_ERR_REVOKED;
+    if (st != KAFFE_OK) {
+        consumer_message_drop(m, 1);
+        return st;
+    }
+    /* A revoke racing with this is harmless: its settles are refused, and a
+     * retry of a gone assignment is dropped when it comes due. */
+    consumer_failure_apply_policy(c, m, error, false, 1);
+    return KAFFE_OK;
+}
+
+kaffe_status_t kaffe_consumer_resume_partition(kaffe_consumer_t *c, const char *topic,
+                                               int32_t partition) {
+    if (!c || !topic)
+        return KAFFE_ERR_INVALID_ARG;
+    size_t found = 0;
+    pthread_mutex_lock(&c->delay_lock);
+    for (size_t i = 0; i < c->delayed_n; i++) {
+        kaffe_message_t *m = c->delayed[i];
+        if (m->paused && m->rkm->partition == partition && strcmp(m->topic, topic) == 0) {
+            m->paused = false;
+            m->due_ms = 0;
+            found++;
+        }
+    }
+    pthread_mutex_unlock(&c->delay_lock);
+    return found ? KAFFE_OK : KAFFE_ERR_UNKNOWN_PARTITION;
 }

@@ -12,23 +12,18 @@
 
 #include "conf/conf.h"
 #include "consumer/internal.h"
+#include "common/clock.h"
 #include "metrics/stats_export.h"
 #include "partition/partition.h"
 
 /* --- handler timing and log routing (set up by consumer_observe) -------- */
 
-static int64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* The handler kaffe calls (worker threads): times the application's. */
 static int timed_handler(kaffe_message_t *msg, void *opaque) {
     consumer_metrics_t *m = opaque;
-    int64_t started = now_ns();
+    uint64_t started = clock_now_ns();
     int rc = m->user_handler(msg, m->user_opaque);
-    histogram_record(&m->handler_latency, (uint64_t)(now_ns() - started));
+    histogram_record(&m->handler_latency, clock_now_ns() - started);
     /* relaxed: independent statistics counters. */
     atomic_fetch_add_explicit(&m->handled, 1, memory_order_relaxed);
     if (rc != KAFFE_OK)
@@ -36,16 +31,9 @@ static int timed_handler(kaffe_message_t *msg, void *opaque) {
     return rc;
 }
 
-/* librdkafka's log lines, on its threads. The consumer is the rd_kafka_t's
- * opaque; metrics.conf was set before rd_kafka_new created the threads. */
-static void rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    kaffe_consumer_t *c = rd_kafka_opaque(rk);
-    if (c)
-        conf_log_rdkafka(consumer_metrics(c)->conf, level, fac, buf);
-}
-
 void consumer_route_logs(rd_kafka_conf_t *rdconf) {
-    rd_kafka_conf_set_log_cb(rdconf, rdkafka_log);
+    /* The consumer is the opaque and starts with its conf (internal.h). */
+    conf_route_rdkafka_logs(rdconf);
 }
 
 void consumer_observe(consumer_metrics_t *m, const kaffe_conf_t *conf, rd_kafka_conf_t *rdconf,

@@ -12,6 +12,7 @@
 #include <urcu/urcu-memb.h>
 #include <urcu/rculfhash.h>
 
+#include "common/clock.h"
 #include "common/tsan.h"
 
 typedef struct parked {
@@ -84,12 +85,6 @@ struct partition {
     int64_t last_sample_offset; /* poll thread only */
     int64_t sample_stride;      /* poll thread only: window / 64 */
 };
-
-static int64_t monotonic_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Publishes the paused flags for stats. Poll thread, after changing them. */
 static void publish_paused(partition_t *p) {
@@ -491,7 +486,7 @@ partition_admit_result_t partition_admit(partition_t *p, int64_t offset, size_t 
          * commits and resumes advance it): amortised O(1) per offset. */
         ack_tracker_advance(p->tracker);
         unsigned slot = atomic_load_explicit(&p->sample_next, memory_order_relaxed);
-        atomic_store_explicit(&p->samples[slot].time_ms, monotonic_ms(), memory_order_relaxed);
+        atomic_store_explicit(&p->samples[slot].time_ms, clock_now_ms(), memory_order_relaxed);
         atomic_store_explicit(&p->samples[slot].offset, offset, memory_order_relaxed);
         atomic_store_explicit(&p->sample_next, (slot + 1) % PARTITION_SAMPLES,
                               memory_order_relaxed);
@@ -564,10 +559,6 @@ void partition_parked_pop(partition_t *p) {
     p->parked_bytes -= p->parked[p->parked_head].bytes;
     p->parked_head = (p->parked_head + 1) % p->parked_cap;
     p->parked_count--;
-}
-
-size_t partition_parked_count(const partition_t *p) {
-    return p->parked_count;
 }
 
 bool partition_try_unpause(partition_t *p) {
@@ -766,5 +757,5 @@ void partition_stats(const partition_t *p, partition_stats_t *out) {
 }
 
 int64_t partition_now_ms(void) {
-    return monotonic_ms();
+    return clock_now_ms();
 }

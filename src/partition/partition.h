@@ -147,8 +147,6 @@ pool_lane_t *partition_lane(partition_t *p, const void *key, size_t key_len);
 bool partition_park(partition_t *p, void *msg, int64_t offset, size_t bytes);
 void *partition_parked_peek(const partition_t *p, int64_t *offset, size_t *bytes);
 void partition_parked_pop(partition_t *p);
-size_t partition_parked_count(const partition_t *p);
-
 bool partition_is_paused(const partition_t *p);
 bool partition_park_full(const partition_t *p);
 bool partition_park_below_half(const partition_t *p);

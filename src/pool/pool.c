@@ -260,10 +260,6 @@ void pool_destroy(pool_t *p) {
     free(p);
 }
 
-size_t pool_worker_count(const pool_t *p) {
-    return p->worker_count;
-}
-
 pool_lane_t *pool_lane_new(pool_t *p) {
     pool_lane_t *lane = calloc(1, sizeof *lane);
     if (!lane)

@@ -81,8 +81,6 @@ pool_t *pool_new(size_t workers, pool_run_t run, void *opaque);
  * running or follow. Must not be called from a worker. NULL is allowed. */
 void pool_destroy(pool_t *p);
 
-size_t pool_worker_count(const pool_t *p);
-
 /* A new, empty lane. NULL on OOM. */
 pool_lane_t *pool_lane_new(pool_t *p);
 
