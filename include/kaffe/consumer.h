@@ -25,8 +25,16 @@
  *
  * Threads: the handler runs on kaffe's worker threads; the error and
  * rebalance callbacks run on kaffe's poll thread (the error callback also on a
- * worker when a handler fails). None of them may call kaffe_consumer_stop()
- * or kaffe_consumer_destroy() (they wait for those threads).
+ * worker when a handler fails). From those threads kaffe refuses what would
+ * wait for (or free) the thread it is called on, with KAFFE_ERR_STATE and a
+ * report to the error callback, instead of deadlocking or aborting:
+ * kaffe_consumer_stop() requests the stop (as kaffe_consumer_request_stop())
+ * and returns KAFFE_ERR_STATE; kaffe_consumer_destroy() requests the stop
+ * and otherwise does nothing (destroy from an application thread);
+ * kaffe_consumer_wait() returns KAFFE_ERR_STATE; kaffe_consumer_commit()
+ * from the error or rebalance callback returns KAFFE_ERR_STATE (from a
+ * handler it works). librdkafka's own threads (the log callback) are not
+ * recognised: do not call these from a log callback.
  *
  * Back-pressure, in sync and async mode alike, per partition: once
  * max_in_flight_messages (or max_in_flight_bytes) are delivered and not yet

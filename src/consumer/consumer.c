@@ -187,6 +187,11 @@ kaffe_status_t kaffe_consumer_set_rebalance_cb(kaffe_consumer_t *c, kaffe_rebala
     return KAFFE_OK;
 }
 
+_Thread_local __attribute__((tls_model("initial-exec")))
+const kaffe_consumer_t *consumer_thread_owner;
+_Thread_local __attribute__((tls_model("initial-exec")))
+consumer_thread_role_t consumer_thread_role;
+
 kaffe_status_t kaffe_consumer_start(kaffe_consumer_t *c) {
     if (!c)
         return KAFFE_ERR_INVALID_ARG;
@@ -236,6 +241,8 @@ kaffe_status_t kaffe_consumer_request_stop(kaffe_consumer_t *c) {
 kaffe_status_t kaffe_consumer_wait(kaffe_consumer_t *c, int timeout_ms) {
     if (!c)
         return KAFFE_ERR_INVALID_ARG;
+    if (consumer_thread_role_for(c) != CONSUMER_THREAD_NONE)
+        return KAFFE_ERR_STATE; /* it would wait for the calling thread itself */
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
     if (timeout_ms >= 0) {
@@ -264,6 +271,8 @@ kaffe_status_t kaffe_consumer_wait(kaffe_consumer_t *c, int timeout_ms) {
 kaffe_status_t kaffe_consumer_commit(kaffe_consumer_t *c) {
     if (!c)
         return KAFFE_ERR_INVALID_ARG;
+    if (consumer_thread_role_for(c) == CONSUMER_THREAD_POLL)
+        return KAFFE_ERR_STATE; /* the poll thread would wait for itself */
     pthread_mutex_lock(&c->lock);
     int state = atomic_load_explicit(&c->state, memory_order_relaxed);
     if (state != ST_RUNNING) {
@@ -294,6 +303,15 @@ kaffe_status_t kaffe_consumer_last_error(kaffe_consumer_t *c, char *buf, size_t 
 kaffe_status_t kaffe_consumer_stop(kaffe_consumer_t *c) {
     if (!c)
         return KAFFE_ERR_INVALID_ARG;
+    if (consumer_thread_role_for(c) != CONSUMER_THREAD_NONE) {
+        /* From a handler or callback it cannot wait for the threads it runs
+         * on: the stop is requested, and the caller told so. */
+        kaffe_consumer_request_stop(c);
+        consumer_report_error(c, KAFFE_ERR_STATE,
+                              "kaffe_consumer_stop called from a kaffe thread (a handler or "
+                              "callback): stop requested; stop or wait from an application thread");
+        return KAFFE_ERR_STATE;
+    }
     pthread_mutex_lock(&c->lock);
     if (atomic_load_explicit(&c->state, memory_order_relaxed) == ST_NEW) {
         atomic_store_explicit(&c->state, ST_STOPPED, memory_order_release);
@@ -324,6 +342,15 @@ kaffe_status_t kaffe_consumer_stop(kaffe_consumer_t *c) {
 void kaffe_consumer_destroy(kaffe_consumer_t *c) {
     if (!c)
         return;
+    if (consumer_thread_role_for(c) != CONSUMER_THREAD_NONE) {
+        /* It would free the threads it runs on: refused, nothing changes. */
+        kaffe_consumer_request_stop(c);
+        consumer_report_error(c, KAFFE_ERR_STATE,
+                              "kaffe_consumer_destroy called from a kaffe thread (a handler or "
+                              "callback): refused (stop requested); destroy from an application "
+                              "thread");
+        return;
+    }
     kaffe_consumer_stop(c);
     /* Dead-letter produces still in flight report (and drop their
      * references) before the messages' handle goes. */

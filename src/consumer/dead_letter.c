@@ -8,6 +8,7 @@
 #include "consumer/internal.h"
 
 static void dead_letter_delivered(const kaffe_delivery_report_t *report, void *opaque);
+static void dead_letter_settle(const kaffe_delivery_report_t *report, kaffe_message_t *m);
 
 void consumer_dead_letter(kaffe_consumer_t *c, kaffe_message_t *m, int rc) {
     size_t own = m->headers ? rd_kafka_header_cnt(m->headers) : 0;
@@ -67,8 +68,16 @@ void consumer_dead_letter(kaffe_consumer_t *c, kaffe_message_t *m, int rc) {
 }
 
 /* The producer's delivery thread. */
+/* The producer's delivery thread: the report may reach the application's
+ * error callback, which must not stop or destroy the consumer from here. */
 static void dead_letter_delivered(const kaffe_delivery_report_t *report, void *opaque) {
     kaffe_message_t *m = opaque;
+    consumer_thread_role_t previous = consumer_thread_enter(m->consumer, CONSUMER_THREAD_CALLBACK);
+    dead_letter_settle(report, m);
+    consumer_thread_leave(previous);
+}
+
+static void dead_letter_settle(const kaffe_delivery_report_t *report, kaffe_message_t *m) {
     kaffe_consumer_t *c = m->consumer;
     if (report->status == KAFFE_OK) {
         atomic_fetch_add_explicit(&c->n_dead_lettered, 1, memory_order_relaxed);

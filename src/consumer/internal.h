@@ -323,6 +323,48 @@ _Static_assert(offsetof(struct kaffe_consumer_s, metrics) == 0 &&
                    offsetof(consumer_metrics_t, conf) == 0,
                "the consumer (the rd_kafka_t opaque) starts with its conf pointer");
 
+/* ---- The calling thread's tie to a consumer ----------------------------------
+ *
+ * What lets the public API refuse calls that would wait for the calling thread
+ * itself (stop, destroy, wait from a handler; commit from the poll thread)
+ * instead of deadlocking or aborting. Thread-local, so each thread reads only
+ * its own: a worker sets it before each handler call (workers serve one
+ * consumer for their whole life), the poll thread when it starts, and the
+ * dead-letter producer's delivery thread around its report. initial-exec: a
+ * plain %fs-relative access, no __tls_get_addr on the hot path. */
+typedef enum consumer_thread_role {
+    CONSUMER_THREAD_NONE,     /* an application thread */
+    CONSUMER_THREAD_WORKER,   /* runs the handler (and error callbacks of failures) */
+    CONSUMER_THREAD_POLL,     /* runs the error and rebalance callbacks */
+    CONSUMER_THREAD_CALLBACK, /* another kaffe thread calling back into the application */
+} consumer_thread_role_t;
+
+extern _Thread_local __attribute__((tls_model("initial-exec")))
+const kaffe_consumer_t *consumer_thread_owner;
+extern _Thread_local __attribute__((tls_model("initial-exec")))
+consumer_thread_role_t consumer_thread_role;
+
+/* Ties the calling thread to c in role; returns the previous role (a
+ * callback scope restores it with consumer_thread_leave). */
+static inline consumer_thread_role_t consumer_thread_enter(const kaffe_consumer_t *c,
+                                                           consumer_thread_role_t role) {
+    consumer_thread_role_t previous = consumer_thread_role;
+    consumer_thread_owner = c;
+    consumer_thread_role = role;
+    return previous;
+}
+
+static inline void consumer_thread_leave(consumer_thread_role_t previous) {
+    consumer_thread_role = previous;
+    if (previous == CONSUMER_THREAD_NONE)
+        consumer_thread_owner = NULL;
+}
+
+/* The calling thread's role for c (CONSUMER_THREAD_NONE: not one of c's). */
+static inline consumer_thread_role_t consumer_thread_role_for(const kaffe_consumer_t *c) {
+    return consumer_thread_owner == c ? consumer_thread_role : CONSUMER_THREAD_NONE;
+}
+
 /* ---- Shared between the room's files ------------------------------------ */
 
 /* ---- consumer.c ---- */

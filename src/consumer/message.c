@@ -206,6 +206,8 @@ void consumer_message_run(pool_item_t *item, void *opaque) {
     }
     if (!m->headers && rd_kafka_message_headers(m->rkm, &m->headers) != RD_KAFKA_RESP_ERR_NO_ERROR)
         m->headers = NULL;
+    /* Two thread-local stores: the API refuses waits from inside a handler. */
+    consumer_thread_enter(c, CONSUMER_THREAD_WORKER);
     int rc = c->handler(m, c->handler_opaque);
     if (rc != KAFFE_OK) {
         consumer_failure_handler_failed(c, m, rc);

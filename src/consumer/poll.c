@@ -127,6 +127,7 @@ static void handle_polled(kaffe_consumer_t *c, rd_kafka_message_t **rkms, size_t
 void *consumer_poll_main(void *arg) {
     kaffe_consumer_t *c = arg;
     common_set_thread_name("kaffe-poll");
+    consumer_thread_enter(c, CONSUMER_THREAD_POLL);
     c->last_commit_ms = clock_now_ms();
     /* The consumer group queue rd_kafka_consumer_poll serves (rebalances,
      * errors and commit results are served inside the batch call alike). */

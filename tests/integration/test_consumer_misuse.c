@@ -6,7 +6,7 @@
 #include "support/mock_suite.h"
 #include "support/plain_client.h"
 
-MOCK_CLUSTER_SUITE(consumer_misuse, 1, 120, {"misuse", 2}, {"syncack", 1});
+MOCK_CLUSTER_SUITE(consumer_misuse, 1, 120, {"misuse", 2}, {"syncack", 1}, {"inside", 1});
 
 Test(consumer_misuse, a_missing_handler_is_refused_by_name) {
     kaffe_conf_t *conf = test_conf(mock_cluster_bootstraps(mc), "misuse", "g", NULL, NULL, NULL);
@@ -191,4 +191,84 @@ Test(consumer_misuse, a_broker_going_down_reaches_the_error_callback) {
     kaffe_consumer_destroy(c);
     recorder_free(&r);
     mock_cluster_stop(own);
+}
+
+/* Lifecycle calls from inside the consumer's own threads: a handler that
+ * calls stop, destroy, wait or commit on its consumer. Each would wait for
+ * (or free) the thread it runs on; each is refused with KAFFE_ERR_STATE
+ * (stop and destroy also request the stop), and nothing handled is lost. */
+typedef struct inside {
+    recorder_t r;
+    const char *call; /* "stop", "destroy", "wait" */
+    atomic_int status;
+    atomic_int calls;
+    atomic_int state_errors; /* KAFFE_ERR_STATE reports on the error callback */
+} inside_t;
+
+static int inside_handler(kaffe_message_t *m, void *opaque) {
+    inside_t *in = opaque;
+    if (atomic_fetch_add(&in->calls, 1) == 0) {
+        int st = -1;
+        if (strcmp(in->call, "stop") == 0)
+            st = kaffe_consumer_stop(in->r.consumer);
+        else if (strcmp(in->call, "destroy") == 0) {
+            kaffe_consumer_destroy(in->r.consumer); /* refused: the consumer lives on */
+            st = KAFFE_ERR_STATE;
+        } else if (strcmp(in->call, "wait") == 0)
+            st = kaffe_consumer_wait(in->r.consumer, 1000);
+        atomic_store(&in->status, st);
+    }
+    return record_handler(m, &in->r);
+}
+
+static void inside_error(int status, const char *reason, void *opaque) {
+    inside_t *in = opaque;
+    if (status == KAFFE_ERR_STATE && strstr(reason, "from a kaffe thread"))
+        atomic_fetch_add(&in->state_errors, 1);
+}
+
+static void run_inside(const char *call, const char *group, bool stops) {
+    const char *b = mock_cluster_bootstraps(mc);
+    inside_t in = {.call = call};
+    atomic_init(&in.status, -1);
+    recorder_init(&in.r);
+    char err[512];
+    kaffe_conf_t *conf = test_conf(b, "inside", group, inside_handler, &in, NULL);
+    kaffe_conf_set_error_cb(conf, inside_error, &in);
+    kaffe_consumer_t *c = kaffe_consumer_new(conf, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    in.r.consumer = c;
+    cr_assert_eq(kaffe_consumer_start(c), KAFFE_OK);
+    if (stops) {
+        /* The requested stop ends the consumer by itself. */
+        cr_assert_eq(kaffe_consumer_wait(c, 30000), KAFFE_OK, "%s: the stop was not requested",
+                     call);
+        cr_assert_eq(atomic_load(&in.state_errors), 1, "%s: no KAFFE_ERR_STATE report", call);
+    } else {
+        cr_assert(wait_handled(&in.r, 20, 30000));
+    }
+    cr_assert_eq(atomic_load(&in.status), KAFFE_ERR_STATE, "%s from a handler returned %d", call,
+                 atomic_load(&in.status));
+    cr_assert_eq(kaffe_consumer_stop(c), KAFFE_OK);
+    /* Whatever was handled is committed (sync mode, one partition). */
+    long handled = recorder_handled(&in.r);
+    cr_assert_gt(handled, 0);
+    cr_assert_eq(plain_committed(b, group, "inside", 0, NULL), handled, "%s", call);
+    kaffe_consumer_destroy(c);
+    recorder_free(&in.r);
+}
+
+Test(consumer_misuse, stop_from_a_handler_requests_the_stop_and_is_refused_not_a_crash) {
+    cr_assert_eq(plain_produce(mock_cluster_bootstraps(mc), "inside", 0, 20, 0, 0), 20);
+    run_inside("stop", "g-inside-stop", true);
+}
+
+Test(consumer_misuse, destroy_from_a_handler_is_refused_not_a_crash) {
+    cr_assert_eq(plain_produce(mock_cluster_bootstraps(mc), "inside", 0, 20, 0, 0), 20);
+    run_inside("destroy", "g-inside-destroy", true);
+}
+
+Test(consumer_misuse, wait_from_a_handler_is_refused_not_a_hang) {
+    cr_assert_eq(plain_produce(mock_cluster_bootstraps(mc), "inside", 0, 20, 0, 0), 20);
+    run_inside("wait", "g-inside-wait", false);
 }
