@@ -25,6 +25,10 @@
  * SIGTERM/SIGINT stop the consumer gracefully (drain, commit, leave); exit
  * status 0 when kaffe_consumer_stop() returned KAFFE_OK, 1 otherwise.
  *
+ * KAFFE_FAULT_CONSUMER_CONF="key=value;key=value" sets further kaffe
+ * properties after the defaults below (the real-cluster tier raises the
+ * session timeout to the broker's minimum, for instance).
+ *
  * KAFFE_FAULTS_DEBUG=cgrp,... turns on librdkafka's debug contexts; the log
  * lines go to LOGFILE.debug, each stamped with the wall clock (as librdkafka's
  * own stderr logger, e.g. the mock cluster's, stamps them). */
@@ -126,6 +130,10 @@ static void *acker_main(void *arg) {
 }
 
 static const char *bootstraps, *group;
+/* The plain client reading committed states at assignments (poll thread
+ * only), made at the first one and kept: one bootstrap and coordinator
+ * lookup instead of one per partition. */
+static rd_kafka_t *committed_reader;
 
 /* Poll thread, before any message of the partition is handled. */
 static void on_rebalance(kaffe_consumer_t *c, int assigned, const char *topic, int32_t partition,
@@ -135,7 +143,11 @@ static void on_rebalance(kaffe_consumer_t *c, int assigned, const char *topic, i
     if (!assigned)
         return;
     char *metadata = NULL;
-    int64_t committed = plain_committed(bootstraps, group, topic, partition, &metadata);
+    if (!committed_reader)
+        committed_reader = plain_group_client(bootstraps, group);
+    int64_t committed = committed_reader
+                            ? plain_committed_rk(committed_reader, topic, partition, &metadata)
+                            : plain_committed(bootstraps, group, topic, partition, &metadata);
     size_t size = 128 + (metadata ? strlen(metadata) : 0);
     char *line = malloc(size);
     if (!line)
@@ -218,6 +230,20 @@ int main(int argc, char **argv) {
             fprintf(stderr, "fault_consumer: %s\n", err);
             return 2;
         }
+    const char *extra = getenv("KAFFE_FAULT_CONSUMER_CONF");
+    if (extra && *extra) {
+        char *copy = strdup(extra), *save = NULL;
+        for (char *kv = strtok_r(copy, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
+            char *eq = strchr(kv, '=');
+            if (!eq ||
+                (*eq = '\0', kaffe_conf_set(conf, kv, eq + 1, err, sizeof err)) != KAFFE_OK) {
+                fprintf(stderr, "fault_consumer: KAFFE_FAULT_CONSUMER_CONF: %s\n",
+                        eq ? err : "expected key=value");
+                return 2;
+            }
+        }
+        free(copy);
+    }
     const char *debug = getenv("KAFFE_FAULTS_DEBUG");
     if (debug && *debug) {
         char path[512];
@@ -258,6 +284,8 @@ int main(int argc, char **argv) {
     atomic_store_explicit(&acker_stop, 1, memory_order_relaxed);
     pthread_join(acker, NULL);
     kaffe_consumer_destroy(consumer);
+    if (committed_reader)
+        rd_kafka_destroy(committed_reader);
     free(pending);
     close(log_fd);
     if (st != KAFFE_OK)

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "common/errstr.h"
+#include "support/plain_client.h"
 #include "conf/conf.h"
 #include "common/clock.h"
 
@@ -90,64 +91,8 @@ void broker_unique_topic(char *buf, size_t size, const char *prefix) {
 }
 
 int broker_create_topic(const char *topic, int partitions, char *errstr, size_t errstr_size) {
-    char err[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", broker_env("KAFFE_BROKER_PLAINTEXT"), err,
-                      sizeof err);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        errstr_printf(errstr, errstr_size, "admin client: %s", err);
-        return -1;
-    }
-    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, 1, err, sizeof err);
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
-    int rc = -1;
-    if (!ev) {
-        errstr_printf(errstr, errstr_size, "CreateTopics %s: no answer in 30 s", topic);
-    } else {
-        size_t n = 0;
-        const rd_kafka_topic_result_t **res =
-            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
-        if (rd_kafka_event_error(ev))
-            errstr_printf(errstr, errstr_size, "CreateTopics %s: %s", topic,
-                          rd_kafka_event_error_string(ev));
-        else if (n != 1 || rd_kafka_topic_result_error(res[0]))
-            errstr_printf(errstr, errstr_size, "CreateTopics %s: %s", topic,
-                          n ? rd_kafka_topic_result_error_string(res[0]) : "no result");
-        else
-            rc = 0;
-        rd_kafka_event_destroy(ev);
-    }
-    /* Wait until every partition has a leader, so a consumer joining now
-     * is assigned all of them. */
-    for (int64_t deadline = clock_now_ms() + 30000; rc == 0;) {
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-        bool ready = false;
-        if (rd_kafka_metadata(rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            ready = md->topic_cnt == 1 && !md->topics[0].err &&
-                    md->topics[0].partition_cnt == partitions;
-            for (int i = 0; ready && i < md->topics[0].partition_cnt; i++)
-                ready = md->topics[0].partitions[i].leader >= 0;
-            rd_kafka_metadata_destroy(md);
-        }
-        rd_kafka_topic_destroy(rkt);
-        if (ready)
-            break;
-        if (clock_now_ms() > deadline) {
-            errstr_printf(errstr, errstr_size, "topic %s: partitions have no leader after 30 s",
-                          topic);
-            rc = -1;
-        }
-        usleep(100 * 1000);
-    }
-    rd_kafka_queue_destroy(q);
-    rd_kafka_NewTopic_destroy(nt);
-    rd_kafka_destroy(rk);
-    return rc;
+    return plain_create_topic(broker_env("KAFFE_BROKER_PLAINTEXT"), topic, partitions, 1, errstr,
+                              errstr_size);
 }
 
 void broker_events_init(broker_events_t *events) {

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
+
 static rd_kafka_t *new_client(rd_kafka_type_t type, const char *bootstraps, const char *group) {
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -147,13 +149,13 @@ void plain_messages_free(plain_message_t *msgs, size_t count) {
     free(msgs);
 }
 
-int64_t plain_committed(const char *bootstraps, const char *group, const char *topic,
-                        int32_t partition, char **metadata) {
+rd_kafka_t *plain_group_client(const char *bootstraps, const char *group) {
+    return new_client(RD_KAFKA_CONSUMER, bootstraps, group);
+}
+
+int64_t plain_committed_rk(rd_kafka_t *rk, const char *topic, int32_t partition, char **metadata) {
     if (metadata)
         *metadata = NULL;
-    rd_kafka_t *rk = new_client(RD_KAFKA_CONSUMER, bootstraps, group);
-    if (!rk)
-        return RD_KAFKA_OFFSET_INVALID;
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(parts, topic, partition);
     int64_t offset = RD_KAFKA_OFFSET_INVALID;
@@ -164,6 +166,17 @@ int64_t plain_committed(const char *bootstraps, const char *group, const char *t
             *metadata = copy_bytes(p->metadata, p->metadata_size);
     }
     rd_kafka_topic_partition_list_destroy(parts);
+    return offset;
+}
+
+int64_t plain_committed(const char *bootstraps, const char *group, const char *topic,
+                        int32_t partition, char **metadata) {
+    if (metadata)
+        *metadata = NULL;
+    rd_kafka_t *rk = plain_group_client(bootstraps, group);
+    if (!rk)
+        return RD_KAFKA_OFFSET_INVALID;
+    int64_t offset = plain_committed_rk(rk, topic, partition, metadata);
     rd_kafka_destroy(rk);
     return offset;
 }
@@ -177,4 +190,69 @@ int64_t plain_log_end(const char *bootstraps, const char *topic, int32_t partiti
         high = -1;
     rd_kafka_destroy(rk);
     return high;
+}
+
+int plain_create_topic(const char *bootstraps, const char *topic, int partitions,
+                       int replication_factor, char *errstr, size_t errstr_size) {
+    char err[512], unused[1];
+    if (!errstr) {
+        errstr = unused;
+        errstr_size = sizeof unused;
+    }
+    rd_kafka_t *rk = new_client(RD_KAFKA_PRODUCER, bootstraps, NULL);
+    if (!rk) {
+        snprintf(errstr, errstr_size, "admin client for %s failed", bootstraps);
+        return -1;
+    }
+    rd_kafka_NewTopic_t *nt =
+        rd_kafka_NewTopic_new(topic, partitions, replication_factor, err, sizeof err);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+    int rc = -1;
+    if (!ev) {
+        snprintf(errstr, errstr_size, "CreateTopics %s: no answer in 30 s", topic);
+    } else {
+        size_t n = 0;
+        const rd_kafka_topic_result_t **res =
+            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+        if (rd_kafka_event_error(ev))
+            snprintf(errstr, errstr_size, "CreateTopics %s: %s", topic,
+                     rd_kafka_event_error_string(ev));
+        else if (n != 1 || rd_kafka_topic_result_error(res[0]))
+            snprintf(errstr, errstr_size, "CreateTopics %s: %s", topic,
+                     n ? rd_kafka_topic_result_error_string(res[0]) : "no result");
+        else
+            rc = 0;
+        rd_kafka_event_destroy(ev);
+    }
+    /* Every partition led and fully replicated: a consumer joining now is
+     * assigned all of them, and a broker fault right after loses nothing
+     * acknowledged. */
+    for (int64_t deadline = clock_now_ms() + 30000; rc == 0;) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+        int ready = 0;
+        if (rd_kafka_metadata(rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            ready = md->topic_cnt == 1 && !md->topics[0].err &&
+                    md->topics[0].partition_cnt == partitions;
+            for (int i = 0; ready && i < md->topics[0].partition_cnt; i++)
+                ready = md->topics[0].partitions[i].leader >= 0 &&
+                        md->topics[0].partitions[i].isr_cnt == replication_factor;
+            rd_kafka_metadata_destroy(md);
+        }
+        rd_kafka_topic_destroy(rkt);
+        if (ready)
+            break;
+        if (clock_now_ms() > deadline) {
+            snprintf(errstr, errstr_size,
+                     "topic %s: partitions not led and fully replicated after 30 s", topic);
+            rc = -1;
+        }
+        clock_sleep_ms(100);
+    }
+    rd_kafka_queue_destroy(q);
+    rd_kafka_NewTopic_destroy(nt);
+    rd_kafka_destroy(rk);
+    return rc;
 }

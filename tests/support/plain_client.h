@@ -44,6 +44,19 @@ void plain_messages_free(plain_message_t *msgs, size_t count);
 int64_t plain_committed(const char *bootstraps, const char *group, const char *topic,
                         int32_t partition, char **metadata);
 
+/* The same through a client kept by the caller (one bootstrap and
+ * coordinator lookup for many reads, e.g. a process reading at every
+ * assignment): plain_group_client() makes it (NULL on error; destroy with
+ * rd_kafka_destroy), plain_committed_rk() reads as plain_committed(). */
+rd_kafka_t *plain_group_client(const char *bootstraps, const char *group);
+int64_t plain_committed_rk(rd_kafka_t *rk, const char *topic, int32_t partition, char **metadata);
+
+/* Creates topic with partitions and replication_factor replicas each, and
+ * waits (up to 30 s) until every partition has a leader and every replica
+ * in its ISR. 0, or -1 with errstr (may be NULL) saying why. */
+int plain_create_topic(const char *bootstraps, const char *topic, int partitions,
+                       int replication_factor, char *errstr, size_t errstr_size);
+
 /* The high watermark (log end) of topic/partition, or -1 on error. */
 int64_t plain_log_end(const char *bootstraps, const char *topic, int32_t partition);
 
