@@ -38,7 +38,9 @@
  * returns KAFFE_OK only after the broker acknowledged the message.
  *
  * Topics are not created implicitly: producing to a topic the cluster does
- * not have fails with KAFFE_ERR_UNKNOWN_TOPIC, unless
+ * not have fails with KAFFE_ERR_UNKNOWN_TOPIC (after asking again for up to
+ * a second: a topic just created is not known to every broker at once),
+ * unless
  * rdkafka.allow.auto.create.topics=true is set (and the broker allows it).
  * `kaffe mock` honours this too; a librdkafka 2.0.2 mock cluster started
  * without raising its Metadata version (as `kaffe mock` does) creates any

@@ -39,6 +39,27 @@ static kaffe_status_t fetch_partition_count(kaffe_producer_t *p, rd_kafka_topic_
     return st;
 }
 
+/* A topic just created is not known to every broker at once (Kafka
+ * propagates metadata asynchronously): a broker that has not learned of it
+ * yet answers UNKNOWN_TOPIC_OR_PART. A topic's first lookup therefore asks
+ * again, every TOPIC_PROPAGATION_STEP_MS for up to TOPIC_PROPAGATION_MS,
+ * before calling it unknown (librdkafka's own produce path allows
+ * topic.metadata.propagation.max.ms for the same reason). */
+enum { TOPIC_PROPAGATION_MS = 1000, TOPIC_PROPAGATION_STEP_MS = 100 };
+
+/* fetch_partition_count, asking again while the topic is unknown, for up
+ * to TOPIC_PROPAGATION_MS. Called with metadata_lock. */
+static kaffe_status_t fetch_partition_count_first(kaffe_producer_t *p, rd_kafka_topic_t *rkt,
+                                                  int32_t *count) {
+    int64_t deadline = clock_now_ms() + TOPIC_PROPAGATION_MS;
+    kaffe_status_t st;
+    while ((st = fetch_partition_count(p, rkt, p->message_timeout_ms, count)) ==
+               KAFFE_ERR_UNKNOWN_TOPIC &&
+           clock_now_ms() < deadline)
+        clock_sleep_ms(TOPIC_PROPAGATION_STEP_MS);
+    return st;
+}
+
 /* Re-reads e's count; keeps the larger (Kafka topics never shrink, and a
  * stale answer must not hide partitions already in use). Called with
  * metadata_lock. */
@@ -142,7 +163,7 @@ kaffe_status_t producer_topic_get(kaffe_producer_t *p, const char *name, topic_e
     if (!e) {
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, name, NULL);
         int32_t count = 0;
-        st = rkt ? fetch_partition_count(p, rkt, p->message_timeout_ms, &count)
+        st = rkt ? fetch_partition_count_first(p, rkt, &count)
                  : (kaffe_status_t)rd_kafka_last_error();
         if (st == KAFFE_OK)
             st = append_entry(p, name, rkt, count, &e);

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 
 #include "producer_helpers.h"
+#include "common/clock.h"
 #include "support/mock_suite.h"
 
 static mock_cluster_t *mc;
@@ -530,6 +531,28 @@ Test(producer, produce_sync_from_eight_threads_delivers_everything) {
         cr_expect_eq(plain_log_end(bs, "wide", part), THREADS * EACH / 4);
     free(seen);
     plain_messages_free(msgs, n);
+}
+
+/* Plays a creation still propagating: the topic's metadata says
+ * UNKNOWN_TOPIC_OR_PART for 300 ms, as a broker that has not learned of a
+ * just-created topic does (found by the real-cluster tier). */
+static void *topic_known_later(void *arg) {
+    clock_sleep_ms(300);
+    rd_kafka_mock_topic_set_error(mock_cluster_handle(mc), arg, RD_KAFKA_RESP_ERR_NO_ERROR);
+    return NULL;
+}
+
+Test(producer, a_topic_still_propagating_is_not_unknown) {
+    cr_assert_eq(mock_cluster_create_topic(mc, "late", 2), 0);
+    rd_kafka_mock_topic_set_error(mock_cluster_handle(mc), "late",
+                                  RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, topic_known_later, "late"), 0);
+    kaffe_producer_t *p = producer_with(bs, "late", NULL);
+    cr_expect_eq(kaffe_produce_sync(p, "k", 1, "v", 1), KAFFE_OK);
+    pthread_join(t, NULL);
+    kaffe_producer_destroy(p);
+    cr_expect_eq(topic_size(bs, "late", 2), 1);
 }
 
 Test(producer, misuse_gets_clear_codes) {
