@@ -10,6 +10,16 @@
 # Java and Maven: without them it is skipped with a message, except with
 # CI=true, where it is mandatory (scripts/setup.sh installs them in CI).
 #
+# The real-cluster tier (tests/cluster, ctest label "cluster") runs next in
+# the plain build, against a 3-node Apache Kafka (KRaft) behind Toxiproxy
+# that scripts/kafka/cluster.sh starts and stops (always). Its scenarios kill,
+# restart, freeze and blackhole brokers under load, with consumer processes
+# in one group, and check loss, replays and duplicates with plain clients
+# (docs/RELIABILITY.md, "Real cluster"). It needs Java, Maven, kcat, curl and
+# Toxiproxy (scripts/setup.sh --cluster builds it with Go): without them it is
+# skipped with a message, except with CI=true, where it is mandatory.
+# KAFFE_CLUSTER_RESULTS=FILE keeps its rows (scripts/reliability.sh cluster).
+#
 # The plain build also builds the API reference with Doxygen (warnings are
 # errors: every public symbol must be documented).
 #
@@ -18,14 +28,22 @@
 # without it they are skipped with a message, except with CI=true.
 #
 #   scripts/test.sh            all of the above
-#   scripts/test.sh quick      the plain build only (with the broker tier and apidocs)
+#   scripts/test.sh quick      the plain build only (with the broker and cluster tiers
+#                              and apidocs)
 #   scripts/test.sh broker     the plain build's broker tier only
+#   scripts/test.sh cluster    the plain build's real-cluster tier only
+#   scripts/test.sh soak       the real-cluster soak: random faults for
+#                              KAFFE_REAL_FAULTS_SOAK_MINUTES (default 30)
 #   scripts/test.sh fuzz       the fuzz targets only
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-
 mode=${1:-all}
+if [ "$mode" = cluster ] || [ "$mode" = soak ]; then
+    bash scripts/setup.sh --cluster
+else
+    bash scripts/setup.sh
+fi
+
 jobs=$(nproc)
 failed=0
 
@@ -47,8 +65,15 @@ stop_broker() {
         broker_env=""
     fi
 }
-trap stop_broker EXIT
-trap 'stop_broker; exit 130' INT TERM
+cluster_env=""
+stop_cluster() {
+    if [ -n "$cluster_env" ]; then
+        bash scripts/kafka/cluster.sh stop "$cluster_env" || true
+        cluster_env=""
+    fi
+}
+trap 'stop_broker; stop_cluster' EXIT
+trap 'stop_broker; stop_cluster; exit 130' INT TERM
 
 # The broker tier, in an already built directory.
 run_broker_tier() { # build-dir
@@ -80,6 +105,51 @@ run_broker_tier() { # build-dir
     fi
     stop_broker
     echo "== broker: tier took $((SECONDS - t0)) s (start, tests, stop)"
+}
+
+# The real-cluster tier, in an already built directory. soak: run only the
+# soak scenario (KAFFE_REAL_FAULTS_SOAK=1), without ctest's time limit.
+run_cluster_tier() { # build-dir [soak]
+    local dir=$1 soak=${2:-} missing=()
+    local toxiproxy=${KAFFE_TOXIPROXY:-${KAFFE_CACHE:-$HOME/.cache/kaffe}/toxiproxy-2.5.0/toxiproxy-server}
+    local tool
+    for tool in java mvn kcat curl; do
+        command -v $tool >/dev/null || missing+=($tool)
+    done
+    [ -x "$toxiproxy" ] || missing+=("toxiproxy-server (built by scripts/setup.sh --cluster, needs go)")
+    if ((${#missing[@]})); then
+        if [ "${CI:-}" = "true" ]; then
+            echo "== cluster: FAILED: CI=true needs ${missing[*]}" >&2
+            failed=1
+        else
+            echo "== cluster: SKIPPED: missing ${missing[*]}. The real-cluster tier did not run;"
+            echo "   install with: bash scripts/setup.sh --cluster"
+        fi
+        return
+    fi
+    echo "== cluster: starting a 3-node Apache Kafka behind Toxiproxy (scripts/kafka/cluster.sh)"
+    local t0=$SECONDS
+    if ! cluster_env=$(bash scripts/kafka/cluster.sh start 3 | tail -1) || [ ! -f "$cluster_env" ]; then
+        echo "== cluster: FAILED: the cluster did not start" >&2
+        cluster_env=""
+        failed=1
+        return
+    fi
+    if [ -n "$soak" ]; then
+        echo "== cluster: soak, ${KAFFE_REAL_FAULTS_SOAK_MINUTES:-30} min of random faults"
+        if ! (cd "$dir" && KAFFE_CLUSTER_ENV="$cluster_env" KAFFE_REAL_FAULTS_SOAK=1 \
+                tests/cluster_test_cluster_faults --jobs 1 --filter 'cluster/soak*'); then
+            failed=1
+        fi
+    else
+        echo "== cluster: the fault scenarios (ctest -L cluster)"
+        if ! (cd "$dir" && KAFFE_CLUSTER_ENV="$cluster_env" \
+                ctest --output-on-failure --no-tests=error -L cluster); then
+            failed=1
+        fi
+    fi
+    stop_cluster
+    echo "== cluster: tier took $((SECONDS - t0)) s (start, scenarios, stop)"
 }
 
 # The API reference (docs/Doxyfile, `ninja apidocs`), in an already built
@@ -122,20 +192,31 @@ if [ "$mode" = fuzz ]; then
 fi
 
 BUILD_ARGS=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
-if [ "$mode" = broker ]; then
-    echo "== plain: building in build/test"
-    bash scripts/build.sh build/test "${BUILD_ARGS[@]}"
-else
-    run_suite plain build/test -LE broker
-    run_apidocs build/test
-fi
-run_broker_tier build/test
+case "$mode" in
+    broker | cluster | soak)
+        echo "== plain: building in build/test"
+        bash scripts/build.sh build/test "${BUILD_ARGS[@]}"
+        ;;
+    *)
+        run_suite plain build/test -LE 'broker|cluster'
+        run_apidocs build/test
+        ;;
+esac
+case "$mode" in
+    broker) run_broker_tier build/test ;;
+    cluster) run_cluster_tier build/test ;;
+    soak) run_cluster_tier build/test soak ;;
+    *)
+        run_broker_tier build/test
+        run_cluster_tier build/test
+        ;;
+esac
 
 if [ "$mode" = all ]; then
     BUILD_ARGS=(-DCMAKE_BUILD_TYPE=Debug -DKAFFE_SANITIZE=address,undefined -DKAFFE_BUILD_BENCH=OFF)
     # The fault suite (test_faults_*) runs at half size under ASan (KAFFE_FAULTS_SCALE).
     KAFFE_FAULTS_SCALE=0.5 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-        run_suite asan+ubsan build/asan -LE broker
+        run_suite asan+ubsan build/asan -LE 'broker|cluster'
 
     BUILD_ARGS=(-DCMAKE_BUILD_TYPE=Debug -DKAFFE_SANITIZE=thread -DKAFFE_BUILD_BENCH=OFF)
     TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" \

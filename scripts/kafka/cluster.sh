@@ -27,6 +27,10 @@
 #                                       upstream or downstream)
 #   cluster.sh untoxic ENV ID NAME      removes it
 #   cluster.sh heal ENV                 removes every toxic (Toxiproxy /reset)
+#   cluster.sh restore ENV [SECONDS]    every node thawed, started if it is
+#                                       down, every toxic removed, then
+#                                       wait-all (after a scenario that failed
+#                                       half-way, too)
 #
 # Every node listens on three ports: CLIENT (advertised as its Toxiproxy
 # proxy's port, so every client connection after the bootstrap crosses the
@@ -466,6 +470,22 @@ cmd_heal() {
     toxi_call POST /reset >/dev/null
 }
 
+cmd_restore() { # env [seconds]
+    load_env "$1"
+    local i pid
+    for i in $(seq 1 "$nodes"); do
+        pid=$(node_key "$i" PID)
+        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+            kill -CONT "$pid" 2>/dev/null || true
+        else
+            log "node $i is down: starting it"
+            cmd_node "$1" "$i" start
+        fi
+    done
+    toxi_call POST /reset >/dev/null
+    cmd_wait_all "$1" "${2:-120}"
+}
+
 command=${1:-}
 shift || true
 case "$command" in
@@ -480,5 +500,6 @@ case "$command" in
     toxic) cmd_toxic "$@" ;;
     untoxic) cmd_untoxic "$@" ;;
     heal) cmd_heal "$@" ;;
+    restore) cmd_restore "$@" ;;
     *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -81,10 +81,9 @@ static void ctl(const char *command, const char *fmt, ...) {
     cr_assert_eq(rc, 0, "scripts/kafka/cluster.sh %s %s failed (%d)", command, args, rc);
 }
 
-/* Every node serves again (full ISR), every toxic gone. */
+/* Every node running, thawed and serving (full ISR), every toxic gone. */
 static void cluster_all_up(void) {
-    ctl("heal", "%s", "");
-    ctl("wait-all", "%d", 180);
+    ctl("restore", "%d", 180);
 }
 
 /* --- the producer under load ------------------------------------------------ */
@@ -295,6 +294,7 @@ static void scenario_begin(scenario_t *s, const char *name, const char *title, l
     snprintf(s->dir, sizeof s->dir, "/tmp/kaffe-cluster-%s-XXXXXX", name);
     cr_assert_not_null(mkdtemp(s->dir));
     s->seed = fault_seed(name);
+    fprintf(stderr, "%s: member logs in %s (removed when the scenario passes)\n", s->topic, s->dir);
     cluster_all_up();
     char err[512];
     cr_assert_eq(plain_create_topic(cluster_bootstrap(), s->topic, PARTITIONS, 3, err, sizeof err),
@@ -694,24 +694,26 @@ Test(cluster, members_sigkilled_while_brokers_die, .timeout = 300) {
 
 Test(cluster, producer_connections_cut_mid_batch, .timeout = 240) {
     scenario_t s;
-    /* A short produce timeout, so that the blackhole makes produce calls
-     * fail while their requests may have reached the broker. */
+    /* A short produce timeout, so that produce calls fail while their
+     * requests may have reached the broker. */
     scenario_begin(&s, "producer-cut",
-                   "Producer's connections cut mid-batch (reset_peer, then responses blackholed "
-                   "past produce_timeout_ms = 3 s) on each broker",
+                   "Producer's connections cut mid-batch on each broker in turn (responses "
+                   "blackholed past produce_timeout_ms = 3 s, then reset_peer)",
                    600, 3000);
     s.expect_produce_errors = 1;
     int nodes = cluster_nodes();
     fault_starts(&s);
     for (int id = 1; id <= nodes; id++) {
-        ctl("toxic", "%d cut reset_peer upstream timeout=0", id);
-        clock_sleep_ms(300); /* the requests in flight now are cut */
-        ctl("untoxic", "%d cut", id);
+        /* The established connections keep carrying requests to the broker,
+         * which writes them; its answers are dropped. */
         ctl("toxic", "%d mute timeout downstream timeout=0", id);
         long failed = atomic_load(&s.load.failed);
         int64_t deadline = clock_now_ms() + 30000;
         while (atomic_load(&s.load.failed) == failed && clock_now_ms() < deadline)
-            clock_sleep_ms(50); /* until a produce fails on the muted broker */
+            clock_sleep_ms(50); /* until a produce call fails on the muted broker */
+        ctl("toxic", "%d cut reset_peer upstream timeout=0", id);
+        clock_sleep_ms(300); /* the connections in use now are reset */
+        ctl("untoxic", "%d cut", id);
         ctl("untoxic", "%d mute", id);
         loader_wait_ok(&s.load, 300, 60000);
     }
