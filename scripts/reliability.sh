@@ -68,7 +68,7 @@ EOF
         while IFS='|' read -r scenario acked errors errors_in_log plost _messages handled lost replays dups bound recovery pause _procs; do
             [ "$pause" = "-1" ] && pause="n/a"
             echo "| $scenario | $acked | $errors ($errors_in_log) | $plost | $handled | $lost | $replays | $dups | $bound | $recovery | $pause |"
-        done <"$results"
+        done < <(sort -n "$results")
         if [ "$status" -ne 0 ]; then
             echo
             echo "**Not every scenario passed in this run**: a failing scenario has no row above."

@@ -75,21 +75,28 @@ stop_cluster() {
 trap 'stop_broker; stop_cluster' EXIT
 trap 'stop_broker; stop_cluster; exit 130' INT TERM
 
+# Says why a tier cannot run when something it needs is missing: FAILED
+# with CI=true (sets failed), SKIPPED otherwise. Returns 1 when nothing is
+# missing (the tier runs).
+tier_missing() { # tier setup-option missing...
+    local tier=$1 option=$2
+    shift 2
+    (($#)) || return 1
+    if [ "${CI:-}" = "true" ]; then
+        echo "== $tier: FAILED: CI=true needs $* (scripts/setup.sh installs them when CI=true)" >&2
+        failed=1
+    else
+        echo "== $tier: SKIPPED: $* not found. The $tier tier did not run;"
+        echo "   install with: bash scripts/setup.sh $option"
+    fi
+}
+
 # The broker tier, in an already built directory.
 run_broker_tier() { # build-dir
     local dir=$1 missing=()
     command -v java >/dev/null || missing+=(java)
     command -v mvn >/dev/null || missing+=(mvn)
-    if ((${#missing[@]})); then
-        if [ "${CI:-}" = "true" ]; then
-            echo "== broker: FAILED: CI=true needs ${missing[*]} (scripts/setup.sh installs them when CI=true)" >&2
-            failed=1
-        else
-            echo "== broker: SKIPPED: ${missing[*]} not found. The real Apache Kafka tier did not run;"
-            echo "   install with: bash scripts/setup.sh --broker"
-        fi
-        return
-    fi
+    ! tier_missing broker --broker "${missing[@]}" || return 0
     echo "== broker: starting Apache Kafka (scripts/kafka/start.sh)"
     local t0=$SECONDS
     if ! broker_env=$(bash scripts/kafka/start.sh | tail -1) || [ ! -f "$broker_env" ]; then
@@ -116,17 +123,8 @@ run_cluster_tier() { # build-dir [soak]
     for tool in java mvn kcat curl; do
         command -v $tool >/dev/null || missing+=($tool)
     done
-    [ -x "$toxiproxy" ] || missing+=("toxiproxy-server (built by scripts/setup.sh --cluster, needs go)")
-    if ((${#missing[@]})); then
-        if [ "${CI:-}" = "true" ]; then
-            echo "== cluster: FAILED: CI=true needs ${missing[*]}" >&2
-            failed=1
-        else
-            echo "== cluster: SKIPPED: missing ${missing[*]}. The real-cluster tier did not run;"
-            echo "   install with: bash scripts/setup.sh --cluster"
-        fi
-        return
-    fi
+    [ -x "$toxiproxy" ] || missing+=("toxiproxy-server (built with go)")
+    ! tier_missing cluster --cluster "${missing[@]}" || return 0
     echo "== cluster: starting a 3-node Apache Kafka behind Toxiproxy (scripts/kafka/cluster.sh)"
     local t0=$SECONDS
     if ! cluster_env=$(bash scripts/kafka/cluster.sh start 3 | tail -1) || [ ! -f "$cluster_env" ]; then

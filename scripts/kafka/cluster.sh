@@ -88,19 +88,8 @@ java_opts() { # node dir
     echo "-Xshare:auto -Djava.awt.headless=true -Dlog4j.configuration=file:$dir/log4j.properties"
 }
 
-jars_dir() {
-    local pom_hash
-    pom_hash=$(sha256sum "$here/pom.xml" | cut -c1-12)
-    jars=$cache/kafka-jars-$pom_hash
-    if [ ! -f "$jars/.complete" ]; then
-        command -v mvn >/dev/null || die "mvn not found (scripts/setup.sh --cluster)"
-        log "resolving Kafka jars from Maven Central into $jars (first run only)"
-        rm -rf "$jars"
-        mkdir -p "$jars" "$cache/m2"
-        mvn -q -B -f "$here/pom.xml" -Dmaven.repo.local="$cache/m2" -Djars.dir="$jars" \
-            dependency:copy-dependencies >&2 || die "mvn dependency:copy-dependencies failed"
-        touch "$jars/.complete"
-    fi
+jars_dir() { # sets jars (jars.sh resolves them on first use)
+    jars=$(bash "$here/jars.sh") || die "no Kafka jars"
 }
 
 # Starts node id's JVM (its configuration and data exist); records its pid.

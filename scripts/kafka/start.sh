@@ -19,7 +19,6 @@
 # wait for "Kafka Server started", default 90).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-cache=${KAFFE_CACHE:-$HOME/.cache/kaffe}
 timeout=${KAFFE_KAFKA_START_TIMEOUT:-90}
 
 log() { echo "kafka: $*" >&2; }
@@ -29,19 +28,8 @@ command -v java >/dev/null || die "java not found (apt-get install openjdk-17-jd
 command -v openssl >/dev/null || die "openssl not found"
 command -v python3 >/dev/null || die "python3 not found (used to pick free ports)"
 
-# --- Jars: resolved once per pom.xml version, then cached. ----------------
-pom_hash=$(sha256sum "$here/pom.xml" | cut -c1-12)
-jars=$cache/kafka-jars-$pom_hash
-if [ ! -f "$jars/.complete" ]; then
-    command -v mvn >/dev/null || die "mvn not found (apt-get install maven, or scripts/setup.sh --broker)"
-    log "resolving Kafka jars from Maven Central into $jars (first run only)"
-    rm -rf "$jars"
-    mkdir -p "$jars" "$cache/m2"
-    mvn -q -B -f "$here/pom.xml" -Dmaven.repo.local="$cache/m2" -Djars.dir="$jars" \
-        dependency:copy-dependencies >&2 || die "mvn dependency:copy-dependencies failed"
-    ls "$jars"/kafka_2.13-*.jar >/dev/null 2>&1 || die "no kafka_2.13 jar in $jars"
-    touch "$jars/.complete"
-fi
+# --- Jars: resolved once per pom.xml version, then cached (jars.sh). ---------
+jars=$(bash "$here/jars.sh") || die "no Kafka jars"
 classpath="$jars/*"
 
 # --- Working directory and free ports. ------------------------------------

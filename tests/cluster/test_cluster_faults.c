@@ -44,8 +44,8 @@ enum {
     PARTITIONS = 6,
     MEMBERS = 3,
     MAX_MEMBERS = 6,
-    MAX_LOGS = 96,
-    MAX_CHECKPOINTS = 64,
+    MAX_LOGS = 512,            /* member processes a scenario may start (the soak's restarts) */
+    MAX_CHECKPOINTS = 512,     /* faults and kills a scenario may check against */
     SESSION_TIMEOUT_MS = 6000, /* the broker's group.min.session.timeout.ms */
 };
 
@@ -399,15 +399,7 @@ static void record_row(const scenario_t *s, const produce_verdict_t *pv, const f
              s->title, pv->acked, pv->errors, pv->errors_in_log, pv->lost, v->messages, handled,
              v->lost, v->replays_of_acked, v->duplicates, bound, s->recovery_ms, pause_ms,
              (long)s->log_count);
-    fprintf(stderr, "cluster result: %s", line);
-    const char *path = getenv("KAFFE_CLUSTER_RESULTS");
-    if (path && *path) {
-        FILE *f = fopen(path, "a");
-        if (f) {
-            fputs(line, f);
-            fclose(f);
-        }
-    }
+    fault_results_append("KAFFE_CLUSTER_RESULTS", line);
 }
 
 /* Stops the load, brings every broker back, waits for the committed log
@@ -488,6 +480,13 @@ static void scenario_finish(scenario_t *s) {
     }
 }
 
+/* The last fault is over: recovery, a second more of load, the checks. */
+static void scenario_end(scenario_t *s) {
+    fault_over(s);
+    loader_wait_ok(&s->load, s->load.rate, 60000);
+    scenario_finish(s);
+}
+
 /* --- who is who --------------------------------------------------------------- */
 
 static int leader_of(const scenario_t *s, int partition) {
@@ -540,9 +539,9 @@ static int wait_controller_other_than(int id, int timeout_ms) {
 /* --- the scenarios ---------------------------------------------------------------- */
 
 Test(cluster, leader_sigkill_restart_after_10s, .timeout = 240) {
-    scenario_t s;
-    scenario_begin(&s, "leader-kill", "SIGKILL the busiest partition's leader, restart after 10 s",
-                   600, 60000);
+    static scenario_t s; /* large: not on the stack */
+    scenario_begin(&s, "leader-kill",
+                   "1. SIGKILL the busiest partition's leader, restart after 10 s", 600, 60000);
     int p = busiest_partition(&s), id = leader_of(&s, p);
     fprintf(stderr, "%s: killing node %d, leader of partition %d\n", s.topic, id, p);
     fault_starts(&s);
@@ -550,15 +549,14 @@ Test(cluster, leader_sigkill_restart_after_10s, .timeout = 240) {
     clock_sleep_ms(10000); /* the fault's length, as the scenario says */
     ctl("node", "%d start", id);
     ctl("wait", "%d 120", id);
-    fault_over(&s);
-    loader_wait_ok(&s.load, 600, 60000);
-    scenario_finish(&s);
+    scenario_end(&s);
 }
 
 Test(cluster, rolling_restart, .timeout = 300) {
-    scenario_t s;
+    static scenario_t s; /* large: not on the stack */
     scenario_begin(&s, "rolling",
-                   "Rolling restart of all 3 brokers (SIGTERM, wait until it serves)", 600, 60000);
+                   "2. Rolling restart of all 3 brokers (SIGTERM, wait until it serves)", 600,
+                   60000);
     fault_starts(&s);
     for (int id = 1; id <= 3; id++) {
         ctl("node", "%d restart", id);
@@ -570,8 +568,9 @@ Test(cluster, rolling_restart, .timeout = 300) {
 }
 
 Test(cluster, controller_sigkill, .timeout = 240) {
-    scenario_t s;
-    scenario_begin(&s, "controller-kill", "SIGKILL the active KRaft controller", 600, 60000);
+    static scenario_t s; /* large: not on the stack */
+    scenario_begin(&s, "controller-kill", "3. SIGKILL the active KRaft controller, restart it", 600,
+                   60000);
     int id = cluster_query("controller", "%s", "");
     cr_assert_gt(id, 0, "no active controller");
     fprintf(stderr, "%s: killing node %d, the active controller\n", s.topic, id);
@@ -581,15 +580,13 @@ Test(cluster, controller_sigkill, .timeout = 240) {
     fprintf(stderr, "%s: node %d is the controller now\n", s.topic, next);
     ctl("node", "%d start", id);
     ctl("wait", "%d 120", id);
-    fault_over(&s);
-    loader_wait_ok(&s.load, 600, 60000);
-    scenario_finish(&s);
+    scenario_end(&s);
 }
 
 Test(cluster, broker_sigstop_longer_than_session, .timeout = 240) {
-    scenario_t s;
+    static scenario_t s; /* large: not on the stack */
     scenario_begin(&s, "zombie",
-                   "SIGSTOP a broker (the busiest leader) for 9 s > session.timeout.ms, SIGCONT",
+                   "4. SIGSTOP a broker (the busiest leader) for 9 s > session.timeout.ms, SIGCONT",
                    600, 60000);
     int id = busiest_leader(&s);
     fprintf(stderr, "%s: freezing node %d\n", s.topic, id);
@@ -598,15 +595,13 @@ Test(cluster, broker_sigstop_longer_than_session, .timeout = 240) {
     clock_sleep_ms(SESSION_TIMEOUT_MS + 3000); /* the fault's length */
     ctl("node", "%d thaw", id);
     ctl("wait", "%d 120", id);
-    fault_over(&s);
-    loader_wait_ok(&s.load, 600, 60000);
-    scenario_finish(&s);
+    scenario_end(&s);
 }
 
 Test(cluster, coordinator_blackhole, .timeout = 240) {
-    scenario_t s;
+    static scenario_t s; /* large: not on the stack */
     scenario_begin(&s, "blackhole",
-                   "Blackhole the group coordinator's broker (Toxiproxy timeout) for 9 s > "
+                   "5. Blackhole the group coordinator's broker (Toxiproxy timeout) for 9 s > "
                    "session.timeout.ms, heal",
                    600, 60000);
     int id = cluster_query("coordinator", "%s", s.group);
@@ -618,15 +613,13 @@ Test(cluster, coordinator_blackhole, .timeout = 240) {
     clock_sleep_ms(SESSION_TIMEOUT_MS + 3000); /* the fault's length */
     ctl("untoxic", "%d hole-up", id);
     ctl("untoxic", "%d hole-down", id);
-    fault_over(&s);
-    loader_wait_ok(&s.load, 600, 60000);
-    scenario_finish(&s);
+    scenario_end(&s);
 }
 
 Test(cluster, latency_resets_rebalance_storm, .timeout = 300) {
-    scenario_t s;
+    static scenario_t s; /* large: not on the stack */
     scenario_begin(&s, "storm",
-                   "200 ms latency (jitter 50) and connection resets on every broker during a "
+                   "6. 200 ms latency (jitter 50) and connection resets on every broker during a "
                    "rebalance storm (members join and leave)",
                    300, 60000);
     int nodes = cluster_nodes();
@@ -658,15 +651,13 @@ Test(cluster, latency_resets_rebalance_storm, .timeout = 300) {
     }
     for (int id = 1; id <= nodes; id++)
         ctl("untoxic", "%d lag", id);
-    fault_over(&s);
-    loader_wait_ok(&s.load, 300, 60000);
-    scenario_finish(&s);
+    scenario_end(&s);
 }
 
 Test(cluster, members_sigkilled_while_brokers_die, .timeout = 300) {
-    scenario_t s;
+    static scenario_t s; /* large: not on the stack */
     scenario_begin(&s, "kill-members",
-                   "Members SIGKILLed x4 at random points while brokers are SIGKILLed too", 600,
+                   "7. Members SIGKILLed x4 at random points while brokers are SIGKILLed too", 600,
                    60000);
     fault_starts(&s);
     for (int round = 0; round < 4; round++) {
@@ -687,17 +678,15 @@ Test(cluster, members_sigkilled_while_brokers_die, .timeout = 300) {
             ctl("wait", "%d 120", broker);
         }
     }
-    fault_over(&s);
-    loader_wait_ok(&s.load, 600, 60000);
-    scenario_finish(&s);
+    scenario_end(&s);
 }
 
 Test(cluster, producer_connections_cut_mid_batch, .timeout = 240) {
-    scenario_t s;
+    static scenario_t s; /* large: not on the stack */
     /* A short produce timeout, so that produce calls fail while their
      * requests may have reached the broker. */
     scenario_begin(&s, "producer-cut",
-                   "Producer's connections cut mid-batch on each broker in turn (responses "
+                   "8. Producer's connections cut mid-batch on each broker in turn (responses "
                    "blackholed past produce_timeout_ms = 3 s, then reset_peer)",
                    600, 3000);
     s.expect_produce_errors = 1;
@@ -730,12 +719,13 @@ Test(cluster, soak_random_faults, .timeout = 7200) {
         cr_skip_test("KAFFE_REAL_FAULTS_SOAK=1 runs the soak (scripts/test.sh soak)");
     const char *m = getenv("KAFFE_REAL_FAULTS_SOAK_MINUTES");
     int minutes = m ? atoi(m) : 30;
-    static char title[128];
-    snprintf(title, sizeof title, "Soak: %d min of random faults (kinds 1-7) under load", minutes);
-    scenario_t s;
+    static char title[256];
+    snprintf(title, sizeof title, "9. Soak: %d min of random faults under load", minutes);
+    static scenario_t s; /* large: not on the stack */
     scenario_begin(&s, "soak", title, 400, 60000);
     int nodes = cluster_nodes();
-    int64_t until = clock_now_ms() + (int64_t)minutes * 60000;
+    int64_t began_ms = clock_now_ms();
+    int64_t until = began_ms + (int64_t)minutes * 60000;
     int faults = 0;
     fault_starts(&s);
     while (clock_now_ms() < until) {
@@ -782,5 +772,9 @@ Test(cluster, soak_random_faults, .timeout = 7200) {
             break; /* the checker's tables are full: check what ran */
     }
     fprintf(stderr, "%s: %d faults\n", s.topic, faults);
+    snprintf(title, sizeof title,
+             "9. Soak: %d min, %d random faults (broker and controller SIGKILL, restarts, "
+             "freezes, blackholes, member SIGKILL) under load",
+             (int)((clock_now_ms() - began_ms + 30000) / 60000), faults);
     scenario_finish(&s);
 }

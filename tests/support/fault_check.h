@@ -58,15 +58,11 @@ typedef struct fault_result {
     const char *bound_text; /* how dup_bound is derived */
 } fault_result_t;
 
-/* Appends one '|'-separated line to $KAFFE_FAULTS_RESULTS (if set) and prints
- * it. Called after the asserts passed: a failing scenario leaves no row. */
-static inline void fault_result_record(const fault_result_t *r) {
-    char line[512];
-    snprintf(line, sizeof line, "%s|%ld|%ld|%ld|%ld|%ld|%ld|%s\n", r->scenario, r->messages,
-             r->lost, r->duplicates, r->replays_of_acked, r->recovery_ms, r->dup_bound,
-             r->bound_text);
+/* Prints line (one '|'-separated row, ending in a newline) and appends it
+ * to the file named by the environment variable env_name, if set. */
+static inline void fault_results_append(const char *env_name, const char *line) {
     fprintf(stderr, "fault result: %s", line);
-    const char *path = getenv("KAFFE_FAULTS_RESULTS");
+    const char *path = getenv(env_name);
     if (path && *path) {
         FILE *f = fopen(path, "a");
         if (f) {
@@ -74,6 +70,17 @@ static inline void fault_result_record(const fault_result_t *r) {
             fclose(f);
         }
     }
+}
+
+/* Appends r as one '|'-separated line to $KAFFE_FAULTS_RESULTS (if set) and
+ * prints it. Called after the asserts passed: a failing scenario leaves no
+ * row. */
+static inline void fault_result_record(const fault_result_t *r) {
+    char line[512];
+    snprintf(line, sizeof line, "%s|%ld|%ld|%ld|%ld|%ld|%ld|%s\n", r->scenario, r->messages,
+             r->lost, r->duplicates, r->replays_of_acked, r->recovery_ms, r->dup_bound,
+             r->bound_text);
+    fault_results_append("KAFFE_FAULTS_RESULTS", line);
 }
 
 /* --- committed state (read with a plain client) ---------------------------- */
