@@ -99,7 +99,9 @@ EOF
   last restart) to the first message handled after it. **longest pause**: the longest time
   without a handle in any member, from the first fault's start to that first handle (a
   killed or frozen leader's partitions wait until the controller fences it, 4 s of
-  `broker.session.timeout.ms`; a member expelled waits for its rejoin).
+  `broker.session.timeout.ms`; a member expelled waits for its rejoin). Both include
+  pauses of the load itself: one producer sends batches that span every partition, so a
+  batch waits for its slowest partition and nothing new arrives meanwhile.
 - Waits are for states: a node serves again when its own listener answers metadata that
   lists every running node and shows every partition it replicates with its full ISR
   (`scripts/kafka/cluster.sh wait`); a member has joined when it handles; the end is the
