@@ -1,5 +1,6 @@
 /* fault_consumer — a kaffe consumer process for the fault suite
- * (tests/integration/test_faults_kill.c, test_faults_churn.c).
+ * (tests/integration/test_faults_kill.c, test_faults_churn.c) and the
+ * real-cluster tier (tests/cluster/test_cluster_faults.c).
  *
  *   fault_consumer BOOTSTRAPS TOPIC GROUP LOGFILE SEED [MAX_IN_FLIGHT] [ACKS_PER_SEC]
  *
