@@ -33,18 +33,27 @@ typedef struct kaffe_conf_s kaffe_conf_t;
  * Async mode (async_message_ack=true): returning KAFFE_OK accepts m; the
  * application must call kaffe_consumer_ack() on it exactly once, from any
  * thread, and m stays valid until then.
- * Any other return value is a handler failure, handled by the consumer's
- * failure policy (by default the consumer stops with that error and commits
- * nothing at or past m). */
+ * Any other return value (1, -1, 42, a kaffe status, ...) is a handler
+ * failure, handled by the consumer's failure policy (by default the consumer
+ * stops and commits nothing at or past m). The value is the application's
+ * own: kaffe never reads it as a status. The failure is reported as
+ * KAFFE_ERR_HANDLER (to the error callback, whose reason names the value;
+ * by kaffe_consumer_last_error(); by kaffe_consumer_stop() when it stopped the
+ * consumer) and the value itself is kept in the failure counters
+ * (kaffe_failure_counters_t.last_failure_value) and in a dead letter's
+ * kaffe.error.code header. */
 typedef int (*kaffe_message_handler_t)(kaffe_message_t *m, void *opaque);
 
 /** Told about errors that do not belong to one call: broker down,
  * authentication failure, unknown topic, a handler failure that stopped the
- * consumer. status is a kaffe_status_t or librdkafka code (its symbolic
+ * consumer. status is a kaffe_status_t (kaffe's code for the fault where it
+ * has one, else a librdkafka code passed through: see error.h; its symbolic
  * name is kaffe_err_name(status), its generic text kaffe_strerror(status));
  * reason is a readable, secret-free sentence valid only during the call.
- * The same error is also logged at KAFFE_LOG_ERROR as "<name>: <reason>". Called from a
- * kaffe internal thread; must not call kaffe_consumer_stop/destroy. */
+ * An error goes to this callback when one is set, and is logged at
+ * KAFFE_LOG_ERROR as "<name>: <reason>" only when none is set: each error is
+ * told once. Called from a kaffe internal thread; must not call
+ * kaffe_consumer_stop/destroy (they return KAFFE_ERR_STATE there). */
 typedef void (*kaffe_error_cb_t)(int status, const char *reason, void *opaque);
 
 /** A user partitioner: returns a partition in [0, partition_count), or -1 to

@@ -49,9 +49,10 @@
  *
  * Failure. A message fails when its handler returns anything but KAFFE_OK,
  * or, in async mode, when the application calls kaffe_consumer_nack() for
- * it. Every failure is told to the error callback. What follows is the
- * on_error property:
- *   stop         (default, as Kaffe) the consumer stops with that status.
+ * it. Every failure is told to the error callback as KAFFE_ERR_HANDLER
+ * (the reason names the application's value). What follows is the on_error
+ * property:
+ *   stop         (default, as Kaffe) the consumer stops with KAFFE_ERR_HANDLER.
  *                Nothing at or past the failed message is committed in its
  *                partition (it is delivered again after a restart);
  *                kaffe_consumer_wait() returns and kaffe_consumer_stop()
@@ -64,7 +65,9 @@
  *                message is acked unhandled, and counted).
  *   dead_letter  the message is produced to dead_letter_topic (key, value
  *                and headers, plus kaffe.original.topic/partition/offset,
- *                kaffe.error.code/text, kaffe.attempts, kaffe.failed.at) by
+ *                kaffe.error.code (the application's failure value, in
+ *                decimal) and kaffe.error.text (kaffe_strerror of
+ *                KAFFE_ERR_HANDLER), kaffe.attempts, kaffe.failed.at) by
  *                a producer kaffe makes from the consumer's settings. It
  *                counts as acked only once the broker acknowledged that
  *                produce. If the produce fails (after produce_timeout_ms of
@@ -169,12 +172,12 @@ KAFFE_API kaffe_status_t kaffe_consumer_start(kaffe_consumer_t *c);
  * after kaffe_consumer_destroy() is undefined. */
 KAFFE_API kaffe_status_t kaffe_consumer_ack(kaffe_consumer_t *c, kaffe_message_t *m);
 
-/** Reports, in async mode, that handling m failed with status error (not
- * KAFFE_OK): the on_error policy applies to m as if its handler had returned
- * error. Instead of kaffe_consumer_ack(), exactly once, from any thread; m
- * must not be used after this call. Returns KAFFE_OK (the policy took it),
- * or as kaffe_consumer_ack() (REVOKED, STOPPED, ACK_DUPLICATE, NOT_ASYNC,
- * INVALID_ARG; error KAFFE_OK is INVALID_ARG): then nothing changed. */
+/** Reports, in async mode, that handling m failed with the application's
+ * failure value error (any value but KAFFE_OK): the on_error policy applies
+ * to m as if its handler had returned error. Instead of kaffe_consumer_ack(), exactly once, from
+ * any thread; m must not be used after this call. Returns KAFFE_OK (the policy took it), or as
+ * kaffe_consumer_ack() (REVOKED, STOPPED, ACK_DUPLICATE, NOT_ASYNC, INVALID_ARG; error KAFFE_OK is
+ * INVALID_ARG): then nothing changed. */
 KAFFE_API kaffe_status_t kaffe_consumer_nack(kaffe_consumer_t *c, kaffe_message_t *m, int error);
 
 /** on_error=pause: hands the messages waiting in topic/partition to the
@@ -194,6 +197,8 @@ typedef struct kaffe_failure_counters {
     uint64_t skipped;            /**< messages acked unhandled (retry_exhausted=skip) */
     uint64_t paused;             /**< messages paused (on_error=pause) */
     uint64_t restarts;           /**< client restarts after fatal errors */
+    int last_failure_value;      /**< the value the last failed handler returned, or
+                                      the last nack passed (0: no failure yet) */
 } kaffe_failure_counters_t;
 
 /** Copies the counters into *out. Any thread; each counter is read on its

@@ -2,10 +2,24 @@
  * kaffe — status codes.
  *
  * Every kaffe call that can fail returns a kaffe_status_t. KAFFE_OK is 0.
- * kaffe's own codes are negative numbers at or below -1000. librdkafka's
- * error codes (rd_kafka_resp_err_t, in -200..-1 and 1..999) are passed
- * through unchanged rather than renumbered, so a status may also be any
- * librdkafka error; kaffe_err_name() and kaffe_strerror() describe both.
+ * kaffe's own codes are negative numbers at or below -1000.
+ *
+ * One fault has one code, whichever side reports it (a return value, the
+ * consumer's or the producer's error callback, the CLI): the librdkafka
+ * errors kaffe has a code for are reported as that code (a lost broker
+ * connection, librdkafka's _TRANSPORT, is KAFFE_ERR_TRANSPORT; _ALL_BROKERS_DOWN
+ * is KAFFE_ERR_ALL_BROKERS_DOWN; _AUTHENTICATION and SASL_AUTHENTICATION_FAILED
+ * are KAFFE_ERR_AUTHENTICATION; _SSL is KAFFE_ERR_SSL; librdkafka's timeouts
+ * are KAFFE_ERR_TIMED_OUT; MSG_SIZE_TOO_LARGE and RECORD_LIST_TOO_LARGE are
+ * KAFFE_ERR_MSG_SIZE_TOO_LARGE; UNKNOWN_TOPIC_OR_PART and _UNKNOWN_TOPIC are
+ * KAFFE_ERR_UNKNOWN_TOPIC; _UNKNOWN_PARTITION is KAFFE_ERR_UNKNOWN_PARTITION).
+ * Every other librdkafka error (rd_kafka_resp_err_t, in -200..-1 and
+ * 1..999) is passed through unchanged, so a status may also be such an
+ * error (a commit's REBALANCE_IN_PROGRESS, a fatal FENCED_INSTANCE_ID, ...).
+ *
+ * A message handler's own failure values are never statuses: whatever a
+ * handler returns other than KAFFE_OK is reported as KAFFE_ERR_HANDLER (see
+ * kaffe_message_handler_t in conf.h).
  *
  * The list below is the single source of the enum and of its strings. */
 #ifndef KAFFE_ERROR_H
@@ -41,9 +55,10 @@ extern "C" {
     XX(ERR_UNKNOWN_TOPIC, -1021, "Topic does not exist")                                           \
     XX(ERR_MSG_SIZE_TOO_LARGE, -1022, "Message is larger than the maximum allowed")                \
     XX(ERR_PARTITIONER, -1023, "Partitioner returned an invalid partition")                        \
-    XX(ERR_TRANSPORT, -1024, "Broker unreachable")                                                 \
+    XX(ERR_TRANSPORT, -1024, "Broker connection failed")                                           \
     XX(ERR_AUTHENTICATION, -1025, "Authentication failed")                                         \
     XX(ERR_SSL, -1026, "TLS setup or handshake failed")                                            \
+    XX(ERR_ALL_BROKERS_DOWN, -1027, "No broker is reachable")                                      \
     XX(ERR_BATCH_INCOMPLETE, -1300,                                                                \
        "Some messages of the batch were not written: see the per-message results")
 
@@ -55,9 +70,11 @@ typedef enum kaffe_status {
 #undef KAFFE__ENUM
 } kaffe_status_t;
 
-/** The symbolic name of a status ("KAFFE_ERR_REVOKED", or librdkafka's
- * "RD_KAFKA_RESP_ERR_..." name for a librdkafka code). Never NULL; the string
- * is static. Thread-safe. */
+/** The symbolic name of a status: the C enum name, that is "KAFFE_OK",
+ * "KAFFE_ERR_REVOKED", ... for kaffe's codes and librdkafka's full enum name
+ * ("RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS", "RD_KAFKA_RESP_ERR__FATAL")
+ * for a librdkafka code; "KAFFE_ERR_UNKNOWN" for any other value. Never
+ * NULL; the string is static. Thread-safe. */
 KAFFE_API const char *kaffe_err_name(int status);
 
 /** A one-line human description of a status. Never NULL; static. Thread-safe. */

@@ -55,8 +55,9 @@
  * the delivery thread within a few milliseconds when no produce call comes.
  *
  * Errors: every call returns a kaffe_status_t. kaffe's own codes name the
- * common failures; any other librdkafka error is passed through unchanged
- * (kaffe_err_name() and kaffe_strerror() describe both):
+ * common failures (the same codes the error callback gets for the same
+ * fault; see error.h); any other librdkafka error is passed through
+ * unchanged (kaffe_err_name() and kaffe_strerror() describe both):
  *   KAFFE_ERR_INVALID_ARG          NULL producer/topic/results, count 0, bad flag.
  *   KAFFE_ERR_UNKNOWN_TOPIC        the cluster has no such topic.
  *   KAFFE_ERR_UNKNOWN_PARTITION    the named partition does not exist.
@@ -64,7 +65,7 @@
  *                                  outside [0, partition_count).
  *   KAFFE_ERR_MSG_SIZE_TOO_LARGE   larger than message.max.bytes (client) or
  *                                  than the broker accepts.
- *   KAFFE_ERR_TRANSPORT            not acknowledged within the produce timeout
+ *   KAFFE_ERR_ALL_BROKERS_DOWN     not acknowledged within the produce timeout
  *                                  while no broker was reachable.
  *   KAFFE_ERR_TIMED_OUT            not acknowledged within the produce timeout
  *                                  (produce_timeout_ms, librdkafka's

@@ -43,10 +43,10 @@ typedef struct consume {
     /* CLOCK_MONOTONIC ms of the last message, or of the first assignment;
      * 0 before either. Relaxed: a clock reading, no data hangs on it. */
     atomic_llong last_activity_ms;
-    /* A broker error that ends the command (exit 1): set once by the error
-     * callback (release, after writing error_text), read by main (acquire). */
+    /* A broker error that ends the command (exit 1): set by the error
+     * callback, read by main. Relaxed: the error is printed already, only
+     * the flag is read. */
     atomic_int fatal;
-    char error_text[512];
 } consume_t;
 
 static void consume_help(void) {
@@ -123,6 +123,15 @@ static void line_written(void *item, void *opaque) {
         kaffe_consumer_ack(st->consumer, item);
 }
 
+/* The handler's failure value for a message past --count (any value but
+ * KAFFE_OK is a failure; the consumer reports it as KAFFE_ERR_HANDLER). */
+#define PAST_COUNT 1
+
+/* Whether --count messages were printed: a handler failure is then ours. */
+static bool past_count(consume_t *st) {
+    return st->count > 0 && atomic_load_explicit(&st->printed, memory_order_relaxed) > st->count;
+}
+
 /* Worker threads. Past --count, a message is refused (not printed, not
  * acked): the consumer then stops and commits nothing at or past it, so the
  * next consumer of the group gets it. */
@@ -131,7 +140,7 @@ static int handle(kaffe_message_t *m, void *opaque) {
     atomic_store_explicit(&st->last_activity_ms, clock_now_ms(), memory_order_relaxed);
     if (st->count > 0 &&
         atomic_fetch_add_explicit(&st->printed, 1, memory_order_relaxed) >= st->count)
-        return KAFFE_ERR_STOPPED;
+        return PAST_COUNT;
     if (st->count == 0)
         atomic_fetch_add_explicit(&st->printed, 1, memory_order_relaxed);
     print_message(st, m);
@@ -146,16 +155,10 @@ static void ack_later(void *item, void *opaque) {
 
 static bool is_fatal(int status) {
     switch (status) {
-        case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
-        case RD_KAFKA_RESP_ERR__AUTHENTICATION:
-        case RD_KAFKA_RESP_ERR__SSL:
         case RD_KAFKA_RESP_ERR__FATAL:
-        case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
-        case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
         case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
         case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
-        case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
-        case KAFFE_ERR_TRANSPORT:
+        case KAFFE_ERR_ALL_BROKERS_DOWN:
         case KAFFE_ERR_AUTHENTICATION:
         case KAFFE_ERR_SSL:
         case KAFFE_ERR_UNKNOWN_TOPIC:
@@ -169,19 +172,12 @@ static bool is_fatal(int status) {
  * those a consumer cannot get past by retrying. */
 static void on_error(int status, const char *reason, void *opaque) {
     consume_t *st = opaque;
-    if (status == KAFFE_ERR_STOPPED)
+    if (status == KAFFE_ERR_HANDLER && past_count(st))
         return; /* our own refusal past --count: expected */
     fprintf(stderr, "kaffe consume: %s: %s\n", kaffe_err_name(status), reason);
     if (!is_fatal(status))
         return;
-    int expected = 0;
-    /* Only the first fatal error is kept; its text is written before the
-     * flag is published (release, pairs with main's acquire). */
-    if (atomic_load_explicit(&st->fatal, memory_order_relaxed) == 0) {
-        snprintf(st->error_text, sizeof st->error_text, "%s", reason);
-        atomic_compare_exchange_strong_explicit(&st->fatal, &expected, status, memory_order_release,
-                                                memory_order_relaxed);
-    }
+    atomic_store_explicit(&st->fatal, status, memory_order_relaxed);
 }
 
 static void on_rebalance(kaffe_consumer_t *c, int assigned, const char *topic, int32_t partition,
@@ -410,7 +406,7 @@ int cli_consume(int argc, char **argv) {
             why = "signal";
         else if (count > 0 && atomic_load_explicit(&st->printed, memory_order_relaxed) >= count)
             why = "count";
-        else if (atomic_load_explicit(&st->fatal, memory_order_acquire) != 0)
+        else if (atomic_load_explicit(&st->fatal, memory_order_relaxed) != 0)
             rc = CLI_EXIT_FAILURE;
         else if (line_out_failed(st->out)) {
             /* Those lines' messages are never acked: the group gets them again. */
@@ -431,15 +427,10 @@ int cli_consume(int argc, char **argv) {
     status = kaffe_consumer_stop(st->consumer);
     line_out_destroy(st->out);      /* lines still buffered: written, acks refused (stopped) */
     delayed_ack_destroy(st->acker); /* anything left is refused (stopped) */
-    if (rc == CLI_EXIT_FAILURE && atomic_load_explicit(&st->fatal, memory_order_acquire)) {
-        fprintf(stderr, "kaffe consume: %s\n", st->error_text);
-    } else if (status != KAFFE_OK && !(status == KAFFE_ERR_STOPPED && count > 0)) {
-        char text[512] = "";
-        kaffe_consumer_last_error(st->consumer, text, sizeof text);
-        fprintf(stderr, "kaffe consume: %s%s%s\n", kaffe_strerror(status), text[0] ? ": " : "",
-                text);
+    /* Every error was printed when it came (on_error): the status that
+     * stopped the consumer only decides the exit code. */
+    if (status != KAFFE_OK && !(status == KAFFE_ERR_HANDLER && past_count(st)))
         rc = CLI_EXIT_FAILURE;
-    }
     cli_metrics_stop(metrics); /* before the consumer it reads goes */
     kaffe_consumer_destroy(st->consumer);
     free(st);

@@ -87,9 +87,9 @@ static void split(const line_t *l, const char *delim, kaffe_produce_msg_t *m) {
 /* Failures that every later line would share: stop reading instead of
  * waiting out the produce timeout once per line. */
 static bool is_fatal(kaffe_status_t status) {
-    return status == KAFFE_ERR_TRANSPORT || status == KAFFE_ERR_AUTHENTICATION ||
-           status == KAFFE_ERR_SSL || status == KAFFE_ERR_UNKNOWN_TOPIC ||
-           status == KAFFE_ERR_UNKNOWN_PARTITION;
+    return status == KAFFE_ERR_TRANSPORT || status == KAFFE_ERR_ALL_BROKERS_DOWN ||
+           status == KAFFE_ERR_AUTHENTICATION || status == KAFFE_ERR_SSL ||
+           status == KAFFE_ERR_UNKNOWN_TOPIC || status == KAFFE_ERR_UNKNOWN_PARTITION;
 }
 
 /* Produces lines[0..n) and reports each failure. Returns the failures;

@@ -65,6 +65,12 @@ kaffe_log_cb_t conf_log_cb(const kaffe_conf_t *conf, void **opaque);
 void conf_log(const kaffe_conf_t *conf, int level, const char *facility, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* An error for the application (status, one line of text): to conf's error
+ * callback when one is set, otherwise logged at error level under facility
+ * (redacted as conf_log). Never both, so one fault is told once. Any thread. */
+void conf_report_error(const kaffe_conf_t *conf, const char *facility, int status,
+                       const char *text);
+
 /* A librdkafka log line (its syslog level and facility) through conf's log
  * sink: the mapping behind conf_route_rdkafka_logs(). */
 void conf_log_rdkafka(const kaffe_conf_t *conf, int level, const char *fac, const char *line);

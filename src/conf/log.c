@@ -155,7 +155,22 @@ void conf_log(const kaffe_conf_t *conf, int level, const char *facility, const c
     emit(conf, level, facility, line, sizeof line);
 }
 
+void conf_report_error(const kaffe_conf_t *conf, const char *facility, int status,
+                       const char *text) {
+    void *opaque;
+    kaffe_error_cb_t cb = conf_error_cb(conf, &opaque);
+    if (cb)
+        cb(status, text, opaque);
+    else
+        conf_log(conf, KAFFE_LOG_ERROR, facility, "%s: %s", kaffe_err_name(status), text);
+}
+
 void conf_log_rdkafka(const kaffe_conf_t *conf, int level, const char *fac, const char *text) {
+    /* A broker connection failure: librdkafka logs it (facility FAIL) and
+     * reports it as an error event, which kaffe tells the application
+     * (conf_report_error). The log line is the duplicate: debug. */
+    if (fac && strcmp(fac, "FAIL") == 0 && level <= 4)
+        level = 7;
     int mapped = level <= 3   ? KAFFE_LOG_ERROR
                  : level == 4 ? KAFFE_LOG_WARNING
                  : level <= 6 ? KAFFE_LOG_INFO

@@ -399,7 +399,7 @@ static const property_t properties[] = {
      .description = "How long a message may take to be acknowledged by the broker, retries "
                     "included (librdkafka's message.timeout.ms; rdkafka.message.timeout.ms wins "
                     "when given). A sync produce call fails with KAFFE_ERR_TIMED_OUT or "
-                    "KAFFE_ERR_TRANSPORT after about this long."},
+                    "KAFFE_ERR_ALL_BROKERS_DOWN after about this long."},
     {.name = "partition_refresh_ms",
      .type = PROP_INT,
      .default_value = "30000",

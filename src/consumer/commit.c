@@ -42,7 +42,7 @@ kaffe_status_t consumer_commit_partitions(kaffe_consumer_t *c, partition_t **ps,
             if (list->elems[i].err)
                 err = list->elems[i].err;
         if (err) {
-            st = (kaffe_status_t)err;
+            st = status_from_rdkafka(err);
             c->commit_force = true;
             consumer_report_error(c, err, "commit failed: %s", rd_kafka_err2str(err));
         }

@@ -17,6 +17,7 @@
 /* --- errors ------------------------------------------------------------- */
 
 void consumer_report_error(kaffe_consumer_t *c, int status, const char *fmt, ...) {
+    status = status_from_rdkafka((rd_kafka_resp_err_t)status);
     char text[512];
     va_list ap;
     va_start(ap, fmt);
@@ -26,12 +27,11 @@ void consumer_report_error(kaffe_consumer_t *c, int status, const char *fmt, ...
     c->last_error = status;
     snprintf(c->last_error_text, sizeof c->last_error_text, "%s", text);
     pthread_mutex_unlock(&c->lock);
-    conf_log(c->conf, KAFFE_LOG_ERROR, "consumer", "%s: %s", kaffe_err_name(status), text);
-    if (c->error_cb)
-        c->error_cb(status, text, c->error_opaque);
+    conf_report_error(c->conf, "consumer", status, text);
 }
 
 void consumer_fail(kaffe_consumer_t *c, int status) {
+    status = status_from_rdkafka((rd_kafka_resp_err_t)status);
     int none = KAFFE_OK;
     /* acq_rel: the failure is visible to kaffe_consumer_stop's acquire load. */
     if (atomic_compare_exchange_strong_explicit(&c->failure, &none, status, memory_order_acq_rel,
@@ -60,7 +60,6 @@ kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr, size_t er
     }
     c->handler = conf_message_handler(conf, &c->handler_opaque);
     consumer_observe(&c->metrics, conf, rdconf, &c->handler, &c->handler_opaque);
-    c->error_cb = conf_error_cb(conf, &c->error_opaque);
     c->async = conf_bool(conf, "async_message_ack");
     c->ordering = conf_choice(conf, "ordering"); /* enum ordering: the choices' order */
     c->workers = (size_t)conf_int(conf, "workers");
@@ -209,7 +208,7 @@ kaffe_status_t kaffe_consumer_start(kaffe_consumer_t *c) {
     pool_set_hold_cb(c->pool, consumer_failure_hold_cb);
     rd_kafka_resp_err_t err = consumer_client_subscribe_topics(c);
     if (err) {
-        st = (kaffe_status_t)err;
+        st = status_from_rdkafka(err);
         goto out;
     }
     /* release: the fields set above are visible to the poll thread (also

@@ -29,7 +29,7 @@ void consumer_dead_letter(kaffe_consumer_t *c, kaffe_message_t *m, int rc) {
         snprintf(code, sizeof code, "%d", rc);
         snprintf(attempts, sizeof attempts, "%d", m->attempt);
         snprintf(at, sizeof at, "%lld", (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-        const char *text = kaffe_strerror(rc);
+        const char *text = kaffe_strerror(KAFFE_ERR_HANDLER); /* rc is the application's */
         const char *names[] = {"kaffe.original.topic",  "kaffe.original.partition",
                                "kaffe.original.offset", "kaffe.error.code",
                                "kaffe.error.text",      "kaffe.attempts",

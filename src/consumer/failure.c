@@ -198,6 +198,7 @@ static void wait_message(kaffe_consumer_t *c, kaffe_message_t *m, bool from_work
 void consumer_failure_apply_policy(kaffe_consumer_t *c, kaffe_message_t *m, int rc,
                                    bool from_worker, int own_refs) {
     atomic_fetch_add_explicit(&c->n_failures, 1, memory_order_relaxed);
+    atomic_store_explicit(&c->last_failure_value, rc, memory_order_relaxed);
     int action = c->on_error;
     if (action == POL_RETRY && m->attempt >= c->retry_max_attempts)
         action = c->retry_exhausted;
@@ -208,44 +209,45 @@ void consumer_failure_apply_policy(kaffe_consumer_t *c, kaffe_message_t *m, int 
         case POL_RETRY:
             atomic_fetch_add_explicit(&c->n_retries, 1, memory_order_relaxed);
             consumer_report_error(
-                c, rc,
-                "message handler failed (%s) on %s [%d] at offset %lld, attempt %d: "
+                c, KAFFE_ERR_HANDLER,
+                "message handler failed with value %d on %s [%d] at offset %lld, attempt %d: "
                 "retrying",
-                kaffe_err_name(rc), topic, partition, offset, m->attempt);
+                rc, topic, partition, offset, m->attempt);
             wait_message(c, m, from_worker, false);
             break;
         case POL_PAUSE:
             atomic_fetch_add_explicit(&c->n_paused, 1, memory_order_relaxed);
             consumer_report_error(
-                c, rc,
-                "message handler failed (%s) on %s [%d] at offset %lld, attempt %d: "
+                c, KAFFE_ERR_HANDLER,
+                "message handler failed with value %d on %s [%d] at offset %lld, attempt %d: "
                 "paused until kaffe_consumer_resume_partition()",
-                kaffe_err_name(rc), topic, partition, offset, m->attempt);
+                rc, topic, partition, offset, m->attempt);
             wait_message(c, m, from_worker, true);
             break;
         case POL_DEAD_LETTER:
             consumer_report_error(
-                c, rc,
-                "message handler failed (%s) on %s [%d] at offset %lld, attempt %d: "
+                c, KAFFE_ERR_HANDLER,
+                "message handler failed with value %d on %s [%d] at offset %lld, attempt %d: "
                 "dead-lettering to %s",
-                kaffe_err_name(rc), topic, partition, offset, m->attempt, c->dead_letter_topic);
+                rc, topic, partition, offset, m->attempt, c->dead_letter_topic);
             consumer_dead_letter(c, m, rc);
             break;
         case POL_SKIP:
             atomic_fetch_add_explicit(&c->n_skipped, 1, memory_order_relaxed);
             consumer_report_error(
-                c, rc,
-                "message handler failed (%s) on %s [%d] at offset %lld, attempt %d: "
+                c, KAFFE_ERR_HANDLER,
+                "message handler failed with value %d on %s [%d] at offset %lld, attempt %d: "
                 "skipped",
-                kaffe_err_name(rc), topic, partition, offset, m->attempt);
+                rc, topic, partition, offset, m->attempt);
             consumer_message_settle(c, m, PARTITION_ACK);
             break;
         default:
             consumer_message_settle(c, m, PARTITION_FAIL);
-            consumer_report_error(c, rc,
-                                  "message handler failed (%s) on %s [%d] at offset %lld; stopping",
-                                  kaffe_err_name(rc), topic, partition, offset);
-            consumer_fail(c, rc);
+            consumer_report_error(
+                c, KAFFE_ERR_HANDLER,
+                "message handler failed with value %d on %s [%d] at offset %lld; stopping", rc,
+                topic, partition, offset);
+            consumer_fail(c, KAFFE_ERR_HANDLER);
             break;
     }
     consumer_message_drop(m, own_refs);
@@ -261,12 +263,15 @@ void consumer_failure_handler_failed(kaffe_consumer_t *c, kaffe_message_t *m, in
         return;
     }
     /* Async: the application acked it already, then the handler failed. */
-    consumer_report_error(c, rc,
-                          "message handler failed (%s) on %s [%d] at offset %lld after acking it%s",
-                          kaffe_err_name(rc), m->topic, (int)m->rkm->partition,
-                          (long long)m->rkm->offset, c->on_error == POL_STOP ? "; stopping" : "");
+    atomic_fetch_add_explicit(&c->n_failures, 1, memory_order_relaxed);
+    atomic_store_explicit(&c->last_failure_value, rc, memory_order_relaxed);
+    consumer_report_error(
+        c, KAFFE_ERR_HANDLER,
+        "message handler failed with value %d on %s [%d] at offset %lld after acking it%s", rc,
+        m->topic, (int)m->rkm->partition, (long long)m->rkm->offset,
+        c->on_error == POL_STOP ? "; stopping" : "");
     if (c->on_error == POL_STOP)
-        consumer_fail(c, rc);
+        consumer_fail(c, KAFFE_ERR_HANDLER);
     consumer_message_drop(m, 1);
 }
 /* --- the delay list (poll thread) -------------------------------------- */
@@ -344,5 +349,6 @@ kaffe_status_t kaffe_consumer_failure_counters(kaffe_consumer_t *c, kaffe_failur
     out->skipped = atomic_load_explicit(&c->n_skipped, memory_order_relaxed);
     out->paused = atomic_load_explicit(&c->n_paused, memory_order_relaxed);
     out->restarts = atomic_load_explicit(&c->n_restarts, memory_order_relaxed);
+    out->last_failure_value = atomic_load_explicit(&c->last_failure_value, memory_order_relaxed);
     return KAFFE_OK;
 }

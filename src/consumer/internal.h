@@ -60,9 +60,10 @@
 #include <kaffe/consumer.h>
 #include <kaffe/producer.h>
 
+#include "ack/ack.h"
+#include "common/status.h"
 #include "metrics/histogram.h"
 #include "partition/partition.h"
-#include "ack/ack.h"
 #include "pool/pool.h"
 
 #include <pthread.h>
@@ -195,8 +196,6 @@ struct kaffe_consumer_s {
     bool leak_rk;
     kaffe_message_handler_t handler;
     void *handler_opaque;
-    kaffe_error_cb_t error_cb;
-    void *error_opaque;
     kaffe_rebalance_cb_t rebalance_cb;
     void *rebalance_opaque;
     bool async;
@@ -277,7 +276,8 @@ struct kaffe_consumer_s {
      * statistics, they order nothing. */
     atomic_ullong n_failures, n_retries, n_dead_lettered, n_dead_letter_failed, n_skipped, n_paused,
         n_restarts;
-    atomic_ullong rng; /* backoff jitter: the seed of the next draw (prng.h) */
+    atomic_int last_failure_value; /* the application's value of the last failure */
+    atomic_ullong rng;             /* backoff jitter: the seed of the next draw (prng.h) */
 
     /* Messages waiting for a retry or a resume (the delay list). Added by
      * workers (hold callback), nackers and the poll thread; served by the

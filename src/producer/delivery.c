@@ -31,11 +31,11 @@ static void report_to(kaffe_producer_t *p, const rd_kafka_message_t *m, kaffe_st
             .value_len = m->len,
         };
         cb(&report, opaque);
-    } else if (st != KAFFE_OK && p->error_cb) {
+    } else if (st != KAFFE_OK) {
         char reason[512];
         snprintf(reason, sizeof reason, "message to %s [%d] not delivered: %s",
                  rd_kafka_topic_name(m->rkt), (int)m->partition, kaffe_strerror(st));
-        p->error_cb(st, reason, p->error_opaque);
+        conf_report_error(p->conf, "producer", st, reason);
     }
 }
 
@@ -116,11 +116,8 @@ void producer_delivery_handle(kaffe_producer_t *p, rd_kafka_event_t *ev, size_t 
             rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
             if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
                 atomic_store_explicit(&p->brokers_down, true, memory_order_relaxed);
-            conf_log(p->conf, KAFFE_LOG_ERROR, "producer", "%s: %s",
-                     kaffe_err_name(producer_status(p, err)), rd_kafka_event_error_string(ev));
-            if (p->error_cb)
-                p->error_cb(producer_status(p, err), rd_kafka_event_error_string(ev),
-                            p->error_opaque);
+            conf_report_error(p->conf, "producer", producer_status(p, err),
+                              rd_kafka_event_error_string(ev));
             break;
         }
         default:

@@ -161,8 +161,6 @@ struct kaffe_producer_s {
     strategy_t strategy;
     kaffe_partitioner_t partitioner;
     void *partitioner_opaque;
-    kaffe_error_cb_t error_cb;
-    void *error_opaque;
     int message_timeout_ms; /* effective message.timeout.ms */
     int refresh_ms;
     /* Rule 2's bounds (defer.c): half of librdkafka's queue limits. */
@@ -191,7 +189,7 @@ struct kaffe_producer_s {
      * loads it (acquire) between events. */
     atomic_bool stop_delivery;
     /* Set when librdkafka reports all brokers down, cleared by the next
-     * acknowledged message; turns a timeout into KAFFE_ERR_TRANSPORT. Relaxed:
+     * acknowledged message; turns a timeout into KAFFE_ERR_ALL_BROKERS_DOWN. Relaxed:
      * a hint written by the delivery thread (and read by callers mapping an
      * immediate error), publishing nothing else. */
     atomic_bool brokers_down;

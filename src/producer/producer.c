@@ -1,6 +1,6 @@
 /* The producer's lifecycle and its calls that are not produce calls:
  * kaffe_producer_new, kaffe_producer_destroy, kaffe_producer_flush,
- * kaffe_producer_stats, and the librdkafka -> kaffe status mapping
+ * kaffe_producer_stats, and the producer's reading of a librdkafka error
  * (producer_status).
  *
  * Owns: the configuration group of struct kaffe_producer_s (set here before
@@ -19,6 +19,7 @@
 
 #include "common/clock.h"
 #include "common/errstr.h"
+#include "common/status.h"
 #include "conf/conf.h"
 #include "metrics/stats_export.h"
 #include "producer/internal.h"
@@ -27,30 +28,11 @@
 static atomic_uint_fast64_t next_producer_id = 1;
 
 kaffe_status_t producer_status(const kaffe_producer_t *p, rd_kafka_resp_err_t err) {
-    switch (err) {
-        case RD_KAFKA_RESP_ERR_NO_ERROR:
-            return KAFFE_OK;
-        case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
-        case RD_KAFKA_RESP_ERR__TIMED_OUT:
-        case RD_KAFKA_RESP_ERR__TIMED_OUT_QUEUE:
-        case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
-            return atomic_load_explicit(&p->brokers_down, memory_order_relaxed)
-                       ? KAFFE_ERR_TRANSPORT
-                       : KAFFE_ERR_TIMED_OUT;
-        case RD_KAFKA_RESP_ERR__TRANSPORT:
-        case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
-            return KAFFE_ERR_TRANSPORT;
-        case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
-        case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
-            return KAFFE_ERR_MSG_SIZE_TOO_LARGE;
-        case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
-        case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
-            return KAFFE_ERR_UNKNOWN_TOPIC;
-        case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
-            return KAFFE_ERR_UNKNOWN_PARTITION;
-        default:
-            return (kaffe_status_t)err;
-    }
+    kaffe_status_t st = status_from_rdkafka(err);
+    /* A timeout while no broker was reachable is that fault, not a timeout. */
+    if (st == KAFFE_ERR_TIMED_OUT && atomic_load_explicit(&p->brokers_down, memory_order_relaxed))
+        return KAFFE_ERR_ALL_BROKERS_DOWN;
+    return st;
 }
 
 static bool passthrough_given(const kaffe_conf_t *conf, const char *rdkafka_name) {
@@ -148,7 +130,6 @@ KAFFE_API kaffe_producer_t *kaffe_producer_new(kaffe_conf_t *conf, char *errstr,
                       "partition_strategy=md5: OpenSSL offers no MD5 here (a FIPS configuration?)");
         return NULL;
     }
-    p->error_cb = conf_error_cb(conf, &p->error_opaque);
     p->refresh_ms = (int)conf_int(conf, "partition_refresh_ms");
 
     /* Read by the log callback from librdkafka's threads (created by

@@ -48,6 +48,10 @@ static void fx_init(fx_t *f, long fail_value, int succeed_at) {
     f->succeed_at = succeed_at;
 }
 
+/* What fx_handler returns for a failure: an ordinary C value, not a kaffe
+ * status (the consumer reports it as KAFFE_ERR_HANDLER and keeps the value). */
+#define FX_FAILURE_VALUE 42
+
 static int fx_handler(kaffe_message_t *m, void *opaque) {
     fx_t *f = opaque;
     record_handler(m, &f->r);
@@ -67,7 +71,7 @@ static int fx_handler(kaffe_message_t *m, void *opaque) {
     pthread_mutex_unlock(&f->r.lock);
     if (attempt < 4)
         atomic_store(&f->other_partition_at_attempt[attempt], atomic_load(&f->partition1));
-    return f->succeed_at == 0 || attempt < f->succeed_at ? KAFFE_ERR_HANDLER : KAFFE_OK;
+    return f->succeed_at == 0 || attempt < f->succeed_at ? FX_FAILURE_VALUE : KAFFE_OK;
 }
 
 static int fx_attempts(fx_t *f) {
@@ -267,10 +271,14 @@ Test(consumer_failure, retry_exhausted_stop_commits_nothing_at_or_past_the_messa
                        &f.r);
     cr_assert_eq(kaffe_consumer_wait(c, 30000), KAFFE_OK);
     cr_assert_eq(kaffe_consumer_stop(c), KAFFE_ERR_HANDLER);
+    char text[512];
+    cr_assert_eq(kaffe_consumer_last_error(c, text, sizeof text), KAFFE_ERR_HANDLER);
+    cr_assert(strstr(text, "with value 42 "), "got: %s", text);
     cr_assert_eq(f.attempt_count, 2);
     cr_assert_eq(plain_committed(b, "g-exstop", "exstop", 0, NULL), FAIL);
     kaffe_failure_counters_t k;
     kaffe_consumer_failure_counters(c, &k);
+    cr_assert_eq(k.last_failure_value, FX_FAILURE_VALUE);
     cr_assert_eq(k.retries, 1);
     cr_assert_eq(k.skipped, 0);
     kaffe_consumer_destroy(c);
@@ -322,7 +330,7 @@ Test(consumer_failure, retry_exhausted_dead_letter_writes_the_message_with_its_s
     cr_assert_str_eq(header_value(msgs[0].headers, "kaffe.original.partition", buf, sizeof buf),
                      "0");
     cr_assert_str_eq(header_value(msgs[0].headers, "kaffe.original.offset", buf, sizeof buf), "9");
-    snprintf(buf, sizeof buf, "%d", KAFFE_ERR_HANDLER);
+    snprintf(buf, sizeof buf, "%d", FX_FAILURE_VALUE);
     char buf2[128];
     cr_assert_str_eq(header_value(msgs[0].headers, "kaffe.error.code", buf2, sizeof buf2), buf);
     cr_assert_str_eq(header_value(msgs[0].headers, "kaffe.error.text", buf2, sizeof buf2),

@@ -127,7 +127,7 @@ static atomic_int unknown_topic_errors;
 
 static void on_error(int status, const char *reason, void *opaque) {
     (void)opaque;
-    if (status == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || strstr(reason, "nope"))
+    if (status == KAFFE_ERR_UNKNOWN_TOPIC || strstr(reason, "nope"))
         atomic_fetch_add(&unknown_topic_errors, 1);
 }
 
@@ -163,7 +163,7 @@ static atomic_int transport_errors;
 static void on_transport_error(int status, const char *reason, void *opaque) {
     (void)reason;
     (void)opaque;
-    if (status == RD_KAFKA_RESP_ERR__TRANSPORT || status == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+    if (status == KAFFE_ERR_TRANSPORT || status == KAFFE_ERR_ALL_BROKERS_DOWN)
         atomic_fetch_add(&transport_errors, 1);
 }
 

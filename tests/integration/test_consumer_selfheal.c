@@ -41,7 +41,7 @@ static atomic_long transport_errors;
 static void count_transport(int status, const char *reason, void *opaque) {
     (void)reason;
     (void)opaque;
-    if (status == RD_KAFKA_RESP_ERR__TRANSPORT || status == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+    if (status == KAFFE_ERR_TRANSPORT || status == KAFFE_ERR_ALL_BROKERS_DOWN)
         atomic_fetch_add(&transport_errors, 1);
 }
 

@@ -36,7 +36,8 @@ static void all_brokers(bool up) {
 }
 
 static bool is_unreachable(kaffe_status_t st) {
-    return st == KAFFE_ERR_TRANSPORT || st == KAFFE_ERR_TIMED_OUT;
+    return st == KAFFE_ERR_ALL_BROKERS_DOWN || st == KAFFE_ERR_TRANSPORT ||
+           st == KAFFE_ERR_TIMED_OUT;
 }
 
 Test(producer_faults, sync_call_fails_within_the_timeout_when_every_broker_is_down) {
