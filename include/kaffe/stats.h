@@ -60,7 +60,9 @@ typedef struct kaffe_latency_stats {
 typedef struct kaffe_partition_stats {
     char topic[256];          /**< NUL-terminated (a Kafka topic name is at most 249 bytes) */
     int32_t partition;        /**< partition number */
-    int assigned;             /**< 1: in this consumer's assignment (always, for now) */
+    int assigned;             /**< 1: in this consumer's assignment; 0: after stop, a
+                                 partition it had, with its last figures (the last
+                                 committed offset, the watermark, the log end it saw) */
     uint64_t generation;      /**< assignment generation (grows on every re-assignment) */
     int64_t committed_offset; /**< last offset kaffe committed, or the group's at
                                  assignment; -1 if none yet */
@@ -103,7 +105,11 @@ typedef struct kaffe_consumer_stats {
 } kaffe_consumer_stats_t;
 
 /** Fills *stats (see the ownership note above: zero-initialise before the
- * first call). Returns KAFFE_OK, KAFFE_ERR_INVALID_ARG (NULL argument) or
+ * first call). While the consumer runs, partitions are its current
+ * assignment; once it stopped (kaffe_consumer_stop returned, or it stopped by
+ * itself), they are every partition it had, each as it was when taken away
+ * (assigned 0: the last committed offset it knew, its watermark, its log
+ * end). Returns KAFFE_OK, KAFFE_ERR_INVALID_ARG (NULL argument) or
  * KAFFE_ERR_NOMEM (stats then holds the consumer-wide figures and no
  * partitions). Any thread, including handlers and callbacks. */
 KAFFE_API kaffe_status_t kaffe_consumer_stats(kaffe_consumer_t *c, kaffe_consumer_stats_t *stats);

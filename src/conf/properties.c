@@ -302,6 +302,20 @@ static const property_t properties[] = {
      .max = 3600000,
      .roles = CONSUMER,
      .description = "How often acked offsets are committed (also on revoke and on stop)."},
+    {.name = "commit_metadata_max_bytes",
+     .type = PROP_INT,
+     .default_value = "4096",
+     .min = 0,
+     .max = 1048576,
+     .roles = CONSUMER,
+     .description = "At most this many bytes of commit metadata (the acked offsets above a "
+                    "partition's committed offset, which a restart or the next owner does not "
+                    "handle again). Kafka's default offset.metadata.max.bytes is 4096. A broker "
+                    "that refuses the metadata as too large (OFFSET_METADATA_TOO_LARGE) is "
+                    "answered at once with a commit of half that size (down to none), and the "
+                    "lower limit holds for the member's lifetime; one warning names it. 0: no "
+                    "metadata (what is acked above the committed offset is handled again after "
+                    "a restart)."},
     {.name = "drain_timeout_ms",
      .type = PROP_INT,
      .default_value = "10000",

@@ -1,26 +1,109 @@
 /* Commits (poll thread only): each partition's watermark and the acked
- * offsets above it as metadata, on the interval, on request, on revoke and
- * at stop; interval commits held while the group rebalances; the stash of a
+ * offsets above it as metadata (within the member's metadata budget, which
+ * a broker's refusal lowers), on the interval, on request, on revoke and at
+ * stop; interval commits held while the group rebalances; the stash of a
  * retired client's uncommitted state. */
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/clock.h"
+#include "conf/conf.h"
 #include "consumer/internal.h"
+
+/* --- commit metadata within the budget (poll thread) ------------------- */
+
+/* The metadata of c->snap within the member's budget, into c->metadata_buf
+ * ("" when the budget is 0 or nothing above the watermark is done). */
+static size_t encode_metadata(kaffe_consumer_t *c) {
+    c->metadata_buf[0] = '\0';
+    if (c->metadata_budget == 0)
+        return 0;
+    return ack_metadata_encode(&c->snap, c->metadata_buf, c->metadata_budget, NULL);
+}
+
+/* The broker refused metadata as too large (OFFSET_METADATA_TOO_LARGE: its
+ * offset.metadata.max.bytes is below the budget). refused_len: the longest
+ * refused metadata (0 if unknown: librdkafka's commit callback does not
+ * carry it; then the longest of the last request). The budget drops to half
+ * of what was refused (none below METADATA_BUDGET_MIN) and stays so for the
+ * member's lifetime; everything is committed again at once. The same
+ * refusal told twice (librdkafka may) lowers the budget once. */
+static void metadata_refused(kaffe_consumer_t *c, size_t refused_len) {
+    if (refused_len == 0)
+        refused_len = c->metadata_last_sent;
+    size_t next = (refused_len + 1) / 2; /* with the NUL */
+    if (next < METADATA_BUDGET_MIN)
+        next = 0;
+    if (next < c->metadata_budget) {
+        c->metadata_budget = next;
+        c->metadata_budget_lowered = true;
+    }
+    c->commit_force = true;
+    c->commit_now = true;
+}
+
+/* Reads a commit's result (err, and the per-partition errors of list):
+ * *refused when the broker refused metadata as too large, which lowers the
+ * budget when it can still be lowered. Returns the error left to report
+ * (RD_KAFKA_RESP_ERR_NO_ERROR: none). */
+static rd_kafka_resp_err_t read_commit_result(kaffe_consumer_t *c, rd_kafka_resp_err_t err,
+                                              const rd_kafka_topic_partition_list_t *list,
+                                              bool *refused) {
+    const rd_kafka_resp_err_t too_large = RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE;
+    rd_kafka_resp_err_t other = err == too_large ? RD_KAFKA_RESP_ERR_NO_ERROR : err;
+    size_t refused_len = 0;
+    *refused = err == too_large;
+    for (int i = 0; list && i < list->cnt; i++) {
+        rd_kafka_resp_err_t e = list->elems[i].err;
+        if (e == too_large) {
+            *refused = true;
+            if (list->elems[i].metadata_size > refused_len)
+                refused_len = list->elems[i].metadata_size;
+        } else if (e && !other) {
+            other = e;
+        }
+    }
+    if (!*refused)
+        return other;
+    if (c->metadata_budget == 0) /* refused without metadata: an error after all */
+        return other ? other : too_large;
+    metadata_refused(c, refused_len);
+    return other;
+}
+
+/* A commit went through: if the budget was lowered, say once where it
+ * settled. */
+static void commit_succeeded(kaffe_consumer_t *c) {
+    if (!c->metadata_budget_lowered)
+        return;
+    c->metadata_budget_lowered = false;
+    conf_log(c->conf, KAFFE_LOG_WARNING, "consumer",
+             "the broker refused commit metadata as too large (its offset.metadata.max.bytes is "
+             "below commit_metadata_max_bytes=%zu): this member now commits at most %zu bytes "
+             "of metadata%s",
+             c->metadata_budget_configured, c->metadata_budget,
+             c->metadata_budget == 0 ? " (none: acks above a partition's watermark are handled "
+                                       "again after a restart or rebalance)"
+                                     : "");
+}
 
 /* --- commits (poll thread) ---------------------------------------------- */
 
-kaffe_status_t consumer_commit_partitions(kaffe_consumer_t *c, partition_t **ps, size_t n,
-                                          bool sync) {
+/* One commit request; *refused when the broker refused metadata (the
+ * budget is lower now). */
+static kaffe_status_t commit_once(kaffe_consumer_t *c, partition_t **ps, size_t n, bool sync,
+                                  bool *refused) {
+    *refused = false;
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)n);
-    char metadata[METADATA_MAX];
+    size_t longest = 0;
     for (size_t i = 0; i < n; i++) {
         if (!partition_snapshot(ps[i], &c->snap))
             continue;
-        bool complete;
-        size_t len = ack_metadata_encode(&c->snap, metadata, sizeof metadata, &complete);
-        if (!c->commit_force && !partition_commit_changed(ps[i], c->snap.watermark, metadata))
+        size_t len = encode_metadata(c);
+        if (!c->commit_force &&
+            !partition_commit_changed(ps[i], c->snap.watermark, c->metadata_buf))
             continue;
         rd_kafka_topic_partition_t *tp =
             rd_kafka_topic_partition_list_add(list, partition_topic(ps[i]), partition_id(ps[i]));
@@ -28,26 +111,44 @@ kaffe_status_t consumer_commit_partitions(kaffe_consumer_t *c, partition_t **ps,
         if (len > 0) {
             tp->metadata = malloc(len);
             if (tp->metadata) {
-                memcpy(tp->metadata, metadata, len);
+                memcpy(tp->metadata, c->metadata_buf, len);
                 tp->metadata_size = len;
             }
+            longest = len > longest ? len : longest;
         }
-        partition_commit_done(ps[i], c->snap.watermark, metadata);
+        partition_commit_done(ps[i], c->snap.watermark, c->metadata_buf);
     }
     c->commit_force = false;
     kaffe_status_t st = KAFFE_OK;
     if (list->cnt > 0) {
+        c->metadata_last_sent = longest;
         rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, list, sync ? 0 : 1);
-        for (int i = 0; sync && !err && i < list->cnt; i++)
-            if (list->elems[i].err)
-                err = list->elems[i].err;
+        if (sync) /* an async commit's result comes to consumer_commit_offset_commit_cb */
+            err = read_commit_result(c, err, list, refused);
         if (err) {
             st = status_from_rdkafka(err);
             c->commit_force = true;
             consumer_report_error(c, err, "commit failed: %s", rd_kafka_err2str(err));
+        } else if (sync && !*refused) {
+            commit_succeeded(c);
         }
     }
     rd_kafka_topic_partition_list_destroy(list);
+    return st;
+}
+
+kaffe_status_t consumer_commit_partitions(kaffe_consumer_t *c, partition_t **ps, size_t n,
+                                          bool sync) {
+    bool refused;
+    kaffe_status_t st = commit_once(c, ps, n, sync, &refused);
+    /* A sync commit refused for its metadata is repeated at once with the
+     * lower budget, until it goes through (at the latest without metadata). */
+    for (size_t budget = SIZE_MAX; refused && st == KAFFE_OK && c->metadata_budget < budget;) {
+        budget = c->metadata_budget;
+        st = commit_once(c, ps, n, sync, &refused);
+    }
+    if (refused && st == KAFFE_OK) /* refused even without metadata */
+        st = (kaffe_status_t)RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE;
     return st;
 }
 
@@ -76,11 +177,13 @@ void consumer_commit_offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                       rd_kafka_topic_partition_list_t *offsets, void *opaque) {
     (void)rk;
     kaffe_consumer_t *c = opaque;
-    for (int i = 0; !err && offsets && i < offsets->cnt; i++)
-        err = offsets->elems[i].err;
+    bool refused; /* then committed again at once, unless it is an error */
+    err = read_commit_result(c, err, offsets, &refused);
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
         c->commit_force = true;
         consumer_report_error(c, err, "commit failed: %s", rd_kafka_err2str(err));
+    } else if (!err && !refused) {
+        commit_succeeded(c);
     }
     if (err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
         err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION || err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID)
@@ -106,12 +209,10 @@ void consumer_commit_serve_requests(kaffe_consumer_t *c) {
 void consumer_commit_stash_partitions(kaffe_consumer_t *c, partition_t **ps, size_t n) {
     if (!c->stash)
         c->stash = rd_kafka_topic_partition_list_new((int)n);
-    char metadata[METADATA_MAX];
     for (size_t i = 0; i < n; i++) {
         if (!partition_snapshot(ps[i], &c->snap))
             continue;
-        bool complete;
-        size_t len = ack_metadata_encode(&c->snap, metadata, sizeof metadata, &complete);
+        size_t len = encode_metadata(c);
         rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(
             c->stash, partition_topic(ps[i]), partition_id(ps[i]));
         if (!tp)
@@ -122,7 +223,7 @@ void consumer_commit_stash_partitions(kaffe_consumer_t *c, partition_t **ps, siz
         tp->metadata = NULL;
         tp->metadata_size = 0;
         if (len > 0 && (tp->metadata = malloc(len))) {
-            memcpy(tp->metadata, metadata, len);
+            memcpy(tp->metadata, c->metadata_buf, len);
             tp->metadata_size = len;
         }
     }

@@ -130,7 +130,10 @@ kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr, size_t er
     pthread_cond_init(&c->cond, NULL);
 
     c->table = partition_table_new();
-    if (!c->table) {
+    c->metadata_budget_configured = (size_t)conf_int(conf, "commit_metadata_max_bytes");
+    c->metadata_budget = c->metadata_budget_configured;
+    c->metadata_buf = malloc(c->metadata_budget + 1);
+    if (!c->table || !c->metadata_buf) {
         rd_kafka_conf_destroy(rdconf);
         errstr_printf(errstr, errstr_size, "out of memory");
         goto fail;
@@ -165,6 +168,7 @@ kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr, size_t er
     c->conf = conf;
     return c;
 fail:
+    free(c->metadata_buf);
     free(c->dead_letter_topic);
     free(c->restart_times);
     partition_table_destroy(c->table);
@@ -376,6 +380,8 @@ void kaffe_consumer_destroy(kaffe_consumer_t *c) {
     }
     free(c->retired);
     free(c->restart_times);
+    free(c->metadata_buf);
+    consumer_metrics_free(&c->metrics);
     if (c->stash)
         rd_kafka_topic_partition_list_destroy(c->stash);
     partition_table_destroy(c->table);
@@ -408,4 +414,10 @@ rd_kafka_t *consumer_rdkafka(kaffe_consumer_t *c) {
 bool consumer_running(kaffe_consumer_t *c) {
     /* relaxed: a status flag, ordering nothing. */
     return atomic_load_explicit(&c->state, memory_order_relaxed) == ST_RUNNING;
+}
+
+bool consumer_stopped(kaffe_consumer_t *c) {
+    /* acquire: pairs with the stop sequence's release store of ST_STOPPED,
+     * after which the retired figures are final. */
+    return atomic_load_explicit(&c->state, memory_order_acquire) == ST_STOPPED;
 }

@@ -59,6 +59,7 @@
 
 #include <kaffe/consumer.h>
 #include <kaffe/producer.h>
+#include <kaffe/stats.h>
 
 #include "ack/ack.h"
 #include "common/status.h"
@@ -118,6 +119,13 @@ typedef struct consumer_metrics {
     _Alignas(64) atomic_ullong handled; /* workers: handler returned */
     atomic_ullong failed;               /* workers: handler returned an error */
     histogram_t handler_latency;        /* ns, workers record (lock-free) */
+    /* The last figures of each partition taken away (revoked, or at stop),
+     * which kaffe_consumer_stats reports once the consumer stopped. Written
+     * by the poll thread (consumer_stats_retire), read by any thread, both
+     * under retired_lock. */
+    pthread_mutex_t retired_lock;
+    kaffe_partition_stats_t *retired;
+    size_t retired_count, retired_capacity;
 } consumer_metrics_t;
 
 /* Wraps *handler / *opaque with the timing handler and registers the
@@ -126,6 +134,14 @@ typedef struct consumer_metrics {
  * before rd_kafka_new. */
 void consumer_observe(consumer_metrics_t *m, const kaffe_conf_t *conf, rd_kafka_conf_t *rdconf,
                       kaffe_message_handler_t *handler, void **opaque);
+
+/* Keeps p's last figures (assigned 0) for kaffe_consumer_stats after stop.
+ * Poll thread, just before p leaves the partition table. */
+void consumer_stats_retire(kaffe_consumer_t *c, const partition_t *p);
+
+/* Frees what consumer_observe and consumer_stats_retire set up.
+ * kaffe_consumer_destroy. */
+void consumer_metrics_free(consumer_metrics_t *m);
 
 /* Only the log routing, for every further rd_kafka_conf_t the consumer
  * makes (a client re-created after a fatal error needs it again). */
@@ -137,6 +153,7 @@ consumer_metrics_t *consumer_metrics(kaffe_consumer_t *c);
 partition_table_t *consumer_partitions(kaffe_consumer_t *c);
 rd_kafka_t *consumer_rdkafka(kaffe_consumer_t *c);
 bool consumer_running(kaffe_consumer_t *c);
+bool consumer_stopped(kaffe_consumer_t *c); /* the stop sequence finished */
 
 /* Tests only: asks the poll thread to raise a fabricated fatal error
  * (rd_kafka_test_fatal_error) on the consumer's current client. Any thread;
@@ -164,9 +181,11 @@ enum state { ST_NEW, ST_RUNNING, ST_STOPPING, ST_STOPPED };
 /* The first four in the order of the `on_error` choices (conf_choice). */
 enum policy { POL_STOP, POL_RETRY, POL_DEAD_LETTER, POL_PAUSE, POL_SKIP };
 
-#define METADATA_MAX 4096 /* the broker's default offset.metadata.max.bytes */
-#define POLL_MS 100       /* stop-request latency bound */
-#define PAUSED_POLL_MS 5  /* while some partition waits to be resumed */
+/* Below this many bytes, commit metadata cannot hold even one acked offset
+ * (the header and checksum alone take about 26): the budget becomes 0. */
+#define METADATA_BUDGET_MIN 32
+#define POLL_MS 100      /* stop-request latency bound */
+#define PAUSED_POLL_MS 5 /* while some partition waits to be resumed */
 #define COMMITTED_TIMEOUT_MS 10000
 #define COMMIT_HOLD_MAX_MS 10000 /* the longest interval commits wait for a rebalance */
 
@@ -240,6 +259,15 @@ struct kaffe_consumer_s {
     int64_t last_resume_ms;
     size_t paused_count; /* partitions paused (recounted on each resume pass) */
     bool commit_force;   /* a commit failed: commit everything next time */
+    /* Commit metadata: at most metadata_budget bytes with the NUL (0: none),
+     * from commit_metadata_max_bytes, lowered for the member's lifetime when
+     * the broker refuses metadata as too large (consumer_commit_refused).
+     * metadata_buf holds metadata_budget bytes (at least 1). */
+    size_t metadata_budget, metadata_budget_configured;
+    size_t metadata_last_sent; /* the longest metadata of the last commit request */
+    char *metadata_buf;
+    bool commit_now;              /* commit at the next loop, interval or not */
+    bool metadata_budget_lowered; /* lowered since the last warning about it */
     /* Interval commits wait while the group rebalances (commit_held): for
      * this many more assignment callbacks, at most until the deadline. */
     int commit_hold_assigns;
@@ -452,7 +480,11 @@ void consumer_dispatch_resume_pass(kaffe_consumer_t *c);
 /* ---- commit.c ---- */
 
 /* Commits the watermark + metadata of each of ps (one snapshot each) that
- * changed since its last commit. */
+ * changed since its last commit. Metadata the broker refuses as too large
+ * (OFFSET_METADATA_TOO_LARGE) lowers the member's budget (half of what was
+ * refused, at last none) and is not an error: a sync commit is repeated at
+ * once, an async one at the next loop (commit_now); the first commit that
+ * then goes through logs one warning naming the new limit. */
 kaffe_status_t consumer_commit_partitions(kaffe_consumer_t *c, partition_t **ps, size_t n,
                                           bool sync);
 

@@ -77,6 +77,7 @@ void consumer_poll_stop_sequence(kaffe_consumer_t *c) {
     for (size_t i = 0; i < n; i++) {
         consumer_dispatch_discard_parked(c, ps[i]);
         partition_close_acks(ps[i]);
+        consumer_stats_retire(c, ps[i]);
         partition_table_remove(c->table, ps[i]);
     }
     free(ps);
@@ -160,8 +161,11 @@ void *consumer_poll_main(void *arg) {
             consumer_dispatch_resume_pass(c);
         }
         consumer_commit_serve_requests(c);
-        if (now - c->last_commit_ms >= c->commit_interval_ms && !consumer_commit_held(c, now))
+        if ((c->commit_now || now - c->last_commit_ms >= c->commit_interval_ms) &&
+            !consumer_commit_held(c, now)) {
+            c->commit_now = false;
             consumer_commit_all(c, false);
+        }
         /* Tests only (testing.c): one relaxed load of a flag nothing else
          * writes, so it costs the product a plain read per loop. */
         if (atomic_load_explicit(&c->test_fatal, memory_order_relaxed) != 0)

@@ -97,6 +97,7 @@ void consumer_rebalance_revoke_partitions(kaffe_consumer_t *c,
         consumer_dispatch_pause_fetch(c, ps[i], false);
         if (c->rebalance_cb)
             c->rebalance_cb(c, 0, partition_topic(ps[i]), partition_id(ps[i]), c->rebalance_opaque);
+        consumer_stats_retire(c, ps[i]);
         partition_table_remove(c->table, ps[i]);
     }
     free(ps);

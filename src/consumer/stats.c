@@ -39,6 +39,7 @@ void consumer_route_logs(rd_kafka_conf_t *rdconf) {
 void consumer_observe(consumer_metrics_t *m, const kaffe_conf_t *conf, rd_kafka_conf_t *rdconf,
                       kaffe_message_handler_t *handler, void **opaque) {
     m->conf = conf;
+    pthread_mutex_init(&m->retired_lock, NULL);
     m->user_handler = *handler;
     m->user_opaque = *opaque;
     if (*handler) {
@@ -70,15 +71,8 @@ static bool reserve(kaffe_consumer_stats_t *s, size_t need) {
     return true;
 }
 
-/* Inside the read-side section: copies what the partition publishes. */
-static void collect_one(const partition_t *p, void *arg) {
-    collect_t *col = arg;
-    kaffe_consumer_stats_t *s = col->stats;
-    if (!reserve(s, s->partition_count + 1)) {
-        col->nomem = true;
-        return;
-    }
-    kaffe_partition_stats_t *ps = &s->partitions[s->partition_count++];
+/* Copies what partition p publishes into *ps (assigned 1, no log end yet). */
+static void fill_partition(const partition_t *p, int64_t now_ms, kaffe_partition_stats_t *ps) {
     memset(ps, 0, sizeof *ps);
     strncpy(ps->topic, partition_topic(p), sizeof ps->topic - 1);
     ps->partition = partition_id(p);
@@ -95,8 +89,86 @@ static void collect_one(const partition_t *p, void *arg) {
     ps->dispatch_paused = st.dispatch_paused;
     ps->commit_metadata_bytes = st.metadata_bytes;
     ps->oldest_unacked_age_ms = 0;
-    if (st.oldest_dispatch_ms >= 0 && col->now_ms > st.oldest_dispatch_ms)
-        ps->oldest_unacked_age_ms = col->now_ms - st.oldest_dispatch_ms;
+    if (st.oldest_dispatch_ms >= 0 && now_ms > st.oldest_dispatch_ms)
+        ps->oldest_unacked_age_ms = now_ms - st.oldest_dispatch_ms;
+    ps->log_end_offset = -1;
+    ps->lag = -1;
+}
+
+/* The log end librdkafka cached from the last fetch response (no broker
+ * round trip, unlike rd_kafka_query_watermark_offsets), and the lag. */
+static void fill_log_end(rd_kafka_t *rk, kaffe_partition_stats_t *ps) {
+    int64_t low = -1, high = -1;
+    if (rd_kafka_get_watermark_offsets(rk, ps->topic, ps->partition, &low, &high) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        high < 0)
+        high = -1;
+    ps->log_end_offset = high;
+    ps->lag = -1;
+    if (high >= 0 && ps->committed_offset >= 0)
+        ps->lag = high > ps->committed_offset ? high - ps->committed_offset : 0;
+}
+
+/* Inside the read-side section. */
+static void collect_one(const partition_t *p, void *arg) {
+    collect_t *col = arg;
+    kaffe_consumer_stats_t *s = col->stats;
+    if (!reserve(s, s->partition_count + 1)) {
+        col->nomem = true;
+        return;
+    }
+    fill_partition(p, col->now_ms, &s->partitions[s->partition_count++]);
+}
+
+void consumer_stats_retire(kaffe_consumer_t *c, const partition_t *p) {
+    kaffe_partition_stats_t last;
+    fill_partition(p, partition_now_ms(), &last);
+    last.assigned = 0;
+    last.in_flight = 0; /* released with the partition */
+    last.in_flight_bytes = 0;
+    last.oldest_unacked_age_ms = 0;
+    fill_log_end(consumer_rdkafka(c), &last);
+    consumer_metrics_t *m = consumer_metrics(c);
+    pthread_mutex_lock(&m->retired_lock);
+    size_t i = 0;
+    while (i < m->retired_count && (m->retired[i].partition != last.partition ||
+                                    strcmp(m->retired[i].topic, last.topic) != 0))
+        i++;
+    if (i == m->retired_count && m->retired_count == m->retired_capacity) {
+        size_t cap = m->retired_capacity ? 2 * m->retired_capacity : 16;
+        kaffe_partition_stats_t *grown = realloc(m->retired, cap * sizeof *grown);
+        if (grown) {
+            m->retired = grown;
+            m->retired_capacity = cap;
+        }
+    }
+    if (i < m->retired_capacity) { /* else out of memory: this one is not kept */
+        m->retired[i] = last;
+        if (i == m->retired_count)
+            m->retired_count++;
+    }
+    pthread_mutex_unlock(&m->retired_lock);
+}
+
+void consumer_metrics_free(consumer_metrics_t *m) {
+    free(m->retired);
+    m->retired = NULL;
+    pthread_mutex_destroy(&m->retired_lock);
+}
+
+/* After stop: the partitions' last figures (none are in the table then). */
+static bool collect_retired(consumer_metrics_t *m, kaffe_consumer_stats_t *s) {
+    bool ok = true;
+    pthread_mutex_lock(&m->retired_lock);
+    if (reserve(s, s->partition_count + m->retired_count)) {
+        memcpy(s->partitions + s->partition_count, m->retired,
+               m->retired_count * sizeof *m->retired);
+        s->partition_count += m->retired_count;
+    } else {
+        ok = false;
+    }
+    pthread_mutex_unlock(&m->retired_lock);
+    return ok;
 }
 
 static int by_topic_partition(const void *a, const void *b) {
@@ -140,24 +212,16 @@ KAFFE_API kaffe_status_t kaffe_consumer_stats(kaffe_consumer_t *c, kaffe_consume
         stats->partition_count = 0;
         return KAFFE_ERR_NOMEM;
     }
+    rd_kafka_t *rk = consumer_rdkafka(c);
+    for (size_t i = 0; i < stats->partition_count; i++)
+        fill_log_end(rk, &stats->partitions[i]);
+    if (consumer_stopped(c) && !collect_retired(m, stats)) {
+        stats->partition_count = 0;
+        return KAFFE_ERR_NOMEM;
+    }
     if (stats->partition_count > 1) /* partitions may be NULL otherwise */
         qsort(stats->partitions, stats->partition_count, sizeof *stats->partitions,
               by_topic_partition);
-    rd_kafka_t *rk = consumer_rdkafka(c);
-    for (size_t i = 0; i < stats->partition_count; i++) {
-        kaffe_partition_stats_t *ps = &stats->partitions[i];
-        int64_t low = -1, high = -1;
-        /* The high watermark cached from the last fetch response: no
-         * broker round trip (unlike rd_kafka_query_watermark_offsets). */
-        if (rd_kafka_get_watermark_offsets(rk, ps->topic, ps->partition, &low, &high) !=
-                RD_KAFKA_RESP_ERR_NO_ERROR ||
-            high < 0)
-            high = -1;
-        ps->log_end_offset = high;
-        ps->lag = -1;
-        if (high >= 0 && ps->committed_offset >= 0)
-            ps->lag = high > ps->committed_offset ? high - ps->committed_offset : 0;
-    }
     return KAFFE_OK;
 }
 

@@ -9,7 +9,10 @@
 #include "support/mock_suite.h"
 #include "support/plain_client.h"
 
-MOCK_CLUSTER_SUITE(consumer_commit, 1, 120, {"holes", 1}, {"early", 1}, {"fail", 1}, {"fail8", 2});
+MOCK_CLUSTER_SUITE(consumer_commit, 1, 120, {"holes", 1}, {"early", 1}, {"fail", 1}, {"fail8", 2},
+                   {"mdbudget", 1});
+
+#define API_OFFSET_COMMIT 8 /* Kafka's OffsetCommit request */
 
 static kaffe_consumer_t *start_consumer(kaffe_conf_t *conf, recorder_t *r) {
     char err[512];
@@ -231,6 +234,117 @@ Test(consumer_commit, unordered_failure_commits_no_ack_at_or_past_the_failed_off
         ack_snapshot_free(&snap);
         free(metadata);
     }
+    kaffe_consumer_destroy(c);
+    recorder_free(&r);
+}
+
+/* A broker whose offset.metadata.max.bytes is below the metadata kaffe
+ * sends refuses the commit (OFFSET_METADATA_TOO_LARGE). The mock cluster
+ * refuses the next commits as told; kaffe commits again at once with half
+ * the refused size, keeps the lower limit, warns once per new limit, and
+ * never reports the refusal as an error. */
+static atomic_int budget_warnings, metadata_errors;
+
+static void budget_log(int level, const char *facility, const char *line, void *opaque) {
+    (void)facility;
+    (void)opaque;
+    if (level == KAFFE_LOG_WARNING && strstr(line, "commits at most")) {
+        cr_log_info("warning: %s", line);
+        atomic_fetch_add(&budget_warnings, 1);
+    }
+}
+
+static void budget_error(int status, const char *reason, void *opaque) {
+    (void)opaque;
+    if (status == RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE) {
+        cr_log_info("error: %s", reason);
+        atomic_fetch_add(&metadata_errors, 1);
+    }
+}
+
+/* The committed offset of mdbudget/0 once it is want (within 5 s), and its
+ * metadata's length in *len. */
+static bool committed_becomes(const char *b, int64_t want, size_t *len) {
+    int64_t deadline = clock_now_ms() + 5000;
+    do {
+        char *metadata = NULL;
+        int64_t got = plain_committed(b, "g-mdbudget", "mdbudget", 0, &metadata);
+        *len = metadata ? strlen(metadata) : 0;
+        if (got == want && metadata) {
+            ack_snapshot_t snap = {0};
+            cr_assert_eq(ack_metadata_decode(metadata, *len, want, &snap), KAFFE_OK);
+            ack_snapshot_free(&snap);
+        }
+        free(metadata);
+        if (got == want)
+            return true;
+        clock_sleep_ms(50);
+    } while (clock_now_ms() < deadline);
+    return false;
+}
+
+Test(consumer_commit, metadata_the_broker_refuses_lowers_the_budget_and_commits_at_once) {
+    const char *b = mock_cluster_bootstraps(mc);
+    enum { N = 4000, HOLE = 5 };
+    cr_assert_eq(plain_produce(b, "mdbudget", 0, N, 0, 0), N);
+    recorder_t r;
+    recorder_init(&r);
+    r.keep = 1;
+    kaffe_conf_t *conf =
+        test_conf(b, "mdbudget", "g-mdbudget", record_handler, &r, "async_message_ack", "true",
+                  "ordering", "unordered", "drain_timeout_ms", "200", NULL);
+    kaffe_conf_set_log_cb(conf, budget_log, NULL);
+    kaffe_conf_set_error_cb(conf, budget_error, NULL);
+    kaffe_consumer_t *c = start_consumer(conf, &r);
+    cr_assert(wait_handled(&r, N, 30000), "handled %ld", recorder_handled(&r));
+    /* Ack the hole's predecessors and every even offset above it: a
+     * watermark at the hole with a long, holed run above (big metadata). */
+    kaffe_message_t *held[N] = {0};
+    for (size_t i = 0; i < N; i++) {
+        seen_msg_t *s = &r.msgs[i];
+        if (s->offset == HOLE || (s->offset > HOLE && s->offset % 2 == 1))
+            held[s->offset] = s->m;
+        else
+            cr_assert_eq(kaffe_consumer_ack(c, s->m), KAFFE_OK);
+    }
+    cr_assert_eq(kaffe_consumer_commit(c), KAFFE_OK);
+    size_t full;
+    cr_assert(committed_becomes(b, HOLE, &full));
+    cr_assert_gt(full, 64, "metadata of %zu bytes", full);
+
+    /* Interval commits: the next two are refused. Acking the hole moves the
+     * watermark to the next held offset: it is committed at once anyway,
+     * with smaller metadata. */
+    rd_kafka_mock_push_request_errors(mock_cluster_handle(mc), API_OFFSET_COMMIT, 2,
+                                      RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE,
+                                      RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE);
+    cr_assert_eq(kaffe_consumer_ack(c, held[HOLE]), KAFFE_OK);
+    size_t lowered;
+    cr_assert(committed_becomes(b, HOLE + 2, &lowered), "the watermark was not committed");
+    cr_assert_gt(lowered, 0, "half the refused size is not none");
+    cr_assert_leq(lowered, full / 2, "metadata of %zu bytes after %zu were refused", lowered, full);
+    int64_t deadline = clock_now_ms() + 3000;
+    while (atomic_load(&budget_warnings) == 0 && clock_now_ms() < deadline)
+        clock_sleep_ms(20);
+    cr_assert_eq(atomic_load(&budget_warnings), 1);
+
+    /* A sync commit (kaffe_consumer_commit, as on revoke and stop) refused
+     * once is repeated inside the call. */
+    rd_kafka_mock_push_request_errors(mock_cluster_handle(mc), API_OFFSET_COMMIT, 1,
+                                      RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE);
+    cr_assert_eq(kaffe_consumer_ack(c, held[HOLE + 2]), KAFFE_OK);
+    cr_assert_eq(kaffe_consumer_commit(c), KAFFE_OK);
+    size_t again;
+    cr_assert(committed_becomes(b, HOLE + 4, &again));
+    cr_assert_leq(again, lowered / 2 + 1);
+    cr_assert_eq(atomic_load(&budget_warnings), 2, "each new limit is told once");
+    cr_assert_eq(atomic_load(&metadata_errors), 0, "a refusal kaffe answers is not an error");
+
+    for (int64_t o = HOLE + 4; o < N; o++)
+        if (held[o])
+            cr_assert_eq(kaffe_consumer_ack(c, held[o]), KAFFE_OK);
+    cr_assert_eq(kaffe_consumer_stop(c), KAFFE_OK);
+    cr_assert_eq(plain_committed(b, "g-mdbudget", "mdbudget", 0, NULL), N);
     kaffe_consumer_destroy(c);
     recorder_free(&r);
 }

@@ -212,7 +212,20 @@ Test(stats, consumer_figures_match_known_state_and_render_valid_prometheus) {
     cr_assert_eq(kaffe_consumer_stop(c), KAFFE_OK);
     cr_assert_eq(kaffe_consumer_stats(c, &s), KAFFE_OK);
     cr_assert_eq(s.running, 0);
-    cr_assert_eq(s.partition_count, 0);
+    /* After stop: every partition it had, with the last committed offset. */
+    cr_assert_eq(s.partition_count, 3);
+    for (int32_t p = 0; p < 3; p++) {
+        const kaffe_partition_stats_t *ps = &s.partitions[p];
+        cr_assert_str_eq(ps->topic, "st");
+        cr_assert_eq(ps->partition, p);
+        cr_assert_eq(ps->assigned, 0);
+        cr_assert_eq(ps->committed_offset, produced[p], "p%d committed %lld", p,
+                     (long long)ps->committed_offset);
+        cr_assert_eq(ps->watermark, produced[p]);
+        cr_assert_eq(ps->in_flight, 0);
+        cr_assert_eq(ps->log_end_offset, produced[p]);
+        cr_assert_eq(ps->lag, 0);
+    }
     kaffe_consumer_stats_free(&s);
     cr_assert_null(s.partitions);
     kaffe_consumer_destroy(c);
