@@ -109,6 +109,9 @@ offsets.topic.num.partitions=4
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
+# Below kaffe's default commit metadata budget (4096): the broker tier
+# proves that kaffe lowers it when the broker refuses (test_broker_commit_metadata.c).
+offset.metadata.max.bytes=256
 ssl.keystore.type=PEM
 ssl.keystore.location=$certs/broker-keystore.pem
 ssl.truststore.type=PEM
