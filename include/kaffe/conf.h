@@ -86,7 +86,7 @@ typedef void (*kaffe_log_cb_t)(int level, const char *facility, const char *mess
 /** A new configuration with every property at its default. NULL on OOM. */
 KAFFE_API kaffe_conf_t *kaffe_conf_new(void);
 
-/** A deep copy (callbacks included). NULL on OOM. */
+/** A deep copy (callbacks included). NULL on OOM or for a NULL conf. */
 KAFFE_API kaffe_conf_t *kaffe_conf_dup(const kaffe_conf_t *conf);
 
 /** Frees conf. NULL is allowed. */
@@ -114,7 +114,8 @@ KAFFE_API kaffe_status_t kaffe_conf_load(kaffe_conf_t *conf, const char *path, c
                                          size_t errstr_size);
 
 /** @{ */
-/** Callbacks. They are copied into the conf (opaque is borrowed, not owned). */
+/** Callbacks. They are copied into the conf (opaque is borrowed, not owned).
+ * A NULL conf is ignored. */
 KAFFE_API void kaffe_conf_set_message_handler(kaffe_conf_t *conf, kaffe_message_handler_t handler,
                                               void *opaque);
 KAFFE_API void kaffe_conf_set_error_cb(kaffe_conf_t *conf, kaffe_error_cb_t cb, void *opaque);

@@ -224,8 +224,10 @@ KAFFE_API kaffe_status_t kaffe_producer_flush(kaffe_producer_t *p, int timeout_m
  * remaining async messages get their callbacks with
  * RD_KAFKA_RESP_ERR__PURGE_QUEUE or RD_KAFKA_RESP_ERR__PURGE_INFLIGHT before
  * this returns. Frees the producer. No produce call may be running or start
- * during or after this call. Must not be called from a delivery callback.
- * NULL is allowed. */
+ * during or after this call (a call after destroy is undefined: kaffe cannot
+ * tell a freed producer). From a delivery callback it is refused: the error
+ * callback (or the log) gets KAFFE_ERR_STATE and the producer stays as it
+ * is. NULL is allowed. */
 KAFFE_API void kaffe_producer_destroy(kaffe_producer_t *p);
 
 #ifdef __cplusplus

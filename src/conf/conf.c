@@ -94,6 +94,8 @@ static kaffe_status_t passthrough_put(kaffe_conf_t *conf, const char *name, cons
 }
 
 KAFFE_API kaffe_conf_t *kaffe_conf_dup(const kaffe_conf_t *conf) {
+    if (!conf)
+        return NULL;
     kaffe_conf_t *copy = kaffe_conf_new();
     if (!copy)
         return NULL;
@@ -518,22 +520,30 @@ KAFFE_API kaffe_status_t kaffe_conf_load(kaffe_conf_t *conf, const char *path, c
 
 KAFFE_API void kaffe_conf_set_message_handler(kaffe_conf_t *conf, kaffe_message_handler_t handler,
                                               void *opaque) {
+    if (!conf)
+        return;
     conf->handler = handler;
     conf->handler_opaque = opaque;
 }
 
 KAFFE_API void kaffe_conf_set_error_cb(kaffe_conf_t *conf, kaffe_error_cb_t cb, void *opaque) {
+    if (!conf)
+        return;
     conf->error_cb = cb;
     conf->error_opaque = opaque;
 }
 
 KAFFE_API void kaffe_conf_set_partitioner(kaffe_conf_t *conf, kaffe_partitioner_t fn,
                                           void *opaque) {
+    if (!conf)
+        return;
     conf->partitioner = fn;
     conf->partitioner_opaque = opaque;
 }
 
 KAFFE_API void kaffe_conf_set_log_cb(kaffe_conf_t *conf, kaffe_log_cb_t cb, void *opaque) {
+    if (!conf)
+        return;
     conf->log_cb = cb;
     conf->log_opaque = opaque;
 }

@@ -191,6 +191,12 @@ KAFFE_API kaffe_producer_t *kaffe_producer_new(kaffe_conf_t *conf, char *errstr,
 KAFFE_API void kaffe_producer_destroy(kaffe_producer_t *p) {
     if (!p)
         return;
+    if (producer_delivery_thread_of == p) {
+        conf_report_error(p->conf, "producer", KAFFE_ERR_STATE,
+                          "kaffe_producer_destroy from a delivery callback: refused (it would "
+                          "wait for the thread it runs on); the producer is left as it is");
+        return;
+    }
     /* From now on the delivery thread destroys every event itself (rule 3:
      * seq_cst increment, then the seq_cst exchange in producer_defer_take()). */
     atomic_fetch_add_explicit(&p->direct, 1, memory_order_seq_cst);

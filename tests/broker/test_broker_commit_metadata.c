@@ -98,8 +98,7 @@ static void committed_becomes(const char *group, const char *topic, int64_t want
     free(metadata);
 }
 
-Test(commit_metadata, a_broker_that_refuses_the_metadata_still_gets_the_watermark,
-     .timeout = 120) {
+Test(commit_metadata, a_broker_that_refuses_the_metadata_still_gets_the_watermark, .timeout = 120) {
     char topic[128], group[160], err[512];
     broker_unique_topic(topic, sizeof topic, "mdlimit");
     snprintf(group, sizeof group, "%s-group", topic);
