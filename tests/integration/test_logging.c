@@ -220,30 +220,42 @@ static void on_error(int status, const char *reason, void *opaque) {
     }
 }
 
-Test(logging, kaffe_errors_are_logged_with_their_name_and_log_level_filters) {
-    const char *b = mock_cluster_bootstraps(mc);
-    cr_assert_eq(plain_produce(b, "lg", 0, 3, 0, 0), 3);
-    log_sink_t sink;
-    sink_init(&sink);
-    err_seen_t seen = {0};
-    kaffe_conf_t *conf = base_conf("g-log-fail", &sink, "error");
+/* A consumer whose handler fails, with or without an error callback: the
+ * number of kaffe error lines logged. */
+static int failing_run(const char *group, log_sink_t *sink, err_seen_t *seen) {
+    kaffe_conf_t *conf = base_conf(group, sink, "error");
     set(conf, "start_with_earliest_message", "true");
     set(conf, "rdkafka.debug", "all"); /* librdkafka's debug lines are filtered out */
     kaffe_conf_set_message_handler(conf, failing_handler, NULL);
-    kaffe_conf_set_error_cb(conf, on_error, &seen);
+    if (seen)
+        kaffe_conf_set_error_cb(conf, on_error, seen);
     char err[512];
     kaffe_consumer_t *c = kaffe_consumer_new(conf, err, sizeof err);
     cr_assert_not_null(c, "%s", err);
     cr_assert_eq(kaffe_consumer_start(c), KAFFE_OK);
     cr_assert_eq(kaffe_consumer_wait(c, 30000), KAFFE_OK);
     cr_assert_eq(kaffe_consumer_stop(c), KAFFE_ERR_HANDLER);
+    cr_assert_eq(kaffe_consumer_last_error(c, NULL, 0), KAFFE_ERR_HANDLER);
     kaffe_consumer_destroy(c);
-    cr_assert_eq(atomic_load(&seen.status), KAFFE_ERR_HANDLER);
-    cr_assert_str_eq(seen.name, "KAFFE_ERR_HANDLER");
-    cr_assert_geq(sink.kaffe_error_lines, 1);
+    return sink->kaffe_error_lines;
+}
+
+Test(logging, kaffe_errors_are_logged_with_their_name_and_log_level_filters) {
+    cr_assert_eq(plain_produce(mock_cluster_bootstraps(mc), "lg", 0, 3, 0, 0), 3);
+    /* No error callback: the error is logged, with its name. */
+    log_sink_t sink;
+    sink_init(&sink);
+    cr_assert_geq(failing_run("g-log-fail", &sink, NULL), 1);
     cr_assert(sink_contains(&sink, "3 consumer: KAFFE_ERR_HANDLER: message handler failed"), "%s",
               sink.text ? sink.text : "");
     cr_assert_eq(sink.below_error, 0, "lines below log_level=error arrived");
+    sink_free(&sink);
+    /* An error callback: the error goes there instead, told once. */
+    sink_init(&sink);
+    err_seen_t seen = {0};
+    cr_assert_eq(failing_run("g-log-fail-cb", &sink, &seen), 0, "%s", sink.text ? sink.text : "");
+    cr_assert_eq(atomic_load(&seen.status), KAFFE_ERR_HANDLER);
+    cr_assert_str_eq(seen.name, "KAFFE_ERR_HANDLER");
     sink_free(&sink);
 }
 
