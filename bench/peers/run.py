@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""The peer comparison behind scripts/bench-peers.sh (see docs/BENCHMARKS.md).
+
+Runs every contender of every workload on the same topics of a real broker,
+alternating the order over the rounds, each in its own process and its own
+new consumer group, and measures per process: the rate between the first and
+the last message handled (printed by the contender), CPU seconds and peak RSS
+(os.wait4). Prints one table and writes peers.md, peers.json and, when gnuplot
+is there, peers.png into the output directory.
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+# name, topic, partitions, messages, value bytes, keys
+DATASETS_FULL = {
+    "w0": (16, 400_000, 100, 1000),
+    "w1": (4, 60_000, 100, 1000),
+    "w3-1k": (16, 100_000, 1024, 1000),
+    "w3-16k": (16, 20_000, 16384, 1000),
+}
+DATASETS_QUICK = {
+    "w0": (16, 20_000, 100, 1000),
+    "w1": (4, 2_000, 100, 1000),
+    "w3-1k": (16, 4_000, 1024, 1000),
+    "w3-16k": (16, 1_000, 16384, 1000),
+}
+
+
+def contenders(quick):
+    """(workload, dataset, contender name, kind, arguments)."""
+    out = []
+    w0 = [("raw", "raw", []), ("java-raw", "java", ["java-raw", 8, 0])]
+    for order in ("partition", "key", "unordered"):
+        w0.append((f"kaffe-sync-{order}", "kaffe", [order, 8, 0, -1]))
+    for order in ("unordered", "key", "partition"):
+        if not quick or order == "unordered":
+            w0.append((f"pc-{order}", "java", [f"pc-{order}", 8, 0]))
+    out += [("W0", "w0") + c for c in w0]
+    w1 = []
+    for order in ("unordered", "key", "partition"):
+        w1.append((f"kaffe-sync-{order}", "kaffe", [order, 64, 1, -1]))
+        if not quick or order == "unordered":
+            w1.append((f"pc-{order}", "java", [f"pc-{order}", 64, 1]))
+    out += [("W1", "w1") + c for c in w1]
+    w2 = [("raw", "raw", []), ("kaffe-async-ack-now", "kaffe", ["unordered", 8, 0, 0]),
+          ("kaffe-async-ack-0-10ms", "kaffe", ["unordered", 8, 0, 10])]
+    out += [("W2", "w0") + c for c in w2]
+    for size in ("1k", "16k"):
+        w3 = [("raw", "raw", []), ("kaffe-sync-partition", "kaffe", ["partition", 8, 0, -1]),
+              ("java-raw", "java", ["java-raw", 8, 0])]
+        if not quick:
+            w3.append(("pc-unordered", "java", ["pc-unordered", 8, 0]))
+        out += [(f"W3-{size}", f"w3-{size}") + c for c in w3]
+    return out
+
+
+def run_one(cmd, timeout):
+    """Runs cmd; returns (parsed JSON line, cpu seconds, peak RSS MB, stderr tail)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    out_chunks = []
+    # The outputs are small; read them after exit (a contender prints one line).
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            proc.kill()
+            pid, status, usage = os.wait4(proc.pid, 0)
+            break
+        time.sleep(0.05)
+    out = proc.stdout.read()
+    err = proc.stderr.read()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    result = None
+    for line in out.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            result = json.loads(line)
+    cpu = usage.ru_utime + usage.ru_stime
+    rss_mb = usage.ru_maxrss / 1024.0
+    return result, proc.returncode, cpu, rss_mb, err[-2000:]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--brokers", required=True)
+    ap.add_argument("--bench-peer", required=True)
+    ap.add_argument("--java-cp", required=True)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--tag", default=str(os.getpid()))
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    datasets = DATASETS_QUICK if args.quick else DATASETS_FULL
+    topics = {}
+    for name, (parts, msgs, size, keys) in datasets.items():
+        topic = f"peers-{name}-{args.tag}"
+        t0 = time.monotonic()
+        subprocess.run([args.bench_peer, "produce", args.brokers, topic, str(parts), str(msgs),
+                        str(size), str(keys)], check=True, stdout=subprocess.DEVNULL)
+        print(f"data set {name}: {msgs} x {size} B on {parts} partitions "
+              f"({time.monotonic() - t0:.1f} s)", file=sys.stderr)
+        topics[name] = (topic, parts, msgs)
+    plan = contenders(args.quick)
+    runs = {}  # (workload, contender) -> list of round results
+    failures = 0
+    for rnd in range(args.rounds):
+        order = plan[rnd % len(plan):] + plan[:rnd % len(plan)]
+        if rnd % 2 == 1:
+            order.reverse()
+        for workload, dataset, name, kind, extra in order:
+            topic, parts, msgs = topics[dataset]
+            group = f"g-{workload}-{name}-{rnd}-{args.tag}"
+            if kind == "raw":
+                cmd = [args.bench_peer, "raw", args.brokers, topic, group, str(msgs)]
+            elif kind == "kaffe":
+                order_, workers, sleep_ms, ack_delay = extra
+                cmd = [args.bench_peer, "kaffe", args.brokers, topic, group, str(msgs), order_,
+                       str(workers), str(sleep_ms), str(ack_delay)]
+            else:
+                mode, conc, sleep_ms = extra
+                cmd = ["java", "-cp", args.java_cp, "kaffe.peers.PeerBench", mode, args.brokers,
+                       topic, group, str(msgs), str(conc), str(sleep_ms)]
+            result, rc, cpu, rss, err = run_one(cmd, 900)
+            ok = rc == 0 and result is not None and result.get("handled", 0) >= msgs
+            if not ok:
+                failures += 1
+                print(f"FAILED {workload} {name} round {rnd + 1}: exit {rc}\n{err}",
+                      file=sys.stderr)
+            rate = result["rate"] if result else 0.0
+            runs.setdefault((workload, name), []).append(
+                {"round": rnd + 1, "rate": rate, "cpu_s": cpu, "rss_mb": rss, "ok": ok,
+                 "messages": msgs, "partitions": parts, "extra": extra})
+            print(f"round {rnd + 1} {workload:8} {name:26} {rate:12.0f} msgs/s  cpu {cpu:6.2f} s"
+                  f"  rss {rss:7.1f} MB", file=sys.stderr)
+    rows = summarise(runs)
+    write_outputs(args, rows, failures)
+    return 1 if failures else 0
+
+
+def summarise(runs):
+    rows = []
+    best_raw = {}
+    for (workload, name), rs in runs.items():
+        if name == "raw":
+            best_raw[workload] = max(r["rate"] for r in rs)
+    for (workload, name), rs in runs.items():
+        rates = [r["rate"] for r in rs]
+        cpus = [r["cpu_s"] for r in rs]
+        msgs = rs[0]["messages"]
+        row = {
+            "workload": workload, "contender": name,
+            "rounds": [round(x, 1) for x in rates],
+            "median": statistics.median(rates), "min": min(rates), "max": max(rates),
+            "best": max(rates),
+            "cpu_s_median": statistics.median(cpus),
+            "cpu_us_per_msg": statistics.median(cpus) * 1e6 / msgs,
+            "peak_rss_mb": max(r["rss_mb"] for r in rs),
+            "messages": msgs,
+            "ok": all(r["ok"] for r in rs),
+        }
+        if workload in best_raw and best_raw[workload] > 0:
+            row["best_vs_best_raw"] = row["best"] / best_raw[workload]
+        if workload == "W1":
+            extra = rs[0]["extra"]
+            workers, sleep_ms = extra[1], extra[2]
+            parallel = rs[0]["partitions"] if "partition" in name else workers
+            row["limit"] = parallel * 1000.0 / sleep_ms
+            row["of_limit"] = row["best"] / row["limit"]
+        rows.append(row)
+    order = {"W0": 0, "W1": 1, "W2": 2, "W3-1k": 3, "W3-16k": 4}
+    rows.sort(key=lambda r: (order.get(r["workload"], 9), r["contender"] != "raw",
+                             r["contender"]))
+    return rows
+
+
+def write_outputs(args, rows, failures):
+    lines = ["| workload | contender | msgs/s median (min..max) | best / best raw | of limit "
+             "| CPU s (median) | CPU µs/msg | peak RSS MB | every round (msgs/s) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        ratio = f"{r['best_vs_best_raw']:.2f}x" if "best_vs_best_raw" in r else ""
+        limit = f"{r['of_limit']:.2f} of {r['limit']:.0f}" if "of_limit" in r else ""
+        lines.append(
+            f"| {r['workload']} | {r['contender']}{'' if r['ok'] else ' (FAILED)'} | "
+            f"{r['median']:,.0f} ({r['min']:,.0f}..{r['max']:,.0f}) | {ratio} | {limit} | "
+            f"{r['cpu_s_median']:.2f} | {r['cpu_us_per_msg']:.2f} | {r['peak_rss_mb']:.0f} | "
+            f"{', '.join(f'{x:,.0f}' for x in r['rounds'])} |")
+    table = "\n".join(lines)
+    print(table)
+    with open(os.path.join(args.out, "peers.md"), "w") as f:
+        f.write(table + "\n")
+    doc = {"rounds": args.rounds, "quick": args.quick, "failures": failures, "rows": rows}
+    with open(os.path.join(args.out, "peers.json"), "w") as f:
+        json.dump(doc, f, indent=2)
+    if shutil.which("gnuplot"):
+        plot(args.out, rows)
+    else:
+        print("gnuplot not found: no plot (apt-get install gnuplot)", file=sys.stderr)
+
+
+def plot(out, rows):
+    data = os.path.join(out, "peers.dat")
+    with open(data, "w") as f:
+        for i, r in enumerate(rows):
+            f.write(f"{i} \"{r['workload']} {r['contender']}\" {max(r['best'], 1):.0f}\n")
+    script = f"""set terminal pngcairo size 1400,{200 + 22 * len(rows)}
+set output '{os.path.join(out, "peers.png")}'
+set title 'best msgs/s per contender (log scale)'
+set style fill solid
+set logscale x
+set ytics nomirror
+set yrange [-1:{len(rows)}]
+set xlabel 'msgs/s'
+plot '{data}' using (($3)/2):1:(($3)/2):(0.35):yticlabels(2) with boxxyerrorbars notitle
+"""
+    subprocess.run(["gnuplot"], input=script, text=True, check=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
