@@ -7,12 +7,14 @@
  *   bench_peer produce BROKERS TOPIC PARTITIONS MESSAGES VALUE_BYTES KEYS
  *   bench_peer raw     BROKERS TOPIC GROUP MESSAGES
  *   bench_peer kaffe   BROKERS TOPIC GROUP MESSAGES ORDERING WORKERS SLEEP_MS ACK_DELAY_MS
+ *                      [MAX_IN_FLIGHT]
  *
  * raw: a librdkafka poll loop (fetch.wait.max.ms 100 like kaffe's default,
  * one synchronous commit at the end): the baseline. kaffe: the public API,
  * sync mode with a handler that sleeps SLEEP_MS (0: no-op), or, with
  * ACK_DELAY_MS >= 0, async mode where application threads ack each message
- * after a random 0..ACK_DELAY_MS ms (0: at once); -1: sync. */
+ * after a random 0..ACK_DELAY_MS ms (0: at once); -1: sync. MAX_IN_FLIGHT:
+ * max_in_flight_messages (default 10000 sync, 60000 async). */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -53,7 +55,7 @@ static void print_result(const char *mode) {
 static int run_raw(const char *brokers, const char *topic, const char *group, long messages) {
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    const char *props[][2] = {{"bootstrap.servers", brokers}, {"group.id", group},
+    const char *props[][2] = {{"bootstrap.servers", brokers},    {"group.id", group},
                               {"auto.offset.reset", "earliest"}, {"enable.auto.commit", "false"},
                               {"fetch.wait.max.ms", "100"},      {"log_level", "3"}};
     for (size_t i = 0; i < sizeof props / sizeof props[0]; i++)
@@ -183,7 +185,8 @@ static int handle(kaffe_message_t *m, void *opaque) {
 }
 
 static int run_kaffe(const char *brokers, const char *topic, const char *group, long messages,
-                     const char *ordering, const char *workers, long sleep_ms, int ack_delay_ms) {
+                     const char *ordering, const char *workers, long sleep_ms, int ack_delay_ms,
+                     long max_in_flight) {
     static run_t r;
     r.messages = messages;
     r.sleep_ms = sleep_ms;
@@ -191,7 +194,9 @@ static int run_kaffe(const char *brokers, const char *topic, const char *group, 
     kaffe_conf_t *conf = kaffe_conf_new();
     char err[512];
     char inflight[32];
-    snprintf(inflight, sizeof inflight, "%d", ack_delay_ms >= 0 ? 60000 : 10000);
+    if (max_in_flight <= 0)
+        max_in_flight = ack_delay_ms >= 0 ? 60000 : 10000;
+    snprintf(inflight, sizeof inflight, "%ld", max_in_flight);
     const char *settings[][2] = {{"endpoints", brokers},
                                  {"topics", topic},
                                  {"consumer_group", group},
@@ -253,7 +258,7 @@ static _Noreturn void usage(void) {
     fprintf(stderr, "usage: bench_peer produce BROKERS TOPIC PARTITIONS MESSAGES VALUE_BYTES KEYS\n"
                     "       bench_peer raw BROKERS TOPIC GROUP MESSAGES\n"
                     "       bench_peer kaffe BROKERS TOPIC GROUP MESSAGES ORDERING WORKERS "
-                    "SLEEP_MS ACK_DELAY_MS\n");
+                    "SLEEP_MS ACK_DELAY_MS [MAX_IN_FLIGHT]\n");
     exit(2);
 }
 
@@ -263,8 +268,8 @@ int main(int argc, char **argv) {
                            atoi(argv[7]));
     if (argc == 6 && strcmp(argv[1], "raw") == 0)
         return run_raw(argv[2], argv[3], argv[4], atol(argv[5]));
-    if (argc == 10 && strcmp(argv[1], "kaffe") == 0)
-        return run_kaffe(argv[2], argv[3], argv[4], atol(argv[5]), argv[6], argv[7],
-                         atol(argv[8]), atoi(argv[9]));
+    if ((argc == 10 || argc == 11) && strcmp(argv[1], "kaffe") == 0)
+        return run_kaffe(argv[2], argv[3], argv[4], atol(argv[5]), argv[6], argv[7], atol(argv[8]),
+                         atoi(argv[9]), argc == 11 ? atol(argv[10]) : 0);
     usage();
 }

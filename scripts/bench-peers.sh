@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# scripts/bench-peers.sh [--quick] [--rounds N] [--out DIR] [--brokers LIST]
-#                        [--build-dir DIR]
+# scripts/bench-peers.sh [--quick] [--scaling] [--rounds N] [--out DIR]
+#                        [--brokers LIST] [--build-dir DIR]
 #
 # kaffe against the peers a user would pick instead, on a real Apache Kafka
 # broker (docs/BENCHMARKS.md, "Peers on a real broker"): the kaffe consumer
@@ -14,6 +14,10 @@
 # writes peers.md, peers.json and peers.png into --out (default
 # bench-results/peers).
 #
+# --scaling: instead, kaffe's scaling curves on the same broker: throughput,
+# CPU per message and peak RSS versus partitions (1 .. 4096), workers
+# (1 .. 256) and the in-flight window; scaling.md, scaling.json, scaling.png.
+#
 # Without --brokers it starts the single-node broker of scripts/kafka and
 # stops it afterwards. --build-dir uses an already built kaffe (default:
 # builds build/release). --quick: small data sets, one round, and only the
@@ -21,6 +25,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=""
+scaling=""
 rounds=3
 out=bench-results/peers
 brokers=""
@@ -28,11 +33,12 @@ build=""
 while [ $# -gt 0 ]; do
     case $1 in
         --quick) quick=--quick; rounds=1 ;;
+        --scaling) scaling=--scaling ;;
         --rounds) rounds=$2; shift ;;
         --out) out=$2; shift ;;
         --brokers) brokers=$2; shift ;;
         --build-dir) build=$2; shift ;;
-        -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
         *) echo "bench-peers: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -82,4 +88,4 @@ if [ -z "$brokers" ]; then
 fi
 
 python3 bench/peers/run.py --brokers "$brokers" --bench-peer "$build/bench/bench_peer" \
-    --java-cp "$java_cp" --rounds "$rounds" --out "$out" $quick
+    --java-cp "$java_cp" --rounds "$rounds" --out "$out" $quick $scaling

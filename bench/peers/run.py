@@ -7,6 +7,11 @@ new consumer group, and measures per process: the rate between the first and
 the last message handled (printed by the contender), CPU seconds and peak RSS
 (os.wait4). Prints one table and writes peers.md, peers.json and, when gnuplot
 is there, peers.png into the output directory.
+
+--scaling instead sweeps kaffe alone (and the raw loop where it applies):
+partitions (one topic each: 1 .. 4096), workers (1 .. 256, 1 ms handler) and
+the in-flight window (async acks after 0-10 ms), and writes scaling.md,
+scaling.json and scaling.png.
 """
 import argparse
 import json
@@ -97,8 +102,11 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", required=True)
     ap.add_argument("--tag", default=str(os.getpid()))
+    ap.add_argument("--scaling", action="store_true")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
+    if args.scaling:
+        return scaling(args)
     datasets = DATASETS_QUICK if args.quick else DATASETS_FULL
     topics = {}
     for name, (parts, msgs, size, keys) in datasets.items():
@@ -221,6 +229,130 @@ set ytics nomirror
 set yrange [-1:{len(rows)}]
 set xlabel 'msgs/s'
 plot '{data}' using (($3)/2):1:(($3)/2):(0.35):yticlabels(2) with boxxyerrorbars notitle
+"""
+    subprocess.run(["gnuplot"], input=script, text=True, check=False)
+
+
+def produce(args, name, parts, msgs, size, keys):
+    topic = f"scaling-{name}-{args.tag}"
+    t0 = time.monotonic()
+    subprocess.run([args.bench_peer, "produce", args.brokers, topic, str(parts), str(msgs),
+                    str(size), str(keys)], check=True, stdout=subprocess.DEVNULL)
+    print(f"data set {name}: {msgs} x {size} B on {parts} partitions "
+          f"({time.monotonic() - t0:.1f} s)", file=sys.stderr)
+    return topic
+
+
+def best_of(args, cmd_for, rounds, msgs):
+    """Runs cmd_for(round) rounds times; the best round's figures, every rate."""
+    results = []
+    for rnd in range(rounds):
+        result, rc, cpu, rss, err = run_one(cmd_for(rnd), 900)
+        ok = rc == 0 and result is not None and result.get("handled", 0) >= msgs
+        if not ok:
+            print(f"FAILED: {' '.join(cmd_for(rnd))}: exit {rc}\n{err}", file=sys.stderr)
+        results.append({"rate": result["rate"] if result else 0.0, "cpu_s": cpu, "rss_mb": rss,
+                        "ok": ok})
+    best = max(results, key=lambda r: r["rate"])
+    return {"rate": best["rate"], "cpu_us_per_msg": best["cpu_s"] * 1e6 / msgs,
+            "rss_mb": max(r["rss_mb"] for r in results), "ok": all(r["ok"] for r in results),
+            "rounds": [round(r["rate"], 1) for r in results]}
+
+
+def scaling(args):
+    quick = args.quick
+    rounds = min(args.rounds, 2)
+    points = []
+    msgs = 5_000 if quick else 200_000
+    for parts in ([1, 16, 64] if quick else [1, 16, 256, 1024, 4096]):
+        topic = produce(args, f"p{parts}", parts, msgs, 100, 1000)
+        for who in ("raw", "kaffe"):
+            def cmd(rnd, who=who, topic=topic, parts=parts):
+                group = f"g-scale-p{parts}-{who}-{rnd}-{args.tag}"
+                if who == "raw":
+                    return [args.bench_peer, "raw", args.brokers, topic, group, str(msgs)]
+                return [args.bench_peer, "kaffe", args.brokers, topic, group, str(msgs),
+                        "partition", "8", "0", "-1"]
+            r = best_of(args, cmd, rounds, msgs)
+            points.append(dict(r, sweep="partitions", x=parts, contender=who, messages=msgs))
+            log_point(points[-1])
+    topic = produce(args, "workers", 4, 2_000 if quick else 60_000, 100, 1000)
+    for workers in ([1, 16, 64] if quick else [1, 4, 16, 64, 256]):
+        n = min(2_000 if quick else 60_000, workers * 1000 * 3)
+        def cmd(rnd, workers=workers, n=n):
+            return [args.bench_peer, "kaffe", args.brokers, topic,
+                    f"g-scale-w{workers}-{rnd}-{args.tag}", str(n), "unordered", str(workers),
+                    "1", "-1"]
+        r = best_of(args, cmd, rounds, n)
+        points.append(dict(r, sweep="workers", x=workers, contender="kaffe", messages=n,
+                           limit=workers * 1000.0))
+        log_point(points[-1])
+    n = 5_000 if quick else 100_000
+    topic = produce(args, "inflight", 16, n, 100, 1000)
+    for window in ([10, 100] if quick else [10, 100, 1000, 10000, 60000]):
+        def cmd(rnd, window=window):
+            return [args.bench_peer, "kaffe", args.brokers, topic,
+                    f"g-scale-f{window}-{rnd}-{args.tag}", str(n), "unordered", "8", "0", "10",
+                    str(window)]
+        r = best_of(args, cmd, rounds, n)
+        points.append(dict(r, sweep="inflight", x=window, contender="kaffe", messages=n))
+        log_point(points[-1])
+    lines = ["| sweep | x | contender | best msgs/s | CPU µs/msg | peak RSS MB | every round |",
+             "|---|---:|---|---:|---:|---:|---|"]
+    for pt in points:
+        lines.append(f"| {pt['sweep']} | {pt['x']} | {pt['contender']}"
+                     f"{'' if pt['ok'] else ' (FAILED)'} | {pt['rate']:,.0f} | "
+                     f"{pt['cpu_us_per_msg']:.2f} | {pt['rss_mb']:.0f} | "
+                     f"{', '.join(f'{x:,.0f}' for x in pt['rounds'])} |")
+    table = "\n".join(lines)
+    print(table)
+    with open(os.path.join(args.out, "scaling.md"), "w") as f:
+        f.write(table + "\n")
+    with open(os.path.join(args.out, "scaling.json"), "w") as f:
+        json.dump({"rounds": rounds, "quick": quick, "points": points}, f, indent=2)
+    if shutil.which("gnuplot"):
+        plot_scaling(args.out, points)
+    return 0 if all(p["ok"] for p in points) else 1
+
+
+def log_point(pt):
+    print(f"{pt['sweep']:10} {pt['x']:>6} {pt['contender']:6} {pt['rate']:12.0f} msgs/s  "
+          f"{pt['cpu_us_per_msg']:8.2f} us/msg  rss {pt['rss_mb']:7.1f} MB", file=sys.stderr)
+
+
+def plot_scaling(out, points):
+    def dat(name, rows):
+        path = os.path.join(out, f"scaling-{name}.dat")
+        with open(path, "w") as f:
+            for r in rows:
+                f.write(f"{r['x']} {r['rate']:.0f} {r['cpu_us_per_msg']:.3f} {r['rss_mb']:.1f}"
+                        f" {r.get('limit', 0):.0f}\n")
+        return path
+    pk = dat("partitions-kaffe", [p for p in points if p["sweep"] == "partitions"
+                                   and p["contender"] == "kaffe"])
+    pr = dat("partitions-raw", [p for p in points if p["sweep"] == "partitions"
+                                 and p["contender"] == "raw"])
+    w = dat("workers", [p for p in points if p["sweep"] == "workers"])
+    f = dat("inflight", [p for p in points if p["sweep"] == "inflight"])
+    script = f"""set terminal pngcairo size 1500,900
+set output '{os.path.join(out, "scaling.png")}'
+set multiplot layout 2,3
+set logscale x 2
+set key top left
+set grid
+set title 'msgs/s vs partitions'
+plot '{pk}' using 1:2 with linespoints title 'kaffe sync', '{pr}' using 1:2 with linespoints title 'raw librdkafka'
+set title 'CPU us per message vs partitions'
+plot '{pk}' using 1:3 with linespoints title 'kaffe sync', '{pr}' using 1:3 with linespoints title 'raw librdkafka'
+set title 'peak RSS MB vs partitions'
+plot '{pk}' using 1:4 with linespoints title 'kaffe sync', '{pr}' using 1:4 with linespoints title 'raw librdkafka'
+set title 'msgs/s vs workers (1 ms handler, unordered)'
+plot '{w}' using 1:2 with linespoints title 'kaffe', '{w}' using 1:5 with lines title 'limit: workers / 1 ms'
+set title 'msgs/s vs in-flight window (async, acks after 0-10 ms)'
+plot '{f}' using 1:2 with linespoints title 'kaffe async'
+set title 'peak RSS MB vs in-flight window'
+plot '{f}' using 1:4 with linespoints title 'kaffe async'
+unset multiplot
 """
     subprocess.run(["gnuplot"], input=script, text=True, check=False)
 
