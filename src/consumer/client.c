@@ -69,7 +69,9 @@ void consumer_client_reap_retired(kaffe_consumer_t *c) {
         /* acquire: pairs with the release in consumer_message_drop. */
         if (atomic_load_explicit(&client->live, memory_order_acquire) == 0) {
             /* Closed already (as far as a failed client can be). */
+            pthread_mutex_lock(&c->rk_lock);
             rd_kafka_destroy_flags(client->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+            pthread_mutex_unlock(&c->rk_lock);
             free(client);
         } else {
             c->retired[kept++] = client;
@@ -151,7 +153,9 @@ void consumer_client_restart(kaffe_consumer_t *c) {
     c->retired = grown;
     c->retired[c->retired_n++] = c->client;
     c->client = client;
+    pthread_mutex_lock(&c->rk_lock);
     c->rk = rk;
+    pthread_mutex_unlock(&c->rk_lock);
     c->commit_hold_assigns = 0; /* the new client joins afresh */
     err = consumer_client_subscribe_topics(c);
     if (err) {

@@ -127,6 +127,7 @@ kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr, size_t er
     atomic_init(&c->released_count, 0);
     pthread_mutex_init(&c->delay_lock, NULL);
     pthread_mutex_init(&c->lock, NULL);
+    pthread_mutex_init(&c->rk_lock, NULL);
     pthread_cond_init(&c->cond, NULL);
 
     c->table = partition_table_new();
@@ -174,6 +175,7 @@ fail:
     partition_table_destroy(c->table);
     pthread_mutex_destroy(&c->delay_lock);
     pthread_mutex_destroy(&c->lock);
+    pthread_mutex_destroy(&c->rk_lock);
     pthread_cond_destroy(&c->cond);
     free(c);
     return NULL;
@@ -393,6 +395,7 @@ void kaffe_consumer_destroy(kaffe_consumer_t *c) {
     }
     kaffe_conf_destroy(c->conf);
     pthread_mutex_destroy(&c->lock);
+    pthread_mutex_destroy(&c->rk_lock);
     pthread_cond_destroy(&c->cond);
     free(c);
 }
@@ -409,6 +412,15 @@ partition_table_t *consumer_partitions(kaffe_consumer_t *c) {
 
 rd_kafka_t *consumer_rdkafka(kaffe_consumer_t *c) {
     return c->rk;
+}
+
+rd_kafka_t *consumer_rdkafka_hold(kaffe_consumer_t *c) {
+    pthread_mutex_lock(&c->rk_lock);
+    return c->rk;
+}
+
+void consumer_rdkafka_release(kaffe_consumer_t *c) {
+    pthread_mutex_unlock(&c->rk_lock);
 }
 
 bool consumer_running(kaffe_consumer_t *c) {

@@ -152,6 +152,9 @@ void consumer_route_logs(rd_kafka_conf_t *rdconf);
 consumer_metrics_t *consumer_metrics(kaffe_consumer_t *c);
 partition_table_t *consumer_partitions(kaffe_consumer_t *c);
 rd_kafka_t *consumer_rdkafka(kaffe_consumer_t *c);
+/* Any thread but the poll thread: rk stays valid until the release. */
+rd_kafka_t *consumer_rdkafka_hold(kaffe_consumer_t *c);
+void consumer_rdkafka_release(kaffe_consumer_t *c);
 bool consumer_running(kaffe_consumer_t *c);
 bool consumer_stopped(kaffe_consumer_t *c); /* the stop sequence finished */
 
@@ -242,6 +245,10 @@ struct kaffe_consumer_s {
     int64_t restart_backoff_ms;
     client_t *client;   /* the current client (c->rk is client->rk) */
     client_t **retired; /* closed clients, destroyed once no message uses them */
+    /* Held by kaffe_consumer_stats (any thread) while it reads through rk,
+     * and by the poll thread while it replaces rk or destroys a retired
+     * client: a stats call never uses a destroyed handle. */
+    pthread_mutex_t rk_lock;
     size_t retired_n;
     /* What the previous client could not commit: per partition, the
      * watermark and metadata acked when it was retired. The next assignment

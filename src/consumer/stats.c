@@ -3,7 +3,9 @@
  * Any thread. Per partition it reads the figures the poll thread publishes
  * (partition_stats, inside one RCU read-side section, so no partition is
  * freed under it), then librdkafka's cached high watermark outside the
- * section. Nothing here takes a lock the message path takes. */
+ * section, holding rk_lock (which the poll thread takes only to replace or
+ * destroy a client after a fatal error). Nothing here takes a lock the
+ * message path takes. After stop, the partitions' last figures (retired). */
 #include <kaffe/stats.h>
 
 #include <stdlib.h>
@@ -212,9 +214,10 @@ KAFFE_API kaffe_status_t kaffe_consumer_stats(kaffe_consumer_t *c, kaffe_consume
         stats->partition_count = 0;
         return KAFFE_ERR_NOMEM;
     }
-    rd_kafka_t *rk = consumer_rdkafka(c);
+    rd_kafka_t *rk = consumer_rdkafka_hold(c);
     for (size_t i = 0; i < stats->partition_count; i++)
         fill_log_end(rk, &stats->partitions[i]);
+    consumer_rdkafka_release(c);
     if (consumer_stopped(c) && !collect_retired(m, stats)) {
         stats->partition_count = 0;
         return KAFFE_ERR_NOMEM;

@@ -12,6 +12,7 @@
 
 #include <kaffe/kaffe.h>
 
+#include "consumer/internal.h" /* consumer_test_fatal_error */
 #include "mock/mock_cluster.h"
 #include "support/check.h"
 #include "support/plain_client.h"
@@ -164,7 +165,89 @@ static void stats_while_consuming(void) {
     mock_cluster_stop(mc);
 }
 
+/* Snapshots while fatal errors make the consumer replace its librdkafka
+ * client (the old one is destroyed once no message uses it): a snapshot
+ * never reads through a destroyed handle. */
+typedef struct restarts {
+    kaffe_consumer_t *c;
+    atomic_long handled, snapshots;
+    atomic_int done;
+} restarts_t;
+
+static int count(kaffe_message_t *m, void *opaque) {
+    (void)m;
+    atomic_fetch_add(&((restarts_t *)opaque)->handled, 1);
+    return KAFFE_OK;
+}
+
+static void *snapshots_main(void *arg) {
+    restarts_t *r = arg;
+    kaffe_consumer_stats_t cs = {0};
+    while (!atomic_load(&r->done)) {
+        CHECK(kaffe_consumer_stats(r->c, &cs) == KAFFE_OK, "stats");
+        atomic_fetch_add(&r->snapshots, 1);
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+    }
+    kaffe_consumer_stats_free(&cs);
+    return NULL;
+}
+
+static void stats_across_client_restarts(void) {
+    char err[512];
+    mock_topic_t topics[] = {{"rr", 2}};
+    mock_cluster_t *mc = mock_cluster_start(1, topics, 1, err, sizeof err);
+    CHECK(mc != NULL, "%s", err);
+    if (!mc)
+        return;
+    const char *b = mock_cluster_bootstraps(mc);
+    restarts_t r;
+    memset(&r, 0, sizeof r);
+    kaffe_conf_t *conf = kaffe_conf_new();
+    const char *kv[][2] = {{"endpoints", b},
+                           {"topics", "rr"},
+                           {"consumer_group", "g-race-restarts"},
+                           {"start_with_earliest_message", "true"},
+                           {"restart_max", "5"},
+                           {"drain_timeout_ms", "200"},
+                           {"rdkafka.session.timeout.ms", "3000"},
+                           {"rdkafka.heartbeat.interval.ms", "200"},
+                           {"log_level", "error"}};
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        if (kaffe_conf_set(conf, kv[i][0], kv[i][1], err, sizeof err) != KAFFE_OK)
+            CHECK(0, "%s", err);
+    kaffe_conf_set_message_handler(conf, count, &r);
+    kaffe_conf_set_log_cb(conf, NULL, NULL);
+    r.c = kaffe_consumer_new(conf, err, sizeof err);
+    CHECK(r.c != NULL, "%s", err);
+    if (!r.c) {
+        mock_cluster_stop(mc);
+        return;
+    }
+    pthread_t stats;
+    pthread_create(&stats, NULL, snapshots_main, &r);
+    CHECK(kaffe_consumer_start(r.c) == KAFFE_OK, "start");
+    kaffe_failure_counters_t k = {0};
+    for (int i = 0; i < 3; i++) {
+        CHECK(plain_produce(b, "rr", RD_KAFKA_PARTITION_UA, 100, i * 100, 4) == 100, "produce");
+        consumer_test_fatal_error(r.c, RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID);
+        int64_t deadline = clock_now_ms() + 30000;
+        do {
+            kaffe_consumer_failure_counters(r.c, &k);
+            clock_sleep_ms(20);
+        } while (k.restarts < (uint64_t)i + 1 && clock_now_ms() < deadline);
+        CHECK(k.restarts == (uint64_t)i + 1, "restarts %llu", (unsigned long long)k.restarts);
+    }
+    CHECK(kaffe_consumer_stop(r.c) == KAFFE_OK, "stop");
+    atomic_store(&r.done, 1);
+    pthread_join(stats, NULL);
+    CHECK(atomic_load(&r.snapshots) > 10, "only %ld snapshots", atomic_load(&r.snapshots));
+    kaffe_consumer_destroy(r.c);
+    mock_cluster_stop(mc);
+}
+
 int main(void) {
     RUN_CASE(stats_while_consuming);
+    RUN_CASE(stats_across_client_restarts);
     return check_summary("race_stats");
 }
