@@ -162,7 +162,9 @@ void consumer_metrics_free(consumer_metrics_t *m) {
 static bool collect_retired(consumer_metrics_t *m, kaffe_consumer_stats_t *s) {
     bool ok = true;
     pthread_mutex_lock(&m->retired_lock);
-    if (reserve(s, s->partition_count + m->retired_count)) {
+    if (m->retired_count == 0) {
+        /* nothing retired: partitions and retired may both be NULL */
+    } else if (reserve(s, s->partition_count + m->retired_count)) {
         memcpy(s->partitions + s->partition_count, m->retired,
                m->retired_count * sizeof *m->retired);
         s->partition_count += m->retired_count;
