@@ -110,13 +110,7 @@ def main():
     datasets = DATASETS_QUICK if args.quick else DATASETS_FULL
     topics = {}
     for name, (parts, msgs, size, keys) in datasets.items():
-        topic = f"peers-{name}-{args.tag}"
-        t0 = time.monotonic()
-        subprocess.run([args.bench_peer, "produce", args.brokers, topic, str(parts), str(msgs),
-                        str(size), str(keys)], check=True, stdout=subprocess.DEVNULL)
-        print(f"data set {name}: {msgs} x {size} B on {parts} partitions "
-              f"({time.monotonic() - t0:.1f} s)", file=sys.stderr)
-        topics[name] = (topic, parts, msgs)
+        topics[name] = (produce(args, f"peers-{name}", parts, msgs, size, keys), parts, msgs)
     plan = contenders(args.quick)
     runs = {}  # (workload, contender) -> list of round results
     failures = 0
@@ -234,7 +228,8 @@ plot '{data}' using (($3)/2):1:(($3)/2):(0.35):yticlabels(2) with boxxyerrorbars
 
 
 def produce(args, name, parts, msgs, size, keys):
-    topic = f"scaling-{name}-{args.tag}"
+    """Writes a data set to a new topic named after name; returns the topic."""
+    topic = f"{name}-{args.tag}"
     t0 = time.monotonic()
     subprocess.run([args.bench_peer, "produce", args.brokers, topic, str(parts), str(msgs),
                     str(size), str(keys)], check=True, stdout=subprocess.DEVNULL)
@@ -265,7 +260,7 @@ def scaling(args):
     points = []
     msgs = 5_000 if quick else 200_000
     for parts in ([1, 16, 64] if quick else [1, 16, 256, 1024, 4096]):
-        topic = produce(args, f"p{parts}", parts, msgs, 100, 1000)
+        topic = produce(args, f"scaling-p{parts}", parts, msgs, 100, 1000)
         for who in ("raw", "kaffe"):
             def cmd(rnd, who=who, topic=topic, parts=parts):
                 group = f"g-scale-p{parts}-{who}-{rnd}-{args.tag}"
@@ -276,7 +271,7 @@ def scaling(args):
             r = best_of(args, cmd, rounds, msgs)
             points.append(dict(r, sweep="partitions", x=parts, contender=who, messages=msgs))
             log_point(points[-1])
-    topic = produce(args, "workers", 4, 2_000 if quick else 60_000, 100, 1000)
+    topic = produce(args, "scaling-workers", 4, 2_000 if quick else 60_000, 100, 1000)
     for workers in ([1, 16, 64] if quick else [1, 4, 16, 64, 256]):
         n = min(2_000 if quick else 60_000, workers * 1000 * 3)
         def cmd(rnd, workers=workers, n=n):
@@ -288,7 +283,7 @@ def scaling(args):
                            limit=workers * 1000.0))
         log_point(points[-1])
     n = 5_000 if quick else 100_000
-    topic = produce(args, "inflight", 16, n, 100, 1000)
+    topic = produce(args, "scaling-inflight", 16, n, 100, 1000)
     for window in ([10, 100] if quick else [10, 100, 1000, 10000, 60000]):
         def cmd(rnd, window=window):
             return [args.bench_peer, "kaffe", args.brokers, topic,
