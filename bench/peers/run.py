@@ -148,6 +148,16 @@ def main():
     return 1 if failures else 0
 
 
+def write_report(out, name, lines, doc):
+    """Prints the table (lines) and writes it as OUT/name.md, doc as OUT/name.json."""
+    table = "\n".join(lines)
+    print(table)
+    with open(os.path.join(out, f"{name}.md"), "w") as f:
+        f.write(table + "\n")
+    with open(os.path.join(out, f"{name}.json"), "w") as f:
+        json.dump(doc, f, indent=2)
+
+
 def summarise(runs):
     rows = []
     best_raw = {}
@@ -196,13 +206,9 @@ def write_outputs(args, rows, failures):
             f"{r['median']:,.0f} ({r['min']:,.0f}..{r['max']:,.0f}) | {ratio} | {limit} | "
             f"{r['cpu_s_median']:.2f} | {r['cpu_us_per_msg']:.2f} | {r['peak_rss_mb']:.0f} | "
             f"{', '.join(f'{x:,.0f}' for x in r['rounds'])} |")
-    table = "\n".join(lines)
-    print(table)
-    with open(os.path.join(args.out, "peers.md"), "w") as f:
-        f.write(table + "\n")
-    doc = {"rounds": args.rounds, "quick": args.quick, "failures": failures, "rows": rows}
-    with open(os.path.join(args.out, "peers.json"), "w") as f:
-        json.dump(doc, f, indent=2)
+    write_report(args.out, "peers", lines,
+                 {"rounds": args.rounds, "quick": args.quick, "failures": failures,
+                  "rows": rows})
     if shutil.which("gnuplot"):
         plot(args.out, rows)
     else:
@@ -299,12 +305,7 @@ def scaling(args):
                      f"{'' if pt['ok'] else ' (FAILED)'} | {pt['rate']:,.0f} | "
                      f"{pt['cpu_us_per_msg']:.2f} | {pt['rss_mb']:.0f} | "
                      f"{', '.join(f'{x:,.0f}' for x in pt['rounds'])} |")
-    table = "\n".join(lines)
-    print(table)
-    with open(os.path.join(args.out, "scaling.md"), "w") as f:
-        f.write(table + "\n")
-    with open(os.path.join(args.out, "scaling.json"), "w") as f:
-        json.dump({"rounds": rounds, "quick": quick, "points": points}, f, indent=2)
+    write_report(args.out, "scaling", lines, {"rounds": rounds, "quick": quick, "points": points})
     if shutil.which("gnuplot"):
         plot_scaling(args.out, points)
     return 0 if all(p["ok"] for p in points) else 1
