@@ -231,14 +231,7 @@ log4j.logger.kafka.request.logger=WARN
 log4j.logger.state.change.logger=WARN
 LOG4J
     local cluster_id
-    cluster_id=$(python3 -c '
-import base64, uuid
-# As Kafka does (Uuid.randomUuid): an id starting with "-" would be read as an option.
-while True:
-    i = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    if not i.startswith("-"):
-        print(i)
-        break')
+    cluster_id=$(bash "$here/cluster_id.sh")
     for i in $(seq 1 "$nodes"); do
         local ndir=$dir/node-$i
         mkdir -p "$ndir"

@@ -139,14 +139,7 @@ java_opts=(-Xmx512m -Xms128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:au
            -Djava.awt.headless=true -Dlog4j.configuration="file:$dir/log4j.properties")
 
 t0=$(date +%s.%N)
-cluster_id=$(python3 -c '
-import base64, uuid
-# As Kafka does (Uuid.randomUuid): an id starting with "-" would be read as an option.
-while True:
-    i = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    if not i.startswith("-"):
-        print(i)
-        break')
+cluster_id=$(bash "$here/cluster_id.sh")
 java "${java_opts[@]}" -cp "$classpath" kafka.tools.StorageTool format -t "$cluster_id" \
     -c "$dir/server.properties" \
     --add-scram 'SCRAM-SHA-256=[name=alice,password=alice-secret]' \
