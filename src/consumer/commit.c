@@ -91,10 +91,10 @@ static void commit_succeeded(kaffe_consumer_t *c) {
 
 /* --- commits (poll thread) ---------------------------------------------- */
 
-/* One commit request; *refused when the broker refused metadata (the
- * budget is lower now). */
+/* One commit request for ps (every partition of the table when whole);
+ * *refused when the broker refused metadata (the budget is lower now). */
 static kaffe_status_t commit_once(kaffe_consumer_t *c, partition_t **ps, size_t n, bool sync,
-                                  bool *refused) {
+                                  bool whole, bool *refused) {
     *refused = false;
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)n);
     size_t longest = 0;
@@ -118,7 +118,10 @@ static kaffe_status_t commit_once(kaffe_consumer_t *c, partition_t **ps, size_t 
         }
         partition_commit_done(ps[i], c->snap.watermark, c->metadata_buf);
     }
-    c->commit_force = false;
+    /* After a failure every partition is committed again: only a commit of
+     * the whole table (not a revoke's few) settles that. */
+    if (whole)
+        c->commit_force = false;
     kaffe_status_t st = KAFFE_OK;
     if (list->cnt > 0) {
         c->metadata_last_sent = longest;
@@ -137,25 +140,30 @@ static kaffe_status_t commit_once(kaffe_consumer_t *c, partition_t **ps, size_t 
     return st;
 }
 
-kaffe_status_t consumer_commit_partitions(kaffe_consumer_t *c, partition_t **ps, size_t n,
-                                          bool sync) {
+static kaffe_status_t commit_set(kaffe_consumer_t *c, partition_t **ps, size_t n, bool sync,
+                                 bool whole) {
     bool refused;
-    kaffe_status_t st = commit_once(c, ps, n, sync, &refused);
+    kaffe_status_t st = commit_once(c, ps, n, sync, whole, &refused);
     /* A sync commit refused for its metadata is repeated at once with the
      * lower budget, until it goes through (at the latest without metadata). */
     for (size_t budget = SIZE_MAX; refused && st == KAFFE_OK && c->metadata_budget < budget;) {
         budget = c->metadata_budget;
-        st = commit_once(c, ps, n, sync, &refused);
+        st = commit_once(c, ps, n, sync, whole, &refused);
     }
     if (refused && st == KAFFE_OK) /* refused even without metadata */
         st = (kaffe_status_t)RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE;
     return st;
 }
 
+kaffe_status_t consumer_commit_partitions(kaffe_consumer_t *c, partition_t **ps, size_t n,
+                                          bool sync) {
+    return commit_set(c, ps, n, sync, false);
+}
+
 kaffe_status_t consumer_commit_all(kaffe_consumer_t *c, bool sync) {
     size_t n;
     partition_t **ps = partition_table_collect(c->table, &n);
-    kaffe_status_t st = consumer_commit_partitions(c, ps, n, sync);
+    kaffe_status_t st = commit_set(c, ps, n, sync, true);
     free(ps);
     c->last_commit_ms = clock_now_ms();
     return st;
