@@ -154,6 +154,35 @@ KAFFE_API kaffe_status_t kaffe_consumer_set_rebalance_cb(kaffe_consumer_t *c,
  * the subscription. Any one thread. */
 KAFFE_API kaffe_status_t kaffe_consumer_start(kaffe_consumer_t *c);
 
+/** Adds topics to the subscription while running (Kaffe's
+ * subscribe_to_topics), or before start. Each of the count entries is a
+ * topic name or a librdkafka pattern starting with '^' ("^orders\\..*"),
+ * which also matches topics created later (found at the next metadata
+ * refresh: rdkafka.topic.metadata.refresh.interval.ms, 5 minutes by
+ * default). Entries already subscribed are ignored. Running, the group
+ * rebalances and the new topics' partitions are assigned and handled like
+ * the others; before start, start subscribes to the whole list. Returns
+ * KAFFE_OK once the new subscription is set (the assignment follows, see
+ * kaffe_consumer_set_rebalance_cb); KAFFE_ERR_INVALID_ARG for a NULL c or
+ * topics, count 0 or an empty or NULL entry; KAFFE_ERR_STATE once a stop was
+ * requested, and from the consumer's poll thread (its rebalance, error and
+ * log callbacks); or librdkafka's refusal of the subscription. On any error
+ * the subscription is unchanged. Any other thread, handlers included. */
+KAFFE_API kaffe_status_t kaffe_consumer_subscribe(kaffe_consumer_t *c, const char *const *topics,
+                                                  size_t count);
+
+/** Removes topics (names or patterns, exactly as subscribed) from the
+ * subscription. Their partitions are revoked as in any rebalance: their
+ * in-flight messages drain (up to drain_timeout_ms), what is acked is
+ * committed, and a later ack of one of their messages gets
+ * KAFFE_ERR_REVOKED; the other topics' partitions carry on (with the
+ * default cooperative-sticky assignor they are not even revoked). Returns as
+ * kaffe_consumer_subscribe(), and KAFFE_ERR_INVALID_ARG, changing nothing,
+ * for an entry that is not subscribed or when no topic would be left (stop
+ * the consumer instead). Same threads. */
+KAFFE_API kaffe_status_t kaffe_consumer_unsubscribe(kaffe_consumer_t *c, const char *const *topics,
+                                                    size_t count);
+
 /** Acks a message in async mode. Call exactly once per message the handler
  * accepted (returned KAFFE_OK for), from any thread, at any time, even from
  * inside the handler; m must not be used after this call (it is released,

@@ -40,8 +40,11 @@ static const property_t properties[] = {
      .type = PROP_LIST,
      .default_value = "",
      .roles = BOTH,
-     .description = "Topics, comma-separated. The consumer subscribes to all of them; the "
-                    "producer's first topic is the default for kaffe_produce_sync()."},
+     .description = "Topics, comma-separated. The consumer subscribes to all of them (an "
+                    "entry starting with ^ is a pattern, which also takes matching topics "
+                    "created later; kaffe_consumer_subscribe() and _unsubscribe() change the "
+                    "list while running); the producer's first topic is the default for "
+                    "kaffe_produce_sync()."},
 
     /* Kaffe's fetch and commit options, mapped to librdkafka. Unset, they
      * leave librdkafka's default (shown as the default). */

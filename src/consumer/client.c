@@ -80,18 +80,6 @@ void consumer_client_reap_retired(kaffe_consumer_t *c) {
     c->retired_n = kept;
 }
 
-rd_kafka_resp_err_t consumer_client_subscribe_topics(kaffe_consumer_t *c) {
-    char **topics = NULL;
-    size_t count = conf_list(c->conf, "topics", &topics);
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)count);
-    for (size_t i = 0; i < count; i++)
-        rd_kafka_topic_partition_list_add(list, topics[i], RD_KAFKA_PARTITION_UA);
-    conf_list_free(topics);
-    rd_kafka_resp_err_t err = rd_kafka_subscribe(c->rk, list);
-    rd_kafka_topic_partition_list_destroy(list);
-    return err;
-}
-
 void consumer_client_restart(kaffe_consumer_t *c) {
     rd_kafka_resp_err_t reason = c->fatal_pending;
     c->fatal_pending = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -157,7 +145,7 @@ void consumer_client_restart(kaffe_consumer_t *c) {
     c->rk = rk;
     pthread_mutex_unlock(&c->rk_lock);
     c->commit_hold_assigns = 0; /* the new client joins afresh */
-    err = consumer_client_subscribe_topics(c);
+    err = consumer_subscription_apply(c);
     if (err) {
         consumer_report_error(c, err, "subscribing the new client: %s", rd_kafka_err2str(err));
         consumer_fail(c, err);

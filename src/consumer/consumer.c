@@ -134,7 +134,8 @@ kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr, size_t er
     c->metadata_budget_configured = (size_t)conf_int(conf, "commit_metadata_max_bytes");
     c->metadata_budget = c->metadata_budget_configured;
     c->metadata_buf = malloc(c->metadata_budget + 1);
-    if (!c->table || !c->metadata_buf) {
+    bool subscription = consumer_subscription_init(c, conf);
+    if (!c->table || !c->metadata_buf || !subscription) {
         rd_kafka_conf_destroy(rdconf);
         errstr_printf(errstr, errstr_size, "out of memory");
         goto fail;
@@ -169,6 +170,7 @@ kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr, size_t er
     c->conf = conf;
     return c;
 fail:
+    consumer_subscription_free(c);
     free(c->metadata_buf);
     free(c->dead_letter_topic);
     free(c->restart_times);
@@ -212,7 +214,7 @@ kaffe_status_t kaffe_consumer_start(kaffe_consumer_t *c) {
         goto out;
     }
     pool_set_hold_cb(c->pool, consumer_failure_hold_cb);
-    rd_kafka_resp_err_t err = consumer_client_subscribe_topics(c);
+    rd_kafka_resp_err_t err = consumer_subscription_apply(c);
     if (err) {
         st = status_from_rdkafka(err);
         goto out;
@@ -393,6 +395,7 @@ void kaffe_consumer_destroy(kaffe_consumer_t *c) {
         free(c->blocks);
         c->blocks = next;
     }
+    consumer_subscription_free(c);
     kaffe_conf_destroy(c->conf);
     pthread_mutex_destroy(&c->lock);
     pthread_mutex_destroy(&c->rk_lock);

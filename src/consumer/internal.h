@@ -256,6 +256,14 @@ struct kaffe_consumer_s {
      * offset (and commits it). */
     rd_kafka_topic_partition_list_t *stash;
 
+    /* The subscription (subscription.c): topic names and '^' patterns.
+     * sub_lock guards the list and `subscribed` (start, or a restart, told
+     * librdkafka), and is held across the rd_kafka_subscribe applying it. */
+    pthread_mutex_t sub_lock;
+    char **subscription;
+    size_t subscription_n;
+    bool subscribed;
+
     pool_t *pool;             /* created by start, destroyed by stop */
     partition_table_t *table; /* whole life */
     pthread_t poll_thread;
@@ -572,7 +580,18 @@ client_t *consumer_client_new(rd_kafka_t *rk);
 /* Destroys the retired clients no message uses any more. Poll thread. */
 void consumer_client_reap_retired(kaffe_consumer_t *c);
 
-rd_kafka_resp_err_t consumer_client_subscribe_topics(kaffe_consumer_t *c);
+/* ---- subscription.c ---- */
+
+/* The subscription from conf's topics, and sub_lock. false: out of memory
+ * (consumer_subscription_free is still due). kaffe_consumer_new. */
+bool consumer_subscription_init(kaffe_consumer_t *c, const kaffe_conf_t *conf);
+
+/* Frees the list and sub_lock. kaffe_consumer_new's failure path, destroy. */
+void consumer_subscription_free(kaffe_consumer_t *c);
+
+/* Subscribes the current client to the list (start, and the poll thread
+ * after it replaced the client). */
+rd_kafka_resp_err_t consumer_subscription_apply(kaffe_consumer_t *c);
 
 /* A fatal error: retire the client and make a new one, within the restart
  * budget. Every partition is revoked first (drained up to drain_timeout_ms,

@@ -194,6 +194,32 @@ Test(examples, consumer_async_on_sigterm_drains_its_workers_acks_and_commits) {
     finish();
 }
 
+Test(examples, consumer_topics_adds_a_topic_and_a_pattern_while_running) {
+    mock_topic_t topics[] = {{"first", 2}, {"second", 2}, {"orders.eu", 1}, {"other", 1}};
+    start(topics, 4);
+    const char *b = mock_cluster_bootstraps(cluster);
+    cr_assert_eq(plain_produce(b, "first", RD_KAFKA_PARTITION_UA, 5, 0, 3), 5);
+    cr_assert_eq(plain_produce(b, "second", RD_KAFKA_PARTITION_UA, 5, 5, 3), 5);
+    cr_assert_eq(plain_produce(b, "orders.eu", 0, 5, 10, 3), 5);
+    cr_assert_eq(plain_produce(b, "other", 0, 5, 15, 3), 5);
+    setenv("KAFFE_GROUP", "example-topics", 1);
+
+    char *argv[] = {EXAMPLE_CONSUMER_TOPICS, (char *)b, "first", "second,^orders\\..*", "15", NULL};
+    output_t *out = malloc(sizeof *out);
+    cr_assert_eq(run_to_end(argv, out), 0);
+    /* The 15 messages of first, second and orders.eu (not other), the
+     * subscription line and the summary. */
+    assert_values_once(out, ": value-%d", 0, 15, 17);
+    cr_assert_eq(count_lines_containing(out, "other/"), 0);
+    cr_assert(has_line(out, "subscribed to second,^orders\\..*"));
+    cr_assert(has_line(out, "consumed 15 messages"));
+    cr_assert_eq(committed_total("example-topics", "first", 2), 5);
+    cr_assert_eq(committed_total("example-topics", "second", 2), 5);
+    cr_assert_eq(committed_total("example-topics", "orders.eu", 1), 5);
+    free(out);
+    finish();
+}
+
 Test(examples, producer_uses_the_three_forms_and_the_partition_function) {
     mock_topic_t topics[] = {{"kafka-topic", 3}, {"whitelist", 2}};
     start(topics, 2);

@@ -13,6 +13,10 @@
  *   acks_racing_stop   application threads ack while another thread stops:
  *       each ack is KAFFE_OK or KAFFE_ERR_STOPPED, and what was acked before
  *       the stop is committed.
+ *   subscription_changes_racing_stop   4 threads add and remove a topic
+ *       while messages flow and another thread stops: each call is
+ *       KAFFE_OK, KAFFE_ERR_INVALID_ARG (another thread removed it first) or
+ *       KAFFE_ERR_STATE (stopping), and the stop returns.
  *   producer_calls_from_its_delivery_callback   sync produce, flush and
  *       destroy from a delivery callback: KAFFE_ERR_STATE, the producer
  *       keeps working. */
@@ -100,6 +104,9 @@ static void null_arguments_and_wrong_states(void) {
     CHECK(kaffe_consumer_failure_counters(NULL, NULL) == KAFFE_ERR_INVALID_ARG, "counters");
     CHECK(kaffe_consumer_resume_partition(NULL, "t", 0) == KAFFE_ERR_INVALID_ARG, "resume");
     CHECK(kaffe_consumer_set_rebalance_cb(NULL, NULL, NULL) == KAFFE_ERR_INVALID_ARG, "rebal");
+    const char *one[] = {"t"};
+    CHECK(kaffe_consumer_subscribe(NULL, one, 1) == KAFFE_ERR_INVALID_ARG, "subscribe");
+    CHECK(kaffe_consumer_unsubscribe(NULL, one, 1) == KAFFE_ERR_INVALID_ARG, "unsubscribe");
     kaffe_consumer_stats_t stats = {0};
     CHECK(kaffe_consumer_stats(NULL, &stats) == KAFFE_ERR_INVALID_ARG, "stats");
     kaffe_consumer_destroy(NULL);
@@ -294,6 +301,60 @@ static void acks_racing_stop(void) {
     free(r);
 }
 
+/* --- subscription_changes_racing_stop ----------------------------------- */
+
+typedef struct changer {
+    kaffe_consumer_t *c;
+    atomic_long handled, calls, wrong;
+} changer_t;
+
+static int count_handled(kaffe_message_t *m, void *opaque) {
+    (void)m;
+    atomic_fetch_add(&((changer_t *)opaque)->handled, 1);
+    return KAFFE_OK;
+}
+
+static void *change_subscription(void *arg) {
+    changer_t *ch = arg;
+    const char *extra[] = {"race-extra"};
+    for (int i = 0; i < 40; i++) {
+        kaffe_status_t st = i % 2 ? kaffe_consumer_unsubscribe(ch->c, extra, 1)
+                                  : kaffe_consumer_subscribe(ch->c, extra, 1);
+        atomic_fetch_add(&ch->calls, 1);
+        if (st == KAFFE_ERR_STATE)
+            return NULL; /* stopping */
+        if (st != KAFFE_OK && st != KAFFE_ERR_INVALID_ARG)
+            atomic_fetch_add(&ch->wrong, 1);
+        clock_sleep_ms(5);
+    }
+    return NULL;
+}
+
+static void subscription_changes_racing_stop(void) {
+    CHECK(mock_cluster_create_topic(mc, "race-extra", 1) == 0, "create race-extra");
+    changer_t *ch = calloc(1, sizeof *ch);
+    ch->c = consumer("misuse-subscription", count_handled, ch, "false");
+    if (!ch->c) {
+        free(ch);
+        return;
+    }
+    CHECK(kaffe_consumer_start(ch->c) == KAFFE_OK, "start");
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, change_subscription, ch);
+    race_wait_for(&ch->handled, N, 60000);
+    clock_sleep_ms(50);
+    CHECK(kaffe_consumer_stop(ch->c) == KAFFE_OK, "stop");
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    CHECK(atomic_load(&ch->handled) >= N, "handled %ld of %d", atomic_load(&ch->handled), N);
+    CHECK(atomic_load(&ch->calls) > 0, "no subscription call ran");
+    CHECK(atomic_load(&ch->wrong) == 0, "%ld calls neither OK, INVALID_ARG nor STATE",
+          atomic_load(&ch->wrong));
+    kaffe_consumer_destroy(ch->c);
+    free(ch);
+}
+
 /* --- producer_calls_from_its_delivery_callback --------------------------- */
 
 typedef struct from_cb {
@@ -358,6 +419,7 @@ int main(void) {
     RUN_CASE(null_arguments_and_wrong_states);
     RUN_CASE(lifecycle_calls_from_many_handlers);
     RUN_CASE(acks_racing_stop);
+    RUN_CASE(subscription_changes_racing_stop);
     RUN_CASE(producer_calls_from_its_delivery_callback);
     mock_cluster_stop(mc);
     return check_summary("race_misuse");
