@@ -169,6 +169,11 @@ static kaffe_status_t change(kaffe_consumer_t *c, const char *const *topics, siz
         consumer_report_error(c, st, "%s: %s", fn, why);
         return st;
     }
+    if (n == c->subscription_n) { /* everything added was subscribed already */
+        pthread_mutex_unlock(&c->sub_lock);
+        list_free(list, n);
+        return KAFFE_OK;
+    }
     rd_kafka_resp_err_t err = c->subscribed ? apply(c, list, n) : RD_KAFKA_RESP_ERR_NO_ERROR;
     if (err) {
         pthread_mutex_unlock(&c->sub_lock);
