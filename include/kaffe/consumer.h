@@ -167,7 +167,12 @@ KAFFE_API kaffe_status_t kaffe_consumer_start(kaffe_consumer_t *c);
  * topics, count 0 or an empty or NULL entry; KAFFE_ERR_STATE once a stop was
  * requested, and from the consumer's poll thread (its rebalance, error and
  * log callbacks); or librdkafka's refusal of the subscription. On any error
- * the subscription is unchanged. Any other thread, handlers included. */
+ * the subscription is unchanged. Any other thread, handlers included; from
+ * an application thread the change first commits everything acked, so no
+ * message is handled again. From a handler the message being handled (and
+ * those after the last commit) cannot be committed first: with librdkafka
+ * 2.0.2, which may revoke every partition on the rejoin, they can be
+ * delivered again (never lost). */
 KAFFE_API kaffe_status_t kaffe_consumer_subscribe(kaffe_consumer_t *c, const char *const *topics,
                                                   size_t count);
 

@@ -1,4 +1,5 @@
-/* kaffe/testing.h — a test kit for applications' own tests: an embedded
+/** @file
+ * kaffe/testing.h — a test kit for applications' own tests: an embedded
  * Kafka cluster (librdkafka's mock cluster: the real Kafka protocol over TCP
  * on 127.0.0.1, in the test's process), topics, fixture messages, the
  * application's real handler run through a kaffe consumer until a condition
@@ -115,6 +116,8 @@ KAFFE_API kaffe_status_t kaffe_test_cluster_fail_requests(kaffe_test_cluster_t *
 /** Takes broker broker_id (1 .. broker_count) down: its connections close
  * and it refuses new ones until kaffe_test_cluster_broker_up. */
 KAFFE_API kaffe_status_t kaffe_test_cluster_broker_down(kaffe_test_cluster_t *tc, int broker_id);
+/** Brings broker broker_id back up after kaffe_test_cluster_broker_down;
+ * clients reconnect to it. */
 KAFFE_API kaffe_status_t kaffe_test_cluster_broker_up(kaffe_test_cluster_t *tc, int broker_id);
 
 /** A condition kaffe_test_consume_until checks: nonzero when it holds. */

@@ -294,3 +294,46 @@ Test(subscribe, topics_added_before_start_are_subscribed_by_start) {
     kaffe_consumer_destroy(c);
     recorder_free(&r);
 }
+
+/* From a handler (a worker thread): allowed, nothing lost. The handler of
+ * the first mis-a message adds mis-b. */
+typedef struct from_handler {
+    recorder_t r;
+    kaffe_consumer_t *c;
+    atomic_int calls;
+    atomic_int status;
+} from_handler_t;
+
+static int subscribe_in_handler(kaffe_message_t *m, void *opaque) {
+    from_handler_t *h = opaque;
+    if (atomic_fetch_add(&h->calls, 1) == 0) {
+        const char *t[] = {"mis-b"};
+        atomic_store(&h->status, kaffe_consumer_subscribe(h->c, t, 1));
+    }
+    return record_handler(m, &h->r);
+}
+
+Test(subscribe, a_handler_may_add_a_topic) {
+    const char *b = mock_cluster_bootstraps(mc);
+    cr_assert_eq(plain_produce(b, "mis-a", 0, 10, 0, 0), 10);
+    cr_assert_eq(plain_produce(b, "mis-b", 0, 10, 10, 0), 10);
+    from_handler_t h = {0};
+    recorder_init(&h.r);
+    atomic_store(&h.status, -1);
+    char err[512];
+    h.c = kaffe_consumer_new(test_conf(b, "mis-a", "g-handler", subscribe_in_handler, &h, NULL),
+                             err, sizeof err);
+    cr_assert_not_null(h.c, "%s", err);
+    cr_assert_eq(kaffe_consumer_start(h.c), KAFFE_OK);
+    cr_assert(wait_seen_of(&h.r, "mis-b", 10, 30000), "mis-b: %ld", seen_of(&h.r, "mis-b"));
+    cr_assert_eq(atomic_load(&h.status), KAFFE_OK);
+    cr_assert_eq(kaffe_consumer_stop(h.c), KAFFE_OK);
+    /* From a handler the change's commit cannot include the message being
+     * handled, and librdkafka 2.0.2 may revoke every partition on the
+     * rejoin: mis-a may be delivered again, never lost. */
+    cr_assert_geq(seen_of(&h.r, "mis-a"), 10);
+    assert_committed_to_log_end(b, "g-handler", "mis-a", 1);
+    assert_committed_to_log_end(b, "g-handler", "mis-b", 1);
+    kaffe_consumer_destroy(h.c);
+    recorder_free(&h.r);
+}
