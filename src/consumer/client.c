@@ -37,7 +37,6 @@ rd_kafka_t *consumer_client_create(kaffe_consumer_t *c, rd_kafka_conf_t *rdconf,
     rd_kafka_conf_set_opaque(rdconf, c);
     rd_kafka_conf_set_rebalance_cb(rdconf, consumer_rebalance_cb);
     rd_kafka_conf_set_error_cb(rdconf, consumer_client_error_cb);
-    rd_kafka_conf_set_offset_commit_cb(rdconf, consumer_commit_offset_commit_cb);
     /* librdkafka's log lines go through kaffe's log sink, for the first
      * client and for every client re-created after a fatal error. */
     consumer_route_logs(rdconf);
@@ -58,8 +57,20 @@ client_t *consumer_client_new(rd_kafka_t *rk) {
     if (client) {
         client->rk = rk;
         atomic_init(&client->live, 0);
+        client->commit_queue = rd_kafka_queue_new(rk);
     }
     return client;
+}
+
+void consumer_client_free(client_t *client, bool destroy_rk) {
+    if (!client)
+        return;
+    /* A queue holds a reference on its client: it goes first. */
+    if (client->commit_queue)
+        rd_kafka_queue_destroy(client->commit_queue);
+    if (destroy_rk)
+        rd_kafka_destroy_flags(client->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    free(client);
 }
 
 void consumer_client_reap_retired(kaffe_consumer_t *c) {
@@ -70,9 +81,8 @@ void consumer_client_reap_retired(kaffe_consumer_t *c) {
         if (atomic_load_explicit(&client->live, memory_order_acquire) == 0) {
             /* Closed already (as far as a failed client can be). */
             pthread_mutex_lock(&c->rk_lock);
-            rd_kafka_destroy_flags(client->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+            consumer_client_free(client, true);
             pthread_mutex_unlock(&c->rk_lock);
-            free(client);
         } else {
             c->retired[kept++] = client;
         }

@@ -89,12 +89,62 @@ static void commit_succeeded(kaffe_consumer_t *c) {
                                      : "");
 }
 
+/* A commit failed: the next commit covers every partition again, the
+ * failure is reported, and interval commits wait for the rebalance the
+ * group's errors announce. */
+static void commit_failed(kaffe_consumer_t *c, rd_kafka_resp_err_t err, bool retrying) {
+    c->commit_force = true;
+    consumer_report_error(c, err, "commit failed: %s%s", rd_kafka_err2str(err),
+                          retrying ? " (retrying)" : "");
+    if (err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
+        err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION || err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID)
+        consumer_commit_hold(c, 1);
+}
+
 /* --- commits (poll thread) ---------------------------------------------- */
 
+/* The result of an async commit (poll thread: served from the consumer
+ * queue by the poll loop). */
+static void offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                             rd_kafka_topic_partition_list_t *offsets, void *opaque) {
+    (void)rk;
+    kaffe_consumer_t *c = opaque;
+    if (c->client->commits_in_flight > 0)
+        c->client->commits_in_flight--;
+    bool refused; /* then committed again at once, unless it is an error */
+    err = read_commit_result(c, err, offsets, &refused);
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        commit_failed(c, err, false);
+    else if (!err && !refused)
+        commit_succeeded(c);
+}
+
+/* Errors of a coordinator that moved, is loading or did not answer in time:
+ * the same commit can succeed a moment later (librdkafka looks the
+ * coordinator up again meanwhile). Not the group's errors (a rebalance, a
+ * stale generation): those the same commit never gets past. */
+static bool commit_error_transient(rd_kafka_resp_err_t err) {
+    switch (err) {
+        case RD_KAFKA_RESP_ERR_NOT_COORDINATOR:
+        case RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
+        case RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS:
+        case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+        case RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION:
+        case RD_KAFKA_RESP_ERR__TIMED_OUT:
+        case RD_KAFKA_RESP_ERR__TRANSPORT:
+        case RD_KAFKA_RESP_ERR__WAIT_COORD:
+            return true;
+        default:
+            return false;
+    }
+}
+
 /* One commit request for ps (every partition of the table when whole);
- * *refused when the broker refused metadata (the budget is lower now). */
-static kaffe_status_t commit_once(kaffe_consumer_t *c, partition_t **ps, size_t n, bool sync,
-                                  bool whole, bool *refused) {
+ * *refused when the broker refused metadata (the budget is lower now).
+ * Returns the commit's error (for an async commit only a failure to send
+ * it). A failure is reported (as retried when retrying and transient). */
+static rd_kafka_resp_err_t commit_once(kaffe_consumer_t *c, partition_t **ps, size_t n, bool sync,
+                                       bool whole, bool retrying, bool *refused) {
     *refused = false;
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)n);
     size_t longest = 0;
@@ -102,7 +152,10 @@ static kaffe_status_t commit_once(kaffe_consumer_t *c, partition_t **ps, size_t 
         if (!partition_snapshot(ps[i], &c->snap))
             continue;
         size_t len = encode_metadata(c);
-        if (!c->commit_force &&
+        /* A sync commit sends every partition it covers: the result of an
+         * earlier async commit may still be on its way, and lost if it
+         * failed (a stop or revoke serves no callback for it). */
+        if (!sync && !c->commit_force &&
             !partition_commit_changed(ps[i], c->snap.watermark, c->metadata_buf))
             continue;
         rd_kafka_topic_partition_t *tp =
@@ -122,37 +175,73 @@ static kaffe_status_t commit_once(kaffe_consumer_t *c, partition_t **ps, size_t 
      * the whole table (not a revoke's few) settles that. */
     if (whole)
         c->commit_force = false;
-    kaffe_status_t st = KAFFE_OK;
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (list->cnt > 0) {
         c->metadata_last_sent = longest;
-        rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, list, sync ? 0 : 1);
-        if (sync) /* an async commit's result comes to consumer_commit_offset_commit_cb */
-            err = read_commit_result(c, err, list, refused);
-        if (err) {
-            st = status_from_rdkafka(err);
-            c->commit_force = true;
-            consumer_report_error(c, err, "commit failed: %s", rd_kafka_err2str(err));
-        } else if (sync && !*refused) {
-            commit_succeeded(c);
+        if (sync) {
+            err = read_commit_result(c, rd_kafka_commit(c->rk, list, 0), list, refused);
+            if (err)
+                commit_failed(c, err, retrying && commit_error_transient(err));
+            else if (!*refused)
+                commit_succeeded(c);
+        } else {
+            /* The result comes to offset_commit_cb through the client's
+             * commit queue (consumer_commit_in_flight serves it). Only async
+             * commits have a callback: librdkafka would serve a global one
+             * for sync commits too, a second report of the same failure. */
+            err = rd_kafka_commit_queue(c->rk, list, c->client->commit_queue, offset_commit_cb, c);
+            if (err) {
+                commit_failed(c, err, false);
+            } else {
+                c->client->commits_in_flight++;
+                c->client->commit_sent_ms = clock_now_ms();
+            }
         }
     }
     rd_kafka_topic_partition_list_destroy(list);
-    return st;
+    return err;
+}
+
+/* Waits up to COMMIT_AWAIT_MAX_MS for the results of the async commits
+ * under way: one that librdkafka retries could land after a sync commit and
+ * take the group's offset back. */
+static void await_async_commits(kaffe_consumer_t *c) {
+    int64_t deadline = clock_now_ms() + COMMIT_AWAIT_MAX_MS;
+    while (c->client->commits_in_flight > 0 && clock_now_ms() < deadline)
+        rd_kafka_queue_poll_callback(c->client->commit_queue, 10);
 }
 
 static kaffe_status_t commit_set(kaffe_consumer_t *c, partition_t **ps, size_t n, bool sync,
                                  bool whole) {
+    if (!c->client->commit_queue) /* none could be made: no async commits */
+        sync = true;
+    if (sync)
+        await_async_commits(c);
     bool refused;
-    kaffe_status_t st = commit_once(c, ps, n, sync, whole, &refused);
-    /* A sync commit refused for its metadata is repeated at once with the
-     * lower budget, until it goes through (at the latest without metadata). */
-    for (size_t budget = SIZE_MAX; refused && st == KAFFE_OK && c->metadata_budget < budget;) {
-        budget = c->metadata_budget;
-        st = commit_once(c, ps, n, sync, whole, &refused);
+    int64_t deadline = clock_now_ms() + COMMIT_RETRY_MAX_MS;
+    int backoff_ms = COMMIT_RETRY_BACKOFF_MS;
+    rd_kafka_resp_err_t err;
+    for (;;) {
+        bool retrying = sync && clock_now_ms() + backoff_ms < deadline;
+        err = commit_once(c, ps, n, sync, whole, retrying, &refused);
+        /* A sync commit refused for its metadata is repeated at once with the
+         * lower budget, until it goes through (at the latest without metadata). */
+        for (size_t budget = SIZE_MAX; refused && !err && c->metadata_budget < budget;) {
+            budget = c->metadata_budget;
+            err = commit_once(c, ps, n, sync, whole, retrying, &refused);
+        }
+        /* A sync commit (revoke, stop, kaffe_consumer_commit) has no later
+         * interval commit to make up for it: a transient error is retried,
+         * with backoff, for up to COMMIT_RETRY_MAX_MS. */
+        if (!retrying || !commit_error_transient(err))
+            break;
+        clock_sleep_ms(backoff_ms);
+        backoff_ms = backoff_ms * 2 > COMMIT_RETRY_BACKOFF_MAX_MS ? COMMIT_RETRY_BACKOFF_MAX_MS
+                                                                  : backoff_ms * 2;
     }
-    if (refused && st == KAFFE_OK) /* refused even without metadata */
-        st = (kaffe_status_t)RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE;
-    return st;
+    if (refused && !err) /* refused even without metadata */
+        return (kaffe_status_t)RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE;
+    return status_from_rdkafka(err);
 }
 
 kaffe_status_t consumer_commit_partitions(kaffe_consumer_t *c, partition_t **ps, size_t n,
@@ -181,21 +270,19 @@ bool consumer_commit_held(kaffe_consumer_t *c, int64_t now) {
     return c->commit_hold_assigns > 0;
 }
 
-void consumer_commit_offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                                      rd_kafka_topic_partition_list_t *offsets, void *opaque) {
-    (void)rk;
-    kaffe_consumer_t *c = opaque;
-    bool refused; /* then committed again at once, unless it is an error */
-    err = read_commit_result(c, err, offsets, &refused);
-    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+bool consumer_commit_in_flight(kaffe_consumer_t *c, int64_t now) {
+    client_t *client = c->client;
+    if (client->commits_in_flight == 0)
+        return false;
+    rd_kafka_queue_poll_callback(client->commit_queue, 0);
+    if (client->commits_in_flight > 0 && now - client->commit_sent_ms >= COMMIT_RESULT_MAX_MS) {
+        /* No result: commit everything again, once more waiting for it. */
+        conf_log(c->conf, KAFFE_LOG_WARNING, "consumer",
+                 "no result for a commit within %d ms: committing again", COMMIT_RESULT_MAX_MS);
+        client->commits_in_flight = 0;
         c->commit_force = true;
-        consumer_report_error(c, err, "commit failed: %s", rd_kafka_err2str(err));
-    } else if (!err && !refused) {
-        commit_succeeded(c);
     }
-    if (err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
-        err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION || err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID)
-        consumer_commit_hold(c, 1);
+    return client->commits_in_flight > 0;
 }
 
 void consumer_commit_serve_requests(kaffe_consumer_t *c) {

@@ -162,8 +162,7 @@ kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr, size_t er
                 snprintf(perr, sizeof perr, "out of memory");
             kaffe_conf_destroy(pconf);
             errstr_printf(errstr, errstr_size, "dead_letter_topic: the producer: %s", perr);
-            rd_kafka_destroy(c->rk);
-            free(c->client);
+            consumer_client_free(c->client, true);
             goto fail;
         }
     }
@@ -375,13 +374,9 @@ void kaffe_consumer_destroy(kaffe_consumer_t *c) {
     /* Closed by the stop sequence (or never subscribed); closing again
      * could wait on a failed client. Not destroyed at all when that would
      * abort (consumer_poll_await_first_assignment). */
-    if (!c->leak_rk)
-        rd_kafka_destroy_flags(c->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-    free(c->client);
-    for (size_t i = 0; i < c->retired_n; i++) {
-        rd_kafka_destroy_flags(c->retired[i]->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-        free(c->retired[i]);
-    }
+    consumer_client_free(c->client, !c->leak_rk);
+    for (size_t i = 0; i < c->retired_n; i++)
+        consumer_client_free(c->retired[i], true);
     free(c->retired);
     free(c->restart_times);
     free(c->metadata_buf);

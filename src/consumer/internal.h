@@ -191,6 +191,16 @@ enum policy { POL_STOP, POL_RETRY, POL_DEAD_LETTER, POL_PAUSE, POL_SKIP };
 #define PAUSED_POLL_MS 5 /* while some partition waits to be resumed */
 #define COMMITTED_TIMEOUT_MS 10000
 #define COMMIT_HOLD_MAX_MS 10000 /* the longest interval commits wait for a rebalance */
+/* A sync commit's retries of a transient error: first wait, longest wait,
+ * and how long it keeps trying. */
+#define COMMIT_RETRY_BACKOFF_MS 50
+#define COMMIT_RETRY_BACKOFF_MAX_MS 1000
+#define COMMIT_RETRY_MAX_MS 5000
+/* How long a sync commit waits for the async commits under way, and how
+ * long an async commit's result may take before it counts as lost (the
+ * next interval commit waits for it until then). */
+#define COMMIT_AWAIT_MAX_MS 5000
+#define COMMIT_RESULT_MAX_MS 60000
 
 /* One librdkafka client and the messages it delivered that are still
  * alive (their rd_kafka_message_t must be destroyed before the client). */
@@ -201,6 +211,12 @@ struct consumer_client {
      * release: pairs with the poll thread's acquire load before it destroys
      * the retired client, so every rd_kafka_message_destroy happened before. */
     atomic_long live;
+    /* The results of this client's async commits (consumer_commit.c),
+     * served by the poll thread; NULL when it could not be made (then
+     * commits are sync). */
+    rd_kafka_queue_t *commit_queue;
+    int commits_in_flight;  /* async commits without a result yet; poll thread */
+    int64_t commit_sent_ms; /* when the last async commit was sent; poll thread */
 };
 
 typedef struct message_block {
@@ -538,8 +554,11 @@ void consumer_commit_hold(kaffe_consumer_t *c, int assigns);
 
 bool consumer_commit_held(kaffe_consumer_t *c, int64_t now);
 
-void consumer_commit_offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                                      rd_kafka_topic_partition_list_t *offsets, void *opaque);
+/* Serves the results of the async commits under way. true while one is
+ * still under way: the next async commit waits (librdkafka retries a
+ * failed commit by itself, so a late result could otherwise overwrite a
+ * newer commit), up to COMMIT_RESULT_MAX_MS. Poll thread. */
+bool consumer_commit_in_flight(kaffe_consumer_t *c, int64_t now);
 
 void consumer_commit_serve_requests(kaffe_consumer_t *c);
 
@@ -575,7 +594,13 @@ void consumer_client_error_cb(rd_kafka_t *rk, int err, const char *reason, void 
 rd_kafka_t *consumer_client_create(kaffe_consumer_t *c, rd_kafka_conf_t *rdconf, char *errstr,
                                    size_t errstr_size);
 
+/* The client of rk (taken: consumer_client_free destroys it). NULL: out of
+ * memory (rk is not destroyed). */
 client_t *consumer_client_new(rd_kafka_t *rk);
+
+/* Frees client and its commit queue; destroys its rk too when destroy_rk
+ * (without closing: closed already, or never subscribed). */
+void consumer_client_free(client_t *client, bool destroy_rk);
 
 /* Destroys the retired clients no message uses any more. Poll thread. */
 void consumer_client_reap_retired(kaffe_consumer_t *c);

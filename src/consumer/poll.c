@@ -162,7 +162,7 @@ void *consumer_poll_main(void *arg) {
         }
         consumer_commit_serve_requests(c);
         if ((c->commit_now || now - c->last_commit_ms >= c->commit_interval_ms) &&
-            !consumer_commit_held(c, now)) {
+            !consumer_commit_in_flight(c, now) && !consumer_commit_held(c, now)) {
             c->commit_now = false;
             consumer_commit_all(c, false);
         }

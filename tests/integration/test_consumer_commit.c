@@ -10,7 +10,7 @@
 #include "support/plain_client.h"
 
 MOCK_CLUSTER_SUITE(consumer_commit, 1, 120, {"holes", 1}, {"early", 1}, {"fail", 1}, {"fail8", 2},
-                   {"mdbudget", 1});
+                   {"mdbudget", 1}, {"transient", 1});
 
 #define API_OFFSET_COMMIT 8 /* Kafka's OffsetCommit request */
 
@@ -345,6 +345,42 @@ Test(consumer_commit, metadata_the_broker_refuses_lowers_the_budget_and_commits_
             cr_assert_eq(kaffe_consumer_ack(c, held[o]), KAFFE_OK);
     cr_assert_eq(kaffe_consumer_stop(c), KAFFE_OK);
     cr_assert_eq(plain_committed(b, "g-mdbudget", "mdbudget", 0, NULL), N);
+    kaffe_consumer_destroy(c);
+    recorder_free(&r);
+}
+
+/* Handles n messages of topic in group with acks held back (async mode, no
+ * interval commits); returns the running consumer. */
+static kaffe_consumer_t *handled_unacked(const char *b, const char *topic, const char *group,
+                                         long n, recorder_t *r) {
+    cr_assert_eq(plain_produce(b, topic, 0, (int)n, 0, 0), n);
+    recorder_init(r);
+    r->keep = 1;
+    kaffe_consumer_t *c =
+        start_consumer(test_conf(b, topic, group, record_handler, r, "async_message_ack", "true",
+                                 "commit_interval_ms", "3600000", NULL),
+                       r);
+    cr_assert(wait_handled(r, n, 30000), "handled %ld", recorder_handled(r));
+    return c;
+}
+
+/* A sync commit (kaffe_consumer_commit, as on revoke and stop) whose
+ * coordinator moved or is loading is retried until it goes through. */
+Test(consumer_commit, a_sync_commit_retries_transient_coordinator_errors) {
+    const char *b = mock_cluster_bootstraps(mc);
+    enum { N = 20 };
+    recorder_t r;
+    kaffe_consumer_t *c = handled_unacked(b, "transient", "g-transient", N, &r);
+    rd_kafka_mock_push_request_errors(
+        mock_cluster_handle(mc), API_OFFSET_COMMIT, 6, RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+        RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS, RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+        RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+        RD_KAFKA_RESP_ERR_NOT_COORDINATOR);
+    for (size_t i = 0; i < r.count; i++)
+        cr_assert_eq(kaffe_consumer_ack(c, r.msgs[i].m), KAFFE_OK);
+    cr_assert_eq(kaffe_consumer_commit(c), KAFFE_OK);
+    cr_assert_eq(plain_committed(b, "g-transient", "transient", 0, NULL), N);
+    cr_assert_eq(kaffe_consumer_stop(c), KAFFE_OK);
     kaffe_consumer_destroy(c);
     recorder_free(&r);
 }
