@@ -136,7 +136,8 @@ for file in "${files[@]}"; do
             fi
         fi
         if [ "$status" -ne 0 ]; then
-            echo "FAIL run $what: exit status $status"
+            echo "FAIL run $what: exit status $status; its output, then its errors:"
+            sed 's/^/    /' "$work/$n.out" | tail -5
             sed 's/^/    /' "$work/$n.err" | tail -5
             failed=$((failed + 1))
             continue
