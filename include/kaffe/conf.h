@@ -44,6 +44,20 @@ typedef struct kaffe_conf_s kaffe_conf_t;
  * kaffe.error.code header. */
 typedef int (*kaffe_message_handler_t)(kaffe_message_t *m, void *opaque);
 
+/** The batch handler (instead of a message handler: a consumer has exactly
+ * one of the two), called on a worker thread with up to batch_max_messages
+ * messages (batch_max_bytes of keys and values) of one lane, gathered for
+ * at most batch_max_wait_ms. Per message, the handler may settle it early:
+ * kaffe_batch_ack(), kaffe_batch_fail(), kaffe_batch_handled_up_to(). Every
+ * message it did not settle then takes the return value:
+ *   - KAFFE_OK: sync mode, acked; async mode, accepted (the application acks
+ *     each one later with kaffe_consumer_ack(), exactly once);
+ *   - anything else: failed with that value, each through on_error as a
+ *     single message would be (kaffe_message_handler_t explains the values).
+ * The ack tracker records each offset as for single messages: what is
+ * committed, redelivered or dead-lettered does not depend on batching. */
+typedef int (*kaffe_batch_handler_t)(kaffe_batch_t *batch, void *opaque);
+
 /** Told about errors that do not belong to one call: broker down,
  * authentication failure, unknown topic, a handler failure that stopped the
  * consumer. status is a kaffe_status_t (kaffe's code for the fault where it
@@ -118,6 +132,11 @@ KAFFE_API kaffe_status_t kaffe_conf_load(kaffe_conf_t *conf, const char *path, c
  * A NULL conf is ignored. */
 KAFFE_API void kaffe_conf_set_message_handler(kaffe_conf_t *conf, kaffe_message_handler_t handler,
                                               void *opaque);
+/** The batch handler (see kaffe_batch_handler_t): a consumer needs either
+ * a message handler or a batch handler; setting both is an error at
+ * kaffe_consumer_new (KAFFE_ERR_INVALID_CONF). */
+KAFFE_API void kaffe_conf_set_batch_handler(kaffe_conf_t *conf, kaffe_batch_handler_t handler,
+                                            void *opaque);
 KAFFE_API void kaffe_conf_set_error_cb(kaffe_conf_t *conf, kaffe_error_cb_t cb, void *opaque);
 KAFFE_API void kaffe_conf_set_partitioner(kaffe_conf_t *conf, kaffe_partitioner_t fn, void *opaque);
 /** @} */

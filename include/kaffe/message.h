@@ -70,6 +70,42 @@ KAFFE_API kaffe_status_t kaffe_message_header(const kaffe_message_t *m, size_t i
 KAFFE_API kaffe_status_t kaffe_message_header_last(const kaffe_message_t *m, const char *name,
                                                    const void **value, size_t *size);
 
+/** A batch of consumed messages, as a batch handler sees it (opaque): the
+ * messages of one lane (one partition with ordering=partition, one key lane
+ * with ordering=key, any partitions with ordering=unordered), in offset
+ * order per partition. Valid only while the batch handler runs; the messages
+ * in it are valid as single messages are (sync: while the handler runs;
+ * async: until each is acked). */
+typedef struct kaffe_batch_s kaffe_batch_t;
+
+/** Number of messages in the batch (at least 1; 0 for NULL). */
+KAFFE_API size_t kaffe_batch_count(const kaffe_batch_t *b);
+
+/** The i'th message (offset order within a partition), or NULL when i is out
+ * of range. */
+KAFFE_API kaffe_message_t *kaffe_batch_message(const kaffe_batch_t *b, size_t i);
+
+/** Acks the i'th message now (sync or async mode): as kaffe_consumer_ack()
+ * for a single message. KAFFE_ERR_ACK_DUPLICATE when it was acked or failed
+ * already, KAFFE_ERR_REVOKED when its partition was revoked meanwhile,
+ * KAFFE_ERR_STOPPED after the consumer stopped, KAFFE_ERR_INVALID_ARG for a
+ * bad index. From the batch handler's thread while it runs (async mode: the
+ * messages may also be acked one by one later with kaffe_consumer_ack()). */
+KAFFE_API kaffe_status_t kaffe_batch_ack(kaffe_batch_t *b, size_t i);
+
+/** The i'th message failed with the application's value error (not
+ * KAFFE_OK): it goes through the consumer's on_error policy alone, as a
+ * single message whose handler returned error would (retry, dead_letter,
+ * pause, skip or stop). Same results as kaffe_batch_ack(). */
+KAFFE_API kaffe_status_t kaffe_batch_fail(kaffe_batch_t *b, size_t i, int error);
+
+/** Kaffe's "handled up to offset": acks every message of the batch at or
+ * below offset that is not acked or failed yet (kaffe_batch_ack() for each).
+ * Meant for batches of one partition (ordering=partition); with other
+ * orderings it compares each message's own offset. KAFFE_OK, or the first
+ * error kaffe_batch_ack() gave. */
+KAFFE_API kaffe_status_t kaffe_batch_handled_up_to(kaffe_batch_t *b, int64_t offset);
+
 #ifdef __cplusplus
 }
 #endif

@@ -25,6 +25,8 @@ struct kaffe_conf_s {
 
     kaffe_message_handler_t handler;
     void *handler_opaque;
+    kaffe_batch_handler_t batch_handler;
+    void *batch_handler_opaque;
     kaffe_error_cb_t error_cb;
     void *error_opaque;
     kaffe_partitioner_t partitioner;
@@ -110,6 +112,8 @@ KAFFE_API kaffe_conf_t *kaffe_conf_dup(const kaffe_conf_t *conf) {
             goto oom;
     copy->handler = conf->handler;
     copy->handler_opaque = conf->handler_opaque;
+    copy->batch_handler = conf->batch_handler;
+    copy->batch_handler_opaque = conf->batch_handler_opaque;
     copy->error_cb = conf->error_cb;
     copy->error_opaque = conf->error_opaque;
     copy->partitioner = conf->partitioner;
@@ -526,6 +530,14 @@ KAFFE_API void kaffe_conf_set_message_handler(kaffe_conf_t *conf, kaffe_message_
     conf->handler_opaque = opaque;
 }
 
+KAFFE_API void kaffe_conf_set_batch_handler(kaffe_conf_t *conf, kaffe_batch_handler_t handler,
+                                            void *opaque) {
+    if (!conf)
+        return;
+    conf->batch_handler = handler;
+    conf->batch_handler_opaque = opaque;
+}
+
 KAFFE_API void kaffe_conf_set_error_cb(kaffe_conf_t *conf, kaffe_error_cb_t cb, void *opaque) {
     if (!conf)
         return;
@@ -558,6 +570,12 @@ kaffe_message_handler_t conf_message_handler(const kaffe_conf_t *conf, void **op
     if (opaque)
         *opaque = conf->handler_opaque;
     return conf->handler;
+}
+
+kaffe_batch_handler_t conf_batch_handler(const kaffe_conf_t *conf, void **opaque) {
+    if (opaque)
+        *opaque = conf->batch_handler_opaque;
+    return conf->batch_handler;
 }
 
 kaffe_error_cb_t conf_error_cb(const kaffe_conf_t *conf, void **opaque) {

@@ -53,6 +53,7 @@ void conf_list_free(char **list);
 
 /* Callbacks set through the public setters (NULL when unset). */
 kaffe_message_handler_t conf_message_handler(const kaffe_conf_t *conf, void **opaque);
+kaffe_batch_handler_t conf_batch_handler(const kaffe_conf_t *conf, void **opaque);
 kaffe_error_cb_t conf_error_cb(const kaffe_conf_t *conf, void **opaque);
 kaffe_partitioner_t conf_partitioner(const kaffe_conf_t *conf, void **opaque);
 kaffe_log_cb_t conf_log_cb(const kaffe_conf_t *conf, void **opaque);

@@ -274,6 +274,31 @@ static const property_t properties[] = {
      .description = "partition: one message at a time per partition, in offset order "
                     "(Kaffe's semantics; partitions run in parallel). key: in order per "
                     "key within a partition. unordered: any free worker."},
+    {.name = "batch_max_messages",
+     .type = PROP_INT,
+     .default_value = "500",
+     .min = 1,
+     .max = 100000,
+     .roles = CONSUMER,
+     .description = "With a batch handler (kaffe_conf_set_batch_handler): the most messages "
+                    "in one batch."},
+    {.name = "batch_max_bytes",
+     .type = PROP_INT,
+     .default_value = "1048576",
+     .min = 1,
+     .max = INT64_C(1) << 30,
+     .roles = CONSUMER,
+     .description = "With a batch handler: a batch closes once its keys and values reach "
+                    "this many bytes (a single larger message is a batch of its own)."},
+    {.name = "batch_max_wait_ms",
+     .type = PROP_INT,
+     .default_value = "0",
+     .min = 0,
+     .max = 60000,
+     .roles = CONSUMER,
+     .description = "With a batch handler: how long a batch that is not full may wait for "
+                    "more messages of its lane. 0: a batch holds what one poll of the "
+                    "client brought (the lowest latency)."},
     {.name = "ack_window",
      .type = PROP_INT,
      .default_value = "65536",

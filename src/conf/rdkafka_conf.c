@@ -158,10 +158,19 @@ kaffe_status_t conf_validate(const kaffe_conf_t *conf, conf_role_t role, char *e
             errstr_printf(errstr, errstr_size, "consumer_group: required for a consumer");
             return KAFFE_ERR_INVALID_CONF;
         }
-        if (!conf_message_handler(conf, NULL)) {
+        bool message = conf_message_handler(conf, NULL) != NULL;
+        bool batch = conf_batch_handler(conf, NULL) != NULL;
+        if (!message && !batch) {
             errstr_printf(errstr, errstr_size,
                           "message handler: required for a consumer "
-                          "(kaffe_conf_set_message_handler)");
+                          "(kaffe_conf_set_message_handler or kaffe_conf_set_batch_handler)");
+            return KAFFE_ERR_INVALID_CONF;
+        }
+        if (message && batch) {
+            errstr_printf(errstr, errstr_size,
+                          "message handler: a consumer has a message handler or a batch "
+                          "handler, not both (kaffe_conf_set_message_handler, "
+                          "kaffe_conf_set_batch_handler)");
             return KAFFE_ERR_INVALID_CONF;
         }
         if (conf_int(conf, "max_in_flight_messages") > conf_int(conf, "ack_window")) {

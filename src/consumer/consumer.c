@@ -60,6 +60,10 @@ kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr, size_t er
     }
     c->handler = conf_message_handler(conf, &c->handler_opaque);
     consumer_observe(&c->metrics, conf, rdconf, &c->handler, &c->handler_opaque);
+    c->batch_handler = conf_batch_handler(conf, &c->batch_opaque);
+    c->batch_max_messages = (size_t)conf_int(conf, "batch_max_messages");
+    c->batch_max_bytes = (size_t)conf_int(conf, "batch_max_bytes");
+    c->batch_max_wait_ms = conf_int(conf, "batch_max_wait_ms");
     c->async = conf_bool(conf, "async_message_ack");
     c->ordering = conf_choice(conf, "ordering"); /* enum ordering: the choices' order */
     c->workers = (size_t)conf_int(conf, "workers");
@@ -378,6 +382,7 @@ void kaffe_consumer_destroy(kaffe_consumer_t *c) {
     for (size_t i = 0; i < c->retired_n; i++)
         consumer_client_free(c->retired[i], true);
     free(c->retired);
+    free(c->open_batches);
     free(c->restart_times);
     free(c->metadata_buf);
     consumer_metrics_free(&c->metrics);

@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 
+#include "common/clock.h"
 #include "consumer/internal.h"
 
 /* --- dispatch (poll thread) ----------------------------------------------- */
@@ -27,7 +28,9 @@ void consumer_dispatch_push(kaffe_consumer_t *c, pool_batch_t *batch, partition_
                             kaffe_message_t *m) {
     pool_lane_t *lane = partition_lane(p, m->rkm->key, m->rkm->key_len);
     m->lane = lane;
-    if (batch && lane)
+    if (c->batch_handler && batch)
+        consumer_batch_add(c, batch, p, m);
+    else if (batch && lane)
         pool_batch_lane_push(batch, lane, &m->item);
     else if (batch)
         pool_batch_push(batch, &m->item);
@@ -126,6 +129,8 @@ void consumer_dispatch_resume_pass(kaffe_consumer_t *c) {
                 if (partition_is_paused(p))
                     break;
             }
+            if (c->batch_handler)
+                consumer_batch_flush(c, &batch, false, clock_now_ms());
             pool_batch_flush(&batch);
         }
         /* Fetch again once the park list is half empty: what is parked and

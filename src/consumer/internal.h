@@ -94,7 +94,11 @@ struct kaffe_message_s {
     bool lane_held;         /* waiting with its lane suspended (pool_hold) */
     bool abandon;           /* a woken retry that must be released unhandled */
     size_t bytes;           /* key + value, for the in-flight byte limit */
-    uint64_t polled_ns;     /* CLOCK_MONOTONIC when the poll thread received it (see consumer.h) */
+    /* Batch handler: the next message of the batch this one heads or is in
+     * (poll thread, before the push; the worker clears it once it took the
+     * batch). NULL otherwise. */
+    struct kaffe_message_s *batch_next;
+    uint64_t polled_ns; /* CLOCK_MONOTONIC when the poll thread received it (see consumer.h) */
     /* References (worker, async ack). acq_rel on the drop: the last dropper
      * sees every use of the message by the others before it frees. */
     atomic_int refs;
@@ -232,8 +236,18 @@ struct kaffe_consumer_s {
      * the current one must be left undestroyed (await_first_assignment). */
     rd_kafka_t *assigned_rk;
     bool leak_rk;
-    kaffe_message_handler_t handler;
+    kaffe_message_handler_t handler; /* NULL with a batch handler */
     void *handler_opaque;
+    /* The batch handler (batch.c) and its limits; immutable after new. */
+    kaffe_batch_handler_t batch_handler;
+    void *batch_opaque;
+    size_t batch_max_messages;
+    size_t batch_max_bytes;
+    int64_t batch_max_wait_ms;
+    /* Poll thread: the batches being filled, one per lane (per partition
+     * when unordered). */
+    struct open_batch *open_batches;
+    size_t open_batch_n, open_batch_cap;
     kaffe_rebalance_cb_t rebalance_cb;
     void *rebalance_opaque;
     bool async;
@@ -453,6 +467,30 @@ void consumer_message_settle(kaffe_consumer_t *c, kaffe_message_t *m, partition_
 
 void consumer_message_run(pool_item_t *item, void *opaque);
 
+/* Whether m must be released unhandled instead of run (stopping, its
+ * partition gone after a revoke timed out, or queued behind a released lane).
+ * Workers. */
+bool consumer_message_abandoned(kaffe_consumer_t *c, const kaffe_message_t *m);
+
+/* Releases m unhandled (settles it PARTITION_RELEASE unless settled). */
+void consumer_message_abandon(kaffe_consumer_t *c, kaffe_message_t *m);
+
+/* ---- batch.c ---- */
+
+/* Adds m (admitted, m->lane set) to the batch being filled for its lane (for
+ * p when unordered); a batch that is full goes to the workers through pb. */
+void consumer_batch_add(kaffe_consumer_t *c, pool_batch_t *pb, partition_t *p, kaffe_message_t *m);
+
+/* Hands the batches being filled to the workers through pb: every one when
+ * all (or when batch_max_wait_ms is 0), else those that waited their
+ * batch_max_wait_ms by now. Returns in how many ms the next one is due
+ * (INT64_MAX: none left). Poll thread. */
+int64_t consumer_batch_flush(kaffe_consumer_t *c, pool_batch_t *pb, bool all, int64_t now);
+
+/* Runs the batch that m heads: the batch handler, then each message's
+ * outcome. Workers (consumer_message_run). */
+void consumer_batch_run(kaffe_consumer_t *c, kaffe_message_t *m);
+
 /* ---- failure.c ---- */
 
 /* Whether m is queued behind a released held message of its lane. Worker. */
@@ -627,6 +665,10 @@ rd_kafka_resp_err_t consumer_subscription_apply(kaffe_consumer_t *c);
 void consumer_client_restart(kaffe_consumer_t *c);
 
 /* ---- poll.c ---- */
+
+/* Hands every batch being filled to the workers (revoke, stop). Poll
+ * thread. */
+void consumer_poll_flush_batches(kaffe_consumer_t *c);
 
 /* librdkafka 2.0.2 aborts (an assertion in
  * rd_kafka_sticky_assignor_state_destroy; librdkafka issue #4312, fixed in

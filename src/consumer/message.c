@@ -138,6 +138,7 @@ kaffe_message_t *consumer_message_new(kaffe_consumer_t *c, rd_kafka_message_t *r
     m->paused = false;
     m->lane_held = false;
     m->abandon = false;
+    m->batch_next = NULL;
     /* relaxed: the message reaches other threads only through the pool (or
      * the park list), whose hand-off orders these stores. */
     atomic_store_explicit(&m->refs, c->async ? 2 : 1, memory_order_relaxed);
@@ -184,8 +185,7 @@ void consumer_message_settle(kaffe_consumer_t *c, kaffe_message_t *m,
                      mode);
 }
 
-/* Never handed to the handler (stopping, or its partition went away). */
-static void abandon_message(kaffe_consumer_t *c, kaffe_message_t *m) {
+void consumer_message_abandon(kaffe_consumer_t *c, kaffe_message_t *m) {
     int open = 0;
     if (atomic_compare_exchange_strong_explicit(&m->settled, &open, 1, memory_order_acq_rel,
                                                 memory_order_relaxed))
@@ -193,15 +193,23 @@ static void abandon_message(kaffe_consumer_t *c, kaffe_message_t *m) {
     consumer_message_drop(m, unseen_refs(c));
 }
 
+bool consumer_message_abandoned(kaffe_consumer_t *c, const kaffe_message_t *m) {
+    /* acquire: pairs with the release stores in consumer_fail / stop. */
+    return m->abandon || atomic_load_explicit(&c->abandon, memory_order_acquire) ||
+           (atomic_load_explicit(&c->revoke_timeouts, memory_order_relaxed) > 0 &&
+            !partition_is_current(c->table, m->topic, m->rkm->partition, m->generation)) ||
+           consumer_failure_behind_released(c, m);
+}
+
 void consumer_message_run(pool_item_t *item, void *opaque) {
     kaffe_consumer_t *c = opaque;
     kaffe_message_t *m = caa_container_of(item, kaffe_message_t, item);
-    /* acquire: pairs with the release stores in consumer_fail / stop. */
-    if (m->abandon || atomic_load_explicit(&c->abandon, memory_order_acquire) ||
-        (atomic_load_explicit(&c->revoke_timeouts, memory_order_relaxed) > 0 &&
-         !partition_is_current(c->table, m->topic, m->rkm->partition, m->generation)) ||
-        consumer_failure_behind_released(c, m)) {
-        abandon_message(c, m);
+    if (c->batch_handler) {
+        consumer_batch_run(c, m);
+        return;
+    }
+    if (consumer_message_abandoned(c, m)) {
+        consumer_message_abandon(c, m);
         return;
     }
     if (!m->headers && rd_kafka_message_headers(m->rkm, &m->headers) != RD_KAFKA_RESP_ERR_NO_ERROR)

@@ -42,6 +42,7 @@ bool consumer_poll_await_first_assignment(kaffe_consumer_t *c) {
 
 void consumer_poll_stop_sequence(kaffe_consumer_t *c) {
     atomic_store_explicit(&c->state, ST_STOPPING, memory_order_release);
+    consumer_poll_flush_batches(c); /* their messages count as in flight */
     /* Nothing waits for a retry or a resume any more: released unhandled
      * (delivered again after a restart). */
     consumer_failure_flush_delayed(c, NULL, 0);
@@ -121,7 +122,18 @@ static void handle_polled(kaffe_consumer_t *c, rd_kafka_message_t **rkms, size_t
                                   rkm->rkt ? ": " : "", rd_kafka_message_errstr(rkm));
         rd_kafka_message_destroy(rkm);
     }
+    if (c->batch_handler)
+        consumer_batch_flush(c, &batch, false, (int64_t)(polled_ns / 1000000u));
     /* Before anything that may block or wait for the workers. */
+    pool_batch_flush(&batch);
+}
+
+void consumer_poll_flush_batches(kaffe_consumer_t *c) {
+    if (c->open_batch_n == 0)
+        return;
+    pool_batch_t batch;
+    pool_batch_init(&batch, c->pool);
+    consumer_batch_flush(c, &batch, true, clock_now_ms());
     pool_batch_flush(&batch);
 }
 
@@ -142,6 +154,15 @@ void *consumer_poll_main(void *arg) {
              * newly added retries within a few ms. */
             int64_t next = consumer_failure_serve_delayed(c) - clock_now_ms();
             timeout = next < 0 ? 0 : next < PAUSED_POLL_MS ? (int)next : PAUSED_POLL_MS;
+        }
+        if (c->open_batch_n > 0) {
+            /* Batches waiting for batch_max_wait_ms: close the due ones. */
+            pool_batch_t batch;
+            pool_batch_init(&batch, c->pool);
+            int64_t next = consumer_batch_flush(c, &batch, false, clock_now_ms());
+            pool_batch_flush(&batch);
+            if (next < timeout)
+                timeout = (int)next;
         }
         /* What is queued already, without waiting (a batch call with a
          * timeout would wait for a full batch); if nothing, wait for one. */

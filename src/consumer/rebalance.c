@@ -55,6 +55,9 @@ static void assign_partitions(kaffe_consumer_t *c, rd_kafka_topic_partition_list
 
 void consumer_rebalance_revoke_partitions(kaffe_consumer_t *c,
                                           rd_kafka_topic_partition_list_t *parts) {
+    /* Batches being filled go to the workers first: their messages count as
+     * in flight, which the drain below waits for. */
+    consumer_poll_flush_batches(c);
     partition_t **ps = calloc((size_t)parts->cnt + 1, sizeof *ps);
     size_t n = 0;
     for (int i = 0; ps && i < parts->cnt; i++) {
