@@ -6,7 +6,12 @@
  *    with a no-op handler (sync mode, partition order, 2 workers, commits
  *    every 5 s as by default), over the same pre-produced messages,
  *    alternated, 3 rounds: each round's ratio is printed, and the best of
- *    each side is compared. Target: kaffe >= 0.9x raw.
+ *    each side is compared. Target: kaffe >= 0.9x raw. In the same rounds,
+ *    kaffe with a no-op batch handler (kaffe_conf_set_batch_handler,
+ *    defaults: up to 500 messages of one partition per call). Target:
+ *    >= 0.95x raw. Beside each rate: the process's CPU time per message
+ *    over the same window (the embedded cluster's threads included, for
+ *    every contender alike).
  * 2. Parallelism: a handler that sleeps 1 ms, one partition: sync with 1
  *    worker (Kaffe's model) against key order (1000 distinct keys) and
  *    unordered with 64 workers. Target: >= 50x with 64 workers.
@@ -21,6 +26,7 @@
  *   bench_consumer [messages-per-partition]   (default 40000, 24 partitions) */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +44,21 @@
 
 /* --- raw librdkafka ------------------------------------------------------ */
 
-static double raw_rate(const char *bootstraps, const char *topic, const char *group, long total) {
+/* The process's CPU time, in ns (every thread: the embedded cluster's too). */
+static int64_t cpu_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A rate and the CPU time per message over its window. */
+typedef struct measured {
+    double rate;        /* msg/s */
+    double cpu_us_each; /* process CPU us per message */
+} measured_t;
+
+static measured_t raw_rate(const char *bootstraps, const char *topic, const char *group,
+                           long total) {
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, err, sizeof err);
@@ -64,6 +84,7 @@ static double raw_rate(const char *bootstraps, const char *topic, const char *gr
     rd_kafka_topic_partition_list_destroy(sub);
     long n = 0, lo = total / 10, hi = total - total / 10;
     double first = 0, last = 0;
+    int64_t cpu_first = 0, cpu_last = 0;
     double deadline = clock_now_s() + 120;
     while (n < total && clock_now_s() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
@@ -71,10 +92,13 @@ static double raw_rate(const char *bootstraps, const char *topic, const char *gr
             continue;
         if (!m->err) {
             n++;
-            if (n == lo)
+            if (n == lo) {
                 first = clock_now_s();
-            else if (n == hi)
+                cpu_first = cpu_now_ns();
+            } else if (n == hi) {
                 last = clock_now_s();
+                cpu_last = cpu_now_ns();
+            }
         }
         rd_kafka_message_destroy(m);
     }
@@ -82,7 +106,8 @@ static double raw_rate(const char *bootstraps, const char *topic, const char *gr
     rd_kafka_destroy(rk);
     if (n < total)
         bench_die("raw: not everything consumed");
-    return (double)(hi - lo) / (last - first);
+    return (measured_t){.rate = (double)(hi - lo) / (last - first),
+                        .cpu_us_each = (double)(cpu_last - cpu_first) / 1e3 / (double)(hi - lo)};
 }
 
 /* --- kaffe --------------------------------------------------------------- */
@@ -90,9 +115,25 @@ static double raw_rate(const char *bootstraps, const char *topic, const char *gr
 typedef struct counter {
     _Alignas(64) atomic_long handled;
     _Alignas(64) atomic_long lo_ns, hi_ns; /* when the 10% and 90% marks were passed */
+    atomic_long lo_cpu_ns, hi_cpu_ns;      /* the process's CPU time then */
     long lo, hi;
     int sleep_us;
 } counter_t;
+
+/* Counts n handled messages; the calls that pass the 10% and 90% marks
+ * note the time. */
+static void count_handled(counter_t *c, long n) {
+    long after = atomic_fetch_add_explicit(&c->handled, n, memory_order_relaxed) + n;
+    long before = after - n;
+    if (before < c->lo && after >= c->lo) {
+        atomic_store_explicit(&c->lo_ns, (int64_t)clock_now_ns(), memory_order_relaxed);
+        atomic_store_explicit(&c->lo_cpu_ns, cpu_now_ns(), memory_order_relaxed);
+    }
+    if (before < c->hi && after >= c->hi) {
+        atomic_store_explicit(&c->hi_ns, (int64_t)clock_now_ns(), memory_order_relaxed);
+        atomic_store_explicit(&c->hi_cpu_ns, cpu_now_ns(), memory_order_relaxed);
+    }
+}
 
 static int counting_handler(kaffe_message_t *m, void *opaque) {
     (void)m;
@@ -101,17 +142,21 @@ static int counting_handler(kaffe_message_t *m, void *opaque) {
         struct timespec ts = {0, c->sleep_us * 1000L};
         nanosleep(&ts, NULL);
     }
-    long n = atomic_fetch_add_explicit(&c->handled, 1, memory_order_relaxed) + 1;
-    if (n == c->lo)
-        atomic_store_explicit(&c->lo_ns, (int64_t)clock_now_ns(), memory_order_relaxed);
-    else if (n == c->hi)
-        atomic_store_explicit(&c->hi_ns, (int64_t)clock_now_ns(), memory_order_relaxed);
+    count_handled(c, 1);
     return KAFFE_OK;
 }
 
-/* Messages per second through kaffe, in the steady state. */
-static double kaffe_rate(const char *bootstraps, const char *topic, const char *group, long total,
-                         int sleep_us, const char *workers, const char *ordering) {
+/* The no-op batch handler: counts the batch's messages. */
+static int counting_batch_handler(kaffe_batch_t *b, void *opaque) {
+    count_handled(opaque, (long)kaffe_batch_count(b));
+    return KAFFE_OK;
+}
+
+/* Messages per second through kaffe, in the steady state (batch: a no-op
+ * batch handler instead of the message handler). */
+static measured_t kaffe_measure(const char *bootstraps, const char *topic, const char *group,
+                                long total, int sleep_us, const char *workers, const char *ordering,
+                                bool batch) {
     counter_t counter = {.sleep_us = sleep_us, .lo = total / 10, .hi = total - total / 10};
     kaffe_conf_t *conf = kaffe_conf_new();
     char err[512];
@@ -122,7 +167,10 @@ static double kaffe_rate(const char *bootstraps, const char *topic, const char *
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
         if (kaffe_conf_set(conf, kv[i][0], kv[i][1], err, sizeof err) != KAFFE_OK)
             bench_die(err);
-    kaffe_conf_set_message_handler(conf, counting_handler, &counter);
+    if (batch)
+        kaffe_conf_set_batch_handler(conf, counting_batch_handler, &counter);
+    else
+        kaffe_conf_set_message_handler(conf, counting_handler, &counter);
     kaffe_consumer_t *c = kaffe_consumer_new(conf, err, sizeof err);
     if (!c)
         bench_die(err);
@@ -140,7 +188,15 @@ static double kaffe_rate(const char *bootstraps, const char *topic, const char *
     if (n < total)
         bench_die("kaffe: not everything handled");
     double seconds = (double)(atomic_load(&counter.hi_ns) - atomic_load(&counter.lo_ns)) / 1e9;
-    return (double)(counter.hi - counter.lo) / seconds;
+    double window = (double)(counter.hi - counter.lo);
+    double cpu_us =
+        (double)(atomic_load(&counter.hi_cpu_ns) - atomic_load(&counter.lo_cpu_ns)) / 1e3;
+    return (measured_t){.rate = window / seconds, .cpu_us_each = cpu_us / window};
+}
+
+static double kaffe_rate(const char *bootstraps, const char *topic, const char *group, long total,
+                         int sleep_us, const char *workers, const char *ordering) {
+    return kaffe_measure(bootstraps, topic, group, total, sleep_us, workers, ordering, false).rate;
 }
 
 int main(int argc, char **argv) {
@@ -161,20 +217,31 @@ int main(int argc, char **argv) {
     bench_produce_spread(b, "bench", PARTITIONS, total, 1000);
     /* Alternated, best of 3 each: the first consumer after producing sees a
      * slower mock cluster, whichever it is. */
-    double raw = 0, kaffe = 0;
+    measured_t raw = {0}, kaffe = {0}, batch = {0};
     for (int round = 0; round < 3; round++) {
         char group[32];
         snprintf(group, sizeof group, "bench-raw-%d", round);
-        double r = raw_rate(b, "bench", group, total);
+        measured_t r = raw_rate(b, "bench", group, total);
         snprintf(group, sizeof group, "bench-kaffe-%d", round);
-        double k = kaffe_rate(b, "bench", group, total, 0, "2", "partition");
-        printf("  round %d: raw %9.0f msg/s, kaffe %9.0f msg/s, %.2fx\n", round + 1, r, k, k / r);
-        raw = r > raw ? r : raw;
-        kaffe = k > kaffe ? k : kaffe;
+        measured_t k = kaffe_measure(b, "bench", group, total, 0, "2", "partition", false);
+        snprintf(group, sizeof group, "bench-batch-%d", round);
+        measured_t bt = kaffe_measure(b, "bench", group, total, 0, "2", "partition", true);
+        printf("  round %d: raw %9.0f msg/s (%.2f us CPU/msg), kaffe %9.0f msg/s (%.2f us), %.2fx; "
+               "batch %9.0f msg/s (%.2f us), %.2fx\n",
+               round + 1, r.rate, r.cpu_us_each, k.rate, k.cpu_us_each, k.rate / r.rate, bt.rate,
+               bt.cpu_us_each, bt.rate / r.rate);
+        raw = r.rate > raw.rate ? r : raw;
+        kaffe = k.rate > kaffe.rate ? k : kaffe;
+        batch = bt.rate > batch.rate ? bt : batch;
     }
-    printf("  raw librdkafka poll loop        %10.0f msg/s\n", raw);
-    printf("  kaffe, no-op handler (2 workers) %9.0f msg/s   %.2fx raw (target >= 0.90x)\n", kaffe,
-           kaffe / raw);
+    printf("  raw librdkafka poll loop          %10.0f msg/s  %.2f us CPU/msg\n", raw.rate,
+           raw.cpu_us_each);
+    printf("  kaffe, no-op handler (2 workers)  %10.0f msg/s  %.2f us CPU/msg  %.2fx raw (target "
+           ">= 0.90x)\n",
+           kaffe.rate, kaffe.cpu_us_each, kaffe.rate / raw.rate);
+    printf("  kaffe, no-op batch handler        %10.0f msg/s  %.2f us CPU/msg  %.2fx raw (target "
+           ">= 0.95x)\n",
+           batch.rate, batch.cpu_us_each, batch.rate / raw.rate);
 
     /* 1 ms handler, one partition. */
     long sync_n = 500, par_n = 20000;

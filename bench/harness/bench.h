@@ -62,9 +62,10 @@ int cli_parse_bench_args(int argc, char **argv, bench_options_t *o, bool *list, 
 /* ---- Scenarios (bench_scenarios.c) ---------------------------------------- */
 
 typedef enum bench_kind {
-    BENCH_RAW = 0,    /* plain librdkafka poll loop, handler inline */
-    BENCH_KAFFE_SYNC, /* kaffe consumer, handler's return acks */
-    BENCH_KAFFE_ASYNC /* kaffe consumer, acks from another thread after a random delay */
+    BENCH_RAW = 0,     /* plain librdkafka poll loop, handler inline */
+    BENCH_KAFFE_SYNC,  /* kaffe consumer, handler's return acks */
+    BENCH_KAFFE_ASYNC, /* kaffe consumer, acks from another thread after a random delay */
+    BENCH_KAFFE_BATCH  /* kaffe consumer, sync batch handler (the return acks the batch) */
 } bench_kind_t;
 
 typedef enum bench_cost {

@@ -1,7 +1,7 @@
 /* `kaffe bench` scenarios on the kaffe consumer, through its public API:
- * sync (the handler's return acks) and async (the handler hands the message
- * to a delayed-ack thread that acks it 0..ack_delay_max_us later, so acks
- * come from another thread and out of order). */
+ * sync (the handler's return acks), batch (a sync batch handler) and async (the handler hands the
+ * message to a delayed-ack thread that acks it 0..ack_delay_max_us later, so acks come from another
+ * thread and out of order). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +27,13 @@ static int handle(kaffe_message_t *m, void *opaque) {
                        kaffe_message_offset(m), value, len, consumer_message_polled_ns(m));
     if (st->acker)
         delayed_ack_push(st->acker, m);
+    return KAFFE_OK;
+}
+
+/* Worker threads: a batch, each message as handle() sees it. */
+static int handle_batch(kaffe_batch_t *b, void *opaque) {
+    for (size_t i = 0; i < kaffe_batch_count(b); i++)
+        handle(kaffe_batch_message(b, i), opaque);
     return KAFFE_OK;
 }
 
@@ -73,7 +80,10 @@ static void *kaffe_start(bench_child_t *ch, char *err, size_t err_size) {
     }
     if (bad)
         goto fail;
-    kaffe_conf_set_message_handler(conf, handle, st);
+    if (s->kind == BENCH_KAFFE_BATCH)
+        kaffe_conf_set_batch_handler(conf, handle_batch, st);
+    else
+        kaffe_conf_set_message_handler(conf, handle, st);
     st->consumer = kaffe_consumer_new(conf, err, err_size);
     if (!st->consumer)
         goto fail;

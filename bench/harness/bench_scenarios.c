@@ -48,6 +48,17 @@ static const bench_scenario_t scenarios[] = {
      .keys = 1000,
      .messages = NOOP_MESSAGES,
      .summary = "kaffe async, acks from another thread after 0-1 ms (out of order)"},
+    {.name = "batch",
+     .family = "modes",
+     .baseline = "raw",
+     .kind = BENCH_KAFFE_BATCH,
+     .ordering = "partition",
+     .workers = 8,
+     .message_size = 100,
+     .partitions = 16,
+     .keys = 1000,
+     .messages = NOOP_MESSAGES,
+     .summary = "kaffe sync batch handler (up to 500 messages of a partition), 8 workers"},
     {.name = "sync-key",
      .family = "modes",
      .baseline = "raw",
@@ -202,6 +213,8 @@ const char *bench_kind_name(bench_kind_t kind) {
             return "sync";
         case BENCH_KAFFE_ASYNC:
             return "async";
+        case BENCH_KAFFE_BATCH:
+            return "batch";
     }
     return "?";
 }

@@ -220,6 +220,54 @@ Test(examples, consumer_topics_adds_a_topic_and_a_pattern_while_running) {
     finish();
 }
 
+/* One message with this value (key "k"), delivered before it returns. */
+static void produce_value(const char *topic, int32_t partition, const char *value) {
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", mock_cluster_bootstraps(cluster), err, sizeof err);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    cr_assert_not_null(rk, "%s", err);
+    cr_assert_eq(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                                   RD_KAFKA_V_KEY("k", 1),
+                                   RD_KAFKA_V_VALUE((void *)value, strlen(value)),
+                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                 RD_KAFKA_RESP_ERR_NO_ERROR);
+    cr_assert_eq(rd_kafka_flush(rk, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_destroy(rk);
+}
+
+Test(examples, consumer_batch_stores_batches_and_fails_only_the_poison_message) {
+    mock_topic_t topics[] = {{"batched", 2}};
+    start(topics, 1);
+    const char *b = mock_cluster_bootstraps(cluster);
+    cr_assert_eq(plain_produce(b, "batched", 0, 10, 0, 3), 10);
+    produce_value("batched", 0, "poison");
+    cr_assert_eq(plain_produce(b, "batched", 0, 10, 10, 3), 10);
+    cr_assert_eq(plain_produce(b, "batched", 1, 20, 20, 3), 20);
+    setenv("KAFFE_GROUP", "example-batch", 1);
+
+    char *argv[] = {EXAMPLE_CONSUMER_BATCH, (char *)b, "batched", "41", NULL};
+    output_t *out = malloc(sizeof *out);
+    cr_assert_eq(run_to_end(argv, out), 0);
+    /* Each of the 40 values once; the poison message failed twice (retried
+     * alone: batches of one) and skipped the third time; batch lines of one
+     * partition each; the summary. */
+    size_t batch_lines = count_lines_containing(out, "batch of ");
+    /* Its two retries (its first attempt too, if it was fetched alone). */
+    size_t alone = count_lines_containing(out, "batch of 1: batched/0@10..10");
+    cr_assert(alone == 2 || alone == 3, "the poison message alone in %zu batches", alone);
+    cr_assert_lt(batch_lines, 41, "%zu batches for 40 messages", batch_lines);
+    cr_assert(has_line(out, "  10 skipped after 3 attempts"));
+    assert_values_once(out, ": value-%d", 0, 40, 40 + 1 + batch_lines + 1);
+    char summary[64];
+    snprintf(summary, sizeof summary, "consumed 41 messages in %zu batches", batch_lines);
+    cr_assert(has_line(out, summary), "no line \"%s\"", summary);
+    /* Everything is committed: 21 messages on partition 0, 20 on 1. */
+    cr_assert_eq(committed_total("example-batch", "batched", 2), 41);
+    free(out);
+    finish();
+}
+
 Test(examples, producer_uses_the_three_forms_and_the_partition_function) {
     mock_topic_t topics[] = {{"kafka-topic", 3}, {"whitelist", 2}};
     start(topics, 2);

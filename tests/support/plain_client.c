@@ -192,6 +192,41 @@ int64_t plain_log_end(const char *bootstraps, const char *topic, int32_t partiti
     return high;
 }
 
+/* Whether broker (one host:port) tells topic led and fully replicated. A
+ * fresh client, so that its first metadata request goes to that broker. */
+static int topic_ready_at(const char *broker, const char *topic, int partitions,
+                          int replication_factor) {
+    rd_kafka_t *rk = new_client(RD_KAFKA_PRODUCER, broker, NULL);
+    if (!rk)
+        return 0;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    int ready = 0;
+    if (rd_kafka_metadata(rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        ready =
+            md->topic_cnt == 1 && !md->topics[0].err && md->topics[0].partition_cnt == partitions;
+        for (int i = 0; ready && i < md->topics[0].partition_cnt; i++)
+            ready = md->topics[0].partitions[i].leader >= 0 &&
+                    md->topics[0].partitions[i].isr_cnt == replication_factor;
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_destroy(rk);
+    return ready;
+}
+
+/* topic_ready_at for each broker of the comma-separated list. */
+static int topic_ready_everywhere(const char *bootstraps, const char *topic, int partitions,
+                                  int replication_factor) {
+    char list[1024];
+    snprintf(list, sizeof list, "%s", bootstraps);
+    char *save = NULL;
+    for (char *broker = strtok_r(list, ",", &save); broker; broker = strtok_r(NULL, ",", &save))
+        if (!topic_ready_at(broker, topic, partitions, replication_factor))
+            return 0;
+    return 1;
+}
+
 int plain_create_topic(const char *bootstraps, const char *topic, int partitions,
                        int replication_factor, char *errstr, size_t errstr_size) {
     char err[512], unused[1];
@@ -226,23 +261,14 @@ int plain_create_topic(const char *bootstraps, const char *topic, int partitions
             rc = 0;
         rd_kafka_event_destroy(ev);
     }
-    /* Every partition led and fully replicated: a consumer joining now is
-     * assigned all of them, and a broker fault right after loses nothing
+    /* Every partition led and fully replicated, as every listed broker
+     * tells it (Kafka propagates metadata asynchronously: a broker that has
+     * not learned of the topic yet refuses produces and offset lookups for
+     * it): a consumer joining now is assigned all of them, a producer can
+     * write to all of them, and a broker fault right after loses nothing
      * acknowledged. */
     for (int64_t deadline = clock_now_ms() + 30000; rc == 0;) {
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-        int ready = 0;
-        if (rd_kafka_metadata(rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            ready = md->topic_cnt == 1 && !md->topics[0].err &&
-                    md->topics[0].partition_cnt == partitions;
-            for (int i = 0; ready && i < md->topics[0].partition_cnt; i++)
-                ready = md->topics[0].partitions[i].leader >= 0 &&
-                        md->topics[0].partitions[i].isr_cnt == replication_factor;
-            rd_kafka_metadata_destroy(md);
-        }
-        rd_kafka_topic_destroy(rkt);
-        if (ready)
+        if (topic_ready_everywhere(bootstraps, topic, partitions, replication_factor))
             break;
         if (clock_now_ms() > deadline) {
             snprintf(errstr, errstr_size,
