@@ -137,6 +137,21 @@ KAFFE_API void kaffe_conf_set_message_handler(kaffe_conf_t *conf, kaffe_message_
  * kaffe_consumer_new (KAFFE_ERR_INVALID_CONF). */
 KAFFE_API void kaffe_conf_set_batch_handler(kaffe_conf_t *conf, kaffe_batch_handler_t handler,
                                             void *opaque);
+/** The message handler of one topic (an exact name, not a ^ pattern): its
+ * messages go to handler instead of the default message handler. With
+ * topic.<topic>.<property> (ordering, on_error, max_in_flight_messages,
+ * max_in_flight_bytes, workers: a share of workers of its own) one consumer
+ * runs each topic with its own code and settings; other topics use the
+ * default handler and the consumer's settings. A subscribed topic with no
+ * handler at all, or a ^ pattern without a default handler, is an error at
+ * kaffe_consumer_new (KAFFE_ERR_INVALID_CONF); so is a topic handler or
+ * topic.* setting together with a batch handler. Setting it again replaces
+ * it; handler NULL returns the topic to the default handler.
+ * KAFFE_ERR_INVALID_ARG for a NULL conf, a NULL or empty topic or a
+ * pattern; KAFFE_ERR_NOMEM. */
+KAFFE_API kaffe_status_t kaffe_conf_set_topic_handler(kaffe_conf_t *conf, const char *topic,
+                                                      kaffe_message_handler_t handler,
+                                                      void *opaque);
 KAFFE_API void kaffe_conf_set_error_cb(kaffe_conf_t *conf, kaffe_error_cb_t cb, void *opaque);
 KAFFE_API void kaffe_conf_set_partitioner(kaffe_conf_t *conf, kaffe_partitioner_t fn, void *opaque);
 /** @} */

@@ -11,11 +11,23 @@
 #include "conf/properties.h"
 
 #define RDKAFKA_PREFIX "rdkafka."
+#define ROUTE_PREFIX "topic."
 
 typedef struct passthrough {
     char *name; /* librdkafka property name, without the "rdkafka." prefix */
     char *value;
 } passthrough_t;
+
+/* A topic's own handler and settings (topic.<name>.<property>). */
+typedef struct route {
+    char *topic;
+    kaffe_message_handler_t handler; /* NULL: the default handler */
+    void *opaque;
+    char *values[CONF_ROUTE_PROPS]; /* per conf_route_props[i]; NULL: the consumer's */
+} route_t;
+
+const char *const conf_route_props[CONF_ROUTE_PROPS] = {
+    "ordering", "on_error", "max_in_flight_messages", "max_in_flight_bytes", "workers"};
 
 struct kaffe_conf_s {
     char **values;  /* per property_at(i); NULL means "default" */
@@ -33,6 +45,8 @@ struct kaffe_conf_s {
     void *partitioner_opaque;
     kaffe_log_cb_t log_cb;
     void *log_opaque;
+    route_t *routes;
+    size_t route_count;
 };
 
 KAFFE_API kaffe_conf_t *kaffe_conf_new(void) {
@@ -64,7 +78,116 @@ KAFFE_API void kaffe_conf_destroy(kaffe_conf_t *conf) {
         free(conf->passthrough[i].value);
     }
     free(conf->passthrough);
+    for (size_t i = 0; i < conf->route_count; i++) {
+        free(conf->routes[i].topic);
+        for (size_t j = 0; j < CONF_ROUTE_PROPS; j++)
+            free(conf->routes[i].values[j]);
+    }
+    free(conf->routes);
     free(conf);
+}
+
+/* The route of topic, made when create and there is none. NULL: none (or
+ * out of memory when create). */
+static route_t *route_of(kaffe_conf_t *conf, const char *topic, size_t topic_len, bool create) {
+    for (size_t i = 0; i < conf->route_count; i++)
+        if (strlen(conf->routes[i].topic) == topic_len &&
+            memcmp(conf->routes[i].topic, topic, topic_len) == 0)
+            return &conf->routes[i];
+    if (!create)
+        return NULL;
+    route_t *grown = realloc(conf->routes, (conf->route_count + 1) * sizeof *grown);
+    if (!grown)
+        return NULL;
+    conf->routes = grown;
+    route_t *r = &conf->routes[conf->route_count];
+    memset(r, 0, sizeof *r);
+    if (!(r->topic = strndup(topic, topic_len)))
+        return NULL;
+    conf->route_count++;
+    return r;
+}
+
+static int route_prop_index(const char *name) {
+    for (int i = 0; i < CONF_ROUTE_PROPS; i++)
+        if (strcmp(conf_route_props[i], name) == 0)
+            return i;
+    return -1;
+}
+
+/* Splits "topic.<name>.<property>" (the topic name may hold dots; the
+ * property is what follows the last one). false when it is not that form. */
+static bool split_route_name(const char *name, const char **topic, size_t *topic_len,
+                             const char **prop) {
+    if (strncmp(name, ROUTE_PREFIX, strlen(ROUTE_PREFIX)) != 0)
+        return false;
+    *topic = name + strlen(ROUTE_PREFIX);
+    const char *dot = strrchr(*topic, '.');
+    if (!dot || dot == *topic)
+        return false;
+    *topic_len = (size_t)(dot - *topic);
+    *prop = dot + 1;
+    return true;
+}
+
+static kaffe_status_t set_route(kaffe_conf_t *conf, const char *name, const char *value,
+                                char *errstr, size_t errstr_size) {
+    const char *topic, *prop;
+    size_t topic_len;
+    int index = -1;
+    if (!split_route_name(name, &topic, &topic_len, &prop) ||
+        (index = route_prop_index(prop)) < 0) {
+        errstr_printf(errstr, errstr_size,
+                      "%s: unknown property (a topic's own settings are topic.<topic>.<property> "
+                      "with ordering, on_error, max_in_flight_messages, max_in_flight_bytes or "
+                      "workers)",
+                      name);
+        return KAFFE_ERR_UNKNOWN_CONF;
+    }
+    char why[256];
+    if (property_validate(property_find(prop), value, why, sizeof why) != KAFFE_OK) {
+        errstr_printf(errstr, errstr_size, "%s: %s", name, why);
+        return KAFFE_ERR_INVALID_CONF;
+    }
+    route_t *r = route_of(conf, topic, topic_len, true);
+    char *copy = r ? strdup(value) : NULL;
+    if (!copy)
+        return KAFFE_ERR_NOMEM;
+    free(r->values[index]);
+    r->values[index] = copy;
+    return KAFFE_OK;
+}
+
+KAFFE_API kaffe_status_t kaffe_conf_set_topic_handler(kaffe_conf_t *conf, const char *topic,
+                                                      kaffe_message_handler_t handler,
+                                                      void *opaque) {
+    if (!conf || !topic || !*topic || topic[0] == '^')
+        return KAFFE_ERR_INVALID_ARG;
+    route_t *r = route_of(conf, topic, strlen(topic), true);
+    if (!r)
+        return KAFFE_ERR_NOMEM;
+    r->handler = handler;
+    r->opaque = opaque;
+    return KAFFE_OK;
+}
+
+size_t conf_route_count(const kaffe_conf_t *conf) {
+    return conf->route_count;
+}
+
+const char *conf_route_topic(const kaffe_conf_t *conf, size_t i) {
+    return conf->routes[i].topic;
+}
+
+kaffe_message_handler_t conf_route_handler(const kaffe_conf_t *conf, size_t i, void **opaque) {
+    if (opaque)
+        *opaque = conf->routes[i].opaque;
+    return conf->routes[i].handler;
+}
+
+const char *conf_route_value(const kaffe_conf_t *conf, size_t i, const char *prop) {
+    int index = route_prop_index(prop);
+    return index < 0 ? NULL : conf->routes[i].values[index];
 }
 
 static kaffe_status_t passthrough_put(kaffe_conf_t *conf, const char *name, const char *value) {
@@ -110,6 +233,17 @@ KAFFE_API kaffe_conf_t *kaffe_conf_dup(const kaffe_conf_t *conf) {
     for (size_t i = 0; i < conf->passthrough_count; i++)
         if (passthrough_put(copy, conf->passthrough[i].name, conf->passthrough[i].value))
             goto oom;
+    for (size_t i = 0; i < conf->route_count; i++) {
+        const route_t *from = &conf->routes[i];
+        route_t *to = route_of(copy, from->topic, strlen(from->topic), true);
+        if (!to)
+            goto oom;
+        to->handler = from->handler;
+        to->opaque = from->opaque;
+        for (size_t j = 0; j < CONF_ROUTE_PROPS; j++)
+            if (from->values[j] && !(to->values[j] = strdup(from->values[j])))
+                goto oom;
+    }
     copy->handler = conf->handler;
     copy->handler_opaque = conf->handler_opaque;
     copy->batch_handler = conf->batch_handler;
@@ -390,6 +524,8 @@ KAFFE_API kaffe_status_t kaffe_conf_set(kaffe_conf_t *conf, const char *name, co
     }
     if (strncmp(name, RDKAFKA_PREFIX, strlen(RDKAFKA_PREFIX)) == 0)
         return set_rdkafka(conf, name + strlen(RDKAFKA_PREFIX), value, errstr, errstr_size);
+    if (strncmp(name, ROUTE_PREFIX, strlen(ROUTE_PREFIX)) == 0)
+        return set_route(conf, name, value, errstr, errstr_size);
 
     const property_t *p = property_find(name);
     if (!p) {
@@ -425,6 +561,18 @@ KAFFE_API kaffe_status_t kaffe_conf_set(kaffe_conf_t *conf, const char *name, co
 }
 
 static const char *value_of(const kaffe_conf_t *conf, const char *name, bool *known) {
+    const char *topic, *prop;
+    size_t topic_len;
+    if (split_route_name(name, &topic, &topic_len, &prop) && route_prop_index(prop) >= 0) {
+        /* A topic's own value, else the consumer's. */
+        route_t *r = route_of((kaffe_conf_t *)conf, topic, topic_len, false);
+        const char *own = r ? r->values[route_prop_index(prop)] : NULL;
+        if (own) {
+            *known = true;
+            return own;
+        }
+        name = prop;
+    }
     if (strncmp(name, RDKAFKA_PREFIX, strlen(RDKAFKA_PREFIX)) == 0) {
         const char *rdname = name + strlen(RDKAFKA_PREFIX);
         for (size_t i = 0; i < conf->passthrough_count; i++)

@@ -54,6 +54,18 @@ void conf_list_free(char **list);
 /* Callbacks set through the public setters (NULL when unset). */
 kaffe_message_handler_t conf_message_handler(const kaffe_conf_t *conf, void **opaque);
 kaffe_batch_handler_t conf_batch_handler(const kaffe_conf_t *conf, void **opaque);
+
+/* Topic routes: a topic's own handler (kaffe_conf_set_topic_handler) and
+ * settings (topic.<topic>.<property>, for the properties of
+ * conf_route_props). conf_route_value is NULL where the route has no value
+ * of its own (the consumer's applies); conf_route_handler NULL where it
+ * has no handler of its own (the default handler applies). */
+#define CONF_ROUTE_PROPS 5
+extern const char *const conf_route_props[CONF_ROUTE_PROPS];
+size_t conf_route_count(const kaffe_conf_t *conf);
+const char *conf_route_topic(const kaffe_conf_t *conf, size_t i);
+kaffe_message_handler_t conf_route_handler(const kaffe_conf_t *conf, size_t i, void **opaque);
+const char *conf_route_value(const kaffe_conf_t *conf, size_t i, const char *prop);
 kaffe_error_cb_t conf_error_cb(const kaffe_conf_t *conf, void **opaque);
 kaffe_partitioner_t conf_partitioner(const kaffe_conf_t *conf, void **opaque);
 kaffe_log_cb_t conf_log_cb(const kaffe_conf_t *conf, void **opaque);

@@ -131,6 +131,32 @@ static kaffe_status_t check_tls_material(const kaffe_conf_t *conf, char *errstr,
     wipe_free(key_pem);
     return st;
 }
+/* Without a default message handler every subscribed topic needs its own,
+ * and no ^ pattern can be subscribed. */
+static kaffe_status_t check_topic_handlers(const kaffe_conf_t *conf, char *errstr,
+                                           size_t errstr_size) {
+    char **topics = NULL;
+    size_t n = conf_list(conf, "topics", &topics);
+    kaffe_status_t st = KAFFE_OK;
+    for (size_t t = 0; t < n && st == KAFFE_OK; t++) {
+        bool handled = false;
+        for (size_t i = 0; i < conf_route_count(conf) && !handled; i++)
+            handled = strcmp(conf_route_topic(conf, i), topics[t]) == 0 &&
+                      conf_route_handler(conf, i, NULL) != NULL;
+        if (!handled) {
+            errstr_printf(errstr, errstr_size,
+                          topics[t][0] == '^'
+                              ? "topics: the pattern %s needs a default message handler "
+                                "(kaffe_conf_set_message_handler)"
+                              : "topics: %s has no handler (kaffe_conf_set_topic_handler, or a "
+                                "default kaffe_conf_set_message_handler)",
+                          topics[t]);
+            st = KAFFE_ERR_INVALID_CONF;
+        }
+    }
+    conf_list_free(topics);
+    return st;
+}
 
 kaffe_status_t conf_validate(const kaffe_conf_t *conf, conf_role_t role, char *errstr,
                              size_t errstr_size) {
@@ -160,7 +186,21 @@ kaffe_status_t conf_validate(const kaffe_conf_t *conf, conf_role_t role, char *e
         }
         bool message = conf_message_handler(conf, NULL) != NULL;
         bool batch = conf_batch_handler(conf, NULL) != NULL;
-        if (!message && !batch) {
+        bool routed = false;
+        for (size_t i = 0; i < conf_route_count(conf); i++)
+            routed = routed || conf_route_handler(conf, i, NULL) != NULL;
+        if (batch && conf_route_count(conf) > 0) {
+            errstr_printf(errstr, errstr_size,
+                          "topic.%s: topic handlers and topic.<topic>.* settings work with message "
+                          "handlers, not with a batch handler",
+                          conf_route_topic(conf, 0));
+            return KAFFE_ERR_INVALID_CONF;
+        }
+        if (!message && !batch && routed) {
+            kaffe_status_t st = check_topic_handlers(conf, errstr, errstr_size);
+            if (st != KAFFE_OK)
+                return st;
+        } else if (!message && !batch) {
             errstr_printf(errstr, errstr_size,
                           "message handler: required for a consumer "
                           "(kaffe_conf_set_message_handler or kaffe_conf_set_batch_handler)");

@@ -67,13 +67,7 @@ kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr, size_t er
     c->async = conf_bool(conf, "async_message_ack");
     c->ordering = conf_choice(conf, "ordering"); /* enum ordering: the choices' order */
     c->workers = (size_t)conf_int(conf, "workers");
-    if (c->ordering == ORDER_PARTITION) {
-        c->lanes_per_partition = 1;
-    } else if (c->ordering == ORDER_KEY) {
-        /* Enough lanes that keys spread over every worker: 4 per worker. */
-        size_t lanes = c->workers * 4;
-        c->lanes_per_partition = lanes < 16 ? 16 : lanes > 4096 ? 4096 : lanes;
-    }
+    c->lanes_per_partition = consumer_route_lanes(c->ordering, c->workers);
     c->window = (size_t)conf_int(conf, "ack_window");
     c->max_in_flight = conf_int(conf, "max_in_flight_messages");
     c->max_in_flight_bytes = conf_int(conf, "max_in_flight_bytes");
@@ -139,7 +133,8 @@ kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr, size_t er
     c->metadata_budget = c->metadata_budget_configured;
     c->metadata_buf = malloc(c->metadata_budget + 1);
     bool subscription = consumer_subscription_init(c, conf);
-    if (!c->table || !c->metadata_buf || !subscription) {
+    bool routes = consumer_routes_init(c, conf); /* after the settings it inherits */
+    if (!c->table || !c->metadata_buf || !subscription || !routes) {
         rd_kafka_conf_destroy(rdconf);
         errstr_printf(errstr, errstr_size, "out of memory");
         goto fail;
@@ -174,6 +169,7 @@ kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr, size_t er
     return c;
 fail:
     consumer_subscription_free(c);
+    consumer_routes_free(c);
     free(c->metadata_buf);
     free(c->dead_letter_topic);
     free(c->restart_times);
@@ -217,6 +213,9 @@ kaffe_status_t kaffe_consumer_start(kaffe_consumer_t *c) {
         goto out;
     }
     pool_set_hold_cb(c->pool, consumer_failure_hold_cb);
+    st = consumer_routes_start(c);
+    if (st != KAFFE_OK)
+        goto out;
     rd_kafka_resp_err_t err = consumer_subscription_apply(c);
     if (err) {
         st = status_from_rdkafka(err);
@@ -232,6 +231,7 @@ kaffe_status_t kaffe_consumer_start(kaffe_consumer_t *c) {
     }
 out:
     if (st != KAFFE_OK && c->pool) {
+        consumer_routes_stop(c);
         pool_destroy(c->pool);
         c->pool = NULL;
     }
@@ -335,6 +335,7 @@ kaffe_status_t kaffe_consumer_stop(kaffe_consumer_t *c) {
         pthread_join(c->poll_thread, NULL);
         /* Every lane was released when its partition was removed: the pool
          * runs (abandons) what is left and joins the workers. */
+        consumer_routes_stop(c);
         pool_destroy(c->pool);
         c->pool = NULL;
         pthread_mutex_lock(&c->lock);
@@ -383,6 +384,7 @@ void kaffe_consumer_destroy(kaffe_consumer_t *c) {
         consumer_client_free(c->retired[i], true);
     free(c->retired);
     free(c->open_batches);
+    consumer_routes_free(c);
     free(c->restart_times);
     free(c->metadata_buf);
     consumer_metrics_free(&c->metrics);

@@ -28,6 +28,8 @@ void consumer_dispatch_push(kaffe_consumer_t *c, pool_batch_t *batch, partition_
                             kaffe_message_t *m) {
     pool_lane_t *lane = partition_lane(p, m->rkm->key, m->rkm->key_len);
     m->lane = lane;
+    if (m->route->pool != c->pool)
+        batch = NULL; /* a pool of its own: batch wakes the shared pool's workers only */
     if (c->batch_handler && batch)
         consumer_batch_add(c, batch, p, m);
     else if (batch && lane)
@@ -37,7 +39,7 @@ void consumer_dispatch_push(kaffe_consumer_t *c, pool_batch_t *batch, partition_
     else if (lane)
         pool_lane_push(lane, &m->item);
     else
-        pool_push(c->pool, &m->item);
+        pool_push(m->route->pool, &m->item);
 }
 
 /* Handles an admit result for m (not parked). batch: as for consumer_dispatch_push. */
@@ -73,6 +75,7 @@ static partition_t *find_partition(kaffe_consumer_t *c, const rd_kafka_message_t
     c->cache_partition = rkm->partition;
     c->cache_version = version;
     c->cache_p = p;
+    c->cache_route = consumer_route_find(c, rd_kafka_topic_name(rkm->rkt));
     return p;
 }
 
@@ -84,6 +87,8 @@ void consumer_dispatch(kaffe_consumer_t *c, pool_batch_t *batch, rd_kafka_messag
         return;
     }
     kaffe_message_t *m = consumer_message_new(c, rkm, partition_generation(p), polled_ns);
+    if (m)
+        m->route = c->cache_route;
     if (!m) {
         rd_kafka_message_destroy(rkm);
         consumer_report_error(c, KAFFE_ERR_NOMEM, "out of memory for a message");

@@ -165,7 +165,7 @@ static void redispatch(kaffe_consumer_t *c, kaffe_message_t *m, bool abandon) {
     if (m->lane)
         pool_lane_push(m->lane, &m->item);
     else
-        pool_push(c->pool, &m->item);
+        pool_push(m->route->pool, &m->item);
 }
 
 void consumer_failure_hold_cb(pool_lane_t *lane, pool_item_t *item, void *opaque) {
@@ -199,7 +199,7 @@ void consumer_failure_apply_policy(kaffe_consumer_t *c, kaffe_message_t *m, int 
                                    bool from_worker, int own_refs) {
     atomic_fetch_add_explicit(&c->n_failures, 1, memory_order_relaxed);
     atomic_store_explicit(&c->last_failure_value, rc, memory_order_relaxed);
-    int action = c->on_error;
+    int action = m->route->on_error;
     if (action == POL_RETRY && m->attempt >= c->retry_max_attempts)
         action = c->retry_exhausted;
     const char *topic = m->topic;
@@ -269,8 +269,8 @@ void consumer_failure_handler_failed(kaffe_consumer_t *c, kaffe_message_t *m, in
         c, KAFFE_ERR_HANDLER,
         "message handler failed with value %d on %s [%d] at offset %lld after acking it%s", rc,
         m->topic, (int)m->rkm->partition, (long long)m->rkm->offset,
-        c->on_error == POL_STOP ? "; stopping" : "");
-    if (c->on_error == POL_STOP)
+        m->route->on_error == POL_STOP ? "; stopping" : "");
+    if (m->route->on_error == POL_STOP)
         consumer_fail(c, KAFFE_ERR_HANDLER);
     consumer_message_drop(m, 1);
 }

@@ -75,6 +75,23 @@
 
 typedef struct consumer_client client_t;
 
+/* How the messages of one topic are run (route.c): its handler, ordering,
+ * failure policy, in-flight limits and workers. The default route (topics
+ * with no route of their own) holds the consumer's settings. Immutable
+ * after kaffe_consumer_new, but pool, set by start (before any message) and
+ * cleared after the workers were joined. */
+typedef struct route {
+    char *topic;                     /* NULL for the default route */
+    kaffe_message_handler_t handler; /* NULL: the consumer's (timed) handler */
+    void *opaque;
+    int ordering; /* enum ordering */
+    size_t lanes; /* per partition: 0 unordered, 1 partition order, more for key order */
+    int on_error; /* enum policy */
+    int64_t max_in_flight, max_in_flight_bytes;
+    size_t workers; /* a share of its own; 0: the shared pool */
+    pool_t *pool;   /* its own, or the shared one */
+} route_t;
+
 struct kaffe_message_s {
     pool_item_t item; /* lane / ready queue / free list link */
     kaffe_consumer_t *consumer;
@@ -98,7 +115,8 @@ struct kaffe_message_s {
      * (poll thread, before the push; the worker clears it once it took the
      * batch). NULL otherwise. */
     struct kaffe_message_s *batch_next;
-    uint64_t polled_ns; /* CLOCK_MONOTONIC when the poll thread received it (see consumer.h) */
+    const route_t *route; /* its topic's route (never NULL), set by the poll thread */
+    uint64_t polled_ns;   /* CLOCK_MONOTONIC when the poll thread received it (see consumer.h) */
     /* References (worker, async ack). acq_rel on the drop: the last dropper
      * sees every use of the message by the others before it frees. */
     atomic_int refs;
@@ -142,6 +160,11 @@ void consumer_observe(consumer_metrics_t *m, const kaffe_conf_t *conf, rd_kafka_
 /* Keeps p's last figures (assigned 0) for kaffe_consumer_stats after stop.
  * Poll thread, just before p leaves the partition table. */
 void consumer_stats_retire(kaffe_consumer_t *c, const partition_t *p);
+
+/* Calls handler(msg, opaque) timed and counted as the consumer's own
+ * handler is (a topic route's handler). Workers. */
+int consumer_stats_timed_call(kaffe_consumer_t *c, kaffe_message_handler_t handler, void *opaque,
+                              kaffe_message_t *msg);
 
 /* Frees what consumer_observe and consumer_stats_retire set up.
  * kaffe_consumer_destroy. */
@@ -244,6 +267,10 @@ struct kaffe_consumer_s {
     size_t batch_max_messages;
     size_t batch_max_bytes;
     int64_t batch_max_wait_ms;
+    /* The routes (route.c): the default one and the topics' own. */
+    route_t default_route;
+    route_t *routes;
+    size_t route_count;
     /* Poll thread: the batches being filled, one per lane (per partition
      * when unordered). */
     struct open_batch *open_batches;
@@ -329,6 +356,7 @@ struct kaffe_consumer_s {
     int32_t cache_partition;
     uint64_t cache_version;
     partition_t *cache_p;
+    const route_t *cache_route; /* the route of cache_rkt's topic */
 
     /* Any thread. Each is a flag or counter; the orders are at the uses. */
     atomic_int state;            /* enum state */
@@ -474,6 +502,29 @@ bool consumer_message_abandoned(kaffe_consumer_t *c, const kaffe_message_t *m);
 
 /* Releases m unhandled (settles it PARTITION_RELEASE unless settled). */
 void consumer_message_abandon(kaffe_consumer_t *c, kaffe_message_t *m);
+
+/* ---- route.c ---- */
+
+/* The routes of conf's topic routes, and the default route from the
+ * consumer's settings (read before this call). false: out of memory
+ * (consumer_routes_free is still due). kaffe_consumer_new. */
+bool consumer_routes_init(kaffe_consumer_t *c, const kaffe_conf_t *conf);
+
+/* Gives each route its pool: a new one for a share of its own, else
+ * c->pool (made already). KAFFE_ERR_NOMEM: none is left made. Start. */
+kaffe_status_t consumer_routes_start(kaffe_consumer_t *c);
+
+/* Joins the workers of the routes' own pools and frees them (every lane
+ * released). After the poll thread ended. */
+void consumer_routes_stop(kaffe_consumer_t *c);
+
+void consumer_routes_free(kaffe_consumer_t *c);
+
+/* The route of topic (the default one when it has none). Poll thread. */
+const route_t *consumer_route_find(const kaffe_consumer_t *c, const char *topic);
+
+/* Lanes per partition for an ordering run by workers workers. */
+size_t consumer_route_lanes(int ordering, size_t workers);
 
 /* ---- batch.c ---- */
 

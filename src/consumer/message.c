@@ -139,6 +139,7 @@ kaffe_message_t *consumer_message_new(kaffe_consumer_t *c, rd_kafka_message_t *r
     m->lane_held = false;
     m->abandon = false;
     m->batch_next = NULL;
+    m->route = &c->default_route;
     /* relaxed: the message reaches other threads only through the pool (or
      * the park list), whose hand-off orders these stores. */
     atomic_store_explicit(&m->refs, c->async ? 2 : 1, memory_order_relaxed);
@@ -216,7 +217,9 @@ void consumer_message_run(pool_item_t *item, void *opaque) {
         m->headers = NULL;
     /* Two thread-local stores: the API refuses waits from inside a handler. */
     consumer_thread_enter(c, CONSUMER_THREAD_WORKER);
-    int rc = c->handler(m, c->handler_opaque);
+    const route_t *route = m->route;
+    int rc = route->handler ? consumer_stats_timed_call(c, route->handler, route->opaque, m)
+                            : c->handler(m, c->handler_opaque);
     if (rc != KAFFE_OK) {
         consumer_failure_handler_failed(c, m, rc);
         return;

@@ -24,6 +24,7 @@ static void assign_partitions(kaffe_consumer_t *c, rd_kafka_topic_partition_list
         bool known = !err && !tp->err && tp->offset >= 0;
         if (consumer_commit_stash_apply(c, tp, known))
             known = true;
+        const route_t *route = consumer_route_find(c, tp->topic);
         partition_params_t params = {
             .topic = tp->topic,
             .partition = tp->partition,
@@ -32,10 +33,10 @@ static void assign_partitions(kaffe_consumer_t *c, rd_kafka_topic_partition_list
             .metadata = known ? tp->metadata : NULL,
             .metadata_len = known ? tp->metadata_size : 0,
             .window = c->window,
-            .max_in_flight = c->max_in_flight,
-            .max_in_flight_bytes = c->max_in_flight_bytes,
-            .pool = c->pool,
-            .lane_count = c->lanes_per_partition,
+            .max_in_flight = route->max_in_flight,
+            .max_in_flight_bytes = route->max_in_flight_bytes,
+            .pool = route->pool,
+            .lane_count = route->lanes,
             .salt = c->salt,
         };
         if (!partition_table_add(c->table, &params)) {

@@ -21,16 +21,26 @@
 /* --- handler timing and log routing (set up by consumer_observe) -------- */
 
 /* The handler kaffe calls (worker threads): times the application's. */
-static int timed_handler(kaffe_message_t *msg, void *opaque) {
-    consumer_metrics_t *m = opaque;
+static int timed(consumer_metrics_t *m, kaffe_message_handler_t handler, void *opaque,
+                 kaffe_message_t *msg) {
     uint64_t started = clock_now_ns();
-    int rc = m->user_handler(msg, m->user_opaque);
+    int rc = handler(msg, opaque);
     histogram_record(&m->handler_latency, clock_now_ns() - started);
     /* relaxed: independent statistics counters. */
     atomic_fetch_add_explicit(&m->handled, 1, memory_order_relaxed);
     if (rc != KAFFE_OK)
         atomic_fetch_add_explicit(&m->failed, 1, memory_order_relaxed);
     return rc;
+}
+
+static int timed_handler(kaffe_message_t *msg, void *opaque) {
+    consumer_metrics_t *m = opaque;
+    return timed(m, m->user_handler, m->user_opaque, msg);
+}
+
+int consumer_stats_timed_call(kaffe_consumer_t *c, kaffe_message_handler_t handler, void *opaque,
+                              kaffe_message_t *msg) {
+    return timed(&c->metrics, handler, opaque, msg);
 }
 
 void consumer_route_logs(rd_kafka_conf_t *rdconf) {
