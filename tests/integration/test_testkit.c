@@ -213,7 +213,7 @@ Test(testkit, bad_arguments_are_refused) {
     kaffe_test_cluster_destroy(tc);
 }
 
-/* One short run as in GETTING_STARTED section 10: commits refused while the
+/* One short run as in GETTING_STARTED section 11: commits refused while the
  * consumer joins, two messages, a stop as soon as both are handled. */
 typedef struct short_run {
     seen_t seen;
