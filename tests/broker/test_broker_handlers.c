@@ -14,6 +14,7 @@
 #include <kaffe/kaffe.h>
 
 #include "common/clock.h"
+#include "support/error_counter.h"
 #include "support/broker_env.h"
 #include "support/plain_client.h"
 
@@ -72,14 +73,7 @@ static int batch_handler(kaffe_batch_t *b, void *opaque) {
     return KAFFE_OK;
 }
 
-static atomic_long errors_told;
-
-static void count_error(int status, const char *reason, void *opaque) {
-    (void)status;
-    (void)reason;
-    (void)opaque;
-    atomic_fetch_add(&errors_told, 1);
-}
+static atomic_long errors_told; /* expected: counted, not printed */
 
 static kaffe_consumer_t *member(const char *topic, const char *group, seen_t *s, bool async,
                                 const char *batch_max) {
@@ -102,7 +96,7 @@ static kaffe_consumer_t *member(const char *topic, const char *group, seen_t *s,
         cr_assert_eq(kaffe_conf_set(conf, kv[i][0], kv[i][1], err, sizeof err), KAFFE_OK, "%s",
                      err);
     kaffe_conf_set_batch_handler(conf, batch_handler, s);
-    kaffe_conf_set_error_cb(conf, count_error, NULL);
+    kaffe_conf_set_error_cb(conf, error_counter_cb, &errors_told);
     kaffe_consumer_t *c = kaffe_consumer_new(conf, err, sizeof err);
     cr_assert_not_null(c, "%s", err);
     cr_assert_eq(kaffe_consumer_start(c), KAFFE_OK);
@@ -272,7 +266,7 @@ Test(broker_batch, one_consumer_runs_two_topics_with_a_handler_and_settings_each
     cr_assert_eq(kaffe_conf_set(conf, name, "2", err, sizeof err), KAFFE_OK, "%s", err);
     cr_assert_eq(kaffe_conf_set_topic_handler(conf, first, routed_handler, &a), KAFFE_OK);
     cr_assert_eq(kaffe_conf_set_topic_handler(conf, second, routed_handler, &b), KAFFE_OK);
-    kaffe_conf_set_error_cb(conf, count_error, NULL);
+    kaffe_conf_set_error_cb(conf, error_counter_cb, &errors_told);
     kaffe_consumer_t *c = kaffe_consumer_new(conf, err, sizeof err);
     cr_assert_not_null(c, "%s", err);
     cr_assert_eq(kaffe_consumer_start(c), KAFFE_OK);

@@ -7,6 +7,7 @@
 
 #include "consumer_helpers.h"
 #include "mock/mock_cluster.h"
+#include "support/error_counter.h"
 #include "support/mock_suite.h"
 #include "support/plain_client.h"
 
@@ -94,14 +95,7 @@ static int batch_handler(kaffe_batch_t *batch, void *opaque) {
     return KAFFE_OK;
 }
 
-static atomic_long errors_told;
-
-static void count_error(int status, const char *reason, void *opaque) {
-    (void)status;
-    (void)reason;
-    (void)opaque;
-    atomic_fetch_add(&errors_told, 1);
-}
+static atomic_long errors_told; /* expected: counted, not printed */
 
 static kaffe_consumer_t *start_batch_consumer(const char *bootstraps, const char *topic,
                                               const char *group, batches_t *b, ...) {
@@ -116,7 +110,7 @@ static kaffe_consumer_t *start_batch_consumer(const char *bootstraps, const char
     }
     va_end(ap);
     kaffe_conf_set_batch_handler(conf, batch_handler, b);
-    kaffe_conf_set_error_cb(conf, count_error, NULL);
+    kaffe_conf_set_error_cb(conf, error_counter_cb, &errors_told);
     kaffe_consumer_t *c = kaffe_consumer_new(conf, err, sizeof err);
     cr_assert_not_null(c, "%s", err);
     b->rec.consumer = c;

@@ -6,20 +6,14 @@
 
 #include "consumer_helpers.h"
 #include "mock/mock_cluster.h"
+#include "support/error_counter.h"
 #include "support/mock_suite.h"
 #include "support/plain_client.h"
 
 MOCK_CLUSTER_SUITE(consumer_routes, 1, 180, {"r-a", 2}, {"r-b", 2}, {"r-c", 1}, {"r-fail", 1},
                    {"r-held", 1}, {"r-free", 1}, {"s-a", 4}, {"s-a-empty", 4}, {"s-b", 4});
 
-static atomic_long errors_told;
-
-static void count_error(int status, const char *reason, void *opaque) {
-    (void)status;
-    (void)reason;
-    (void)opaque;
-    atomic_fetch_add(&errors_told, 1);
-}
+static atomic_long errors_told; /* expected: counted, not printed */
 
 static void set(kaffe_conf_t *conf, const char *name, const char *value) {
     char err[512];
@@ -28,7 +22,7 @@ static void set(kaffe_conf_t *conf, const char *name, const char *value) {
 
 static kaffe_consumer_t *new_started(kaffe_conf_t *conf) {
     char err[512];
-    kaffe_conf_set_error_cb(conf, count_error, NULL);
+    kaffe_conf_set_error_cb(conf, error_counter_cb, &errors_told);
     kaffe_consumer_t *c = kaffe_consumer_new(conf, err, sizeof err);
     cr_assert_not_null(c, "%s", err);
     cr_assert_eq(kaffe_consumer_start(c), KAFFE_OK);

@@ -19,6 +19,7 @@
 enum { N = 2000, PARTITIONS = 2, ACKERS = 4 };
 
 typedef struct shared {
+    race_run_t run;          /* the consumer, done, bad */
     race_queue_t pending;    /* handled, handed to ackers */
     pthread_mutex_t lock;    /* guards acked, acked_count, seen */
     kaffe_message_t **acked; /* for duplicate acks */
@@ -26,10 +27,7 @@ typedef struct shared {
     atomic_long handled;
     atomic_long acks_ok;
     atomic_long duplicates_refused;
-    atomic_int done;
-    kaffe_consumer_t *c;
     char *seen; /* handles per value index */
-    atomic_int bad;
 } shared_t;
 
 static int async_handler(kaffe_message_t *m, void *opaque) {
@@ -40,7 +38,7 @@ static int async_handler(kaffe_message_t *m, void *opaque) {
         s->seen[idx]++;
     pthread_mutex_unlock(&s->lock);
     if (!race_queue_push(&s->pending, m))
-        atomic_fetch_add(&s->bad, 1);
+        atomic_fetch_add(&s->run.bad, 1);
     atomic_fetch_add(&s->handled, 1);
     return KAFFE_OK;
 }
@@ -48,15 +46,15 @@ static int async_handler(kaffe_message_t *m, void *opaque) {
 static void *acker_main(void *arg) {
     shared_t *s = arg;
     unsigned seed = (unsigned)(uintptr_t)pthread_self();
-    while (!atomic_load(&s->done)) {
+    while (!atomic_load(&s->run.done)) {
         kaffe_message_t *m = race_queue_take_random(&s->pending, &seed);
         if (!m) {
             race_nap();
             continue;
         }
-        kaffe_status_t st = kaffe_consumer_ack(s->c, m);
+        kaffe_status_t st = kaffe_consumer_ack(s->run.c, m);
         if (st != KAFFE_OK) {
-            atomic_fetch_add(&s->bad, 1);
+            atomic_fetch_add(&s->run.bad, 1);
             continue;
         }
         atomic_fetch_add(&s->acks_ok, 1);
@@ -71,41 +69,21 @@ static void *acker_main(void *arg) {
 static void *duplicate_main(void *arg) {
     shared_t *s = arg;
     unsigned seed = 7;
-    while (!atomic_load(&s->done)) {
+    while (!atomic_load(&s->run.done)) {
         kaffe_message_t *m = NULL;
         pthread_mutex_lock(&s->lock);
         if (s->acked_count > 0)
             m = s->acked[(size_t)rand_r(&seed) % s->acked_count];
         pthread_mutex_unlock(&s->lock);
         if (m) {
-            kaffe_status_t st = kaffe_consumer_ack(s->c, m);
+            kaffe_status_t st = kaffe_consumer_ack(s->run.c, m);
             if (st == KAFFE_ERR_ACK_DUPLICATE)
                 atomic_fetch_add(&s->duplicates_refused, 1);
             else
-                atomic_fetch_add(&s->bad, 1);
+                atomic_fetch_add(&s->run.bad, 1);
         }
         race_nap();
     }
-    return NULL;
-}
-
-static void *committer_main(void *arg) {
-    shared_t *s = arg;
-    while (!atomic_load(&s->done)) {
-        kaffe_status_t st = kaffe_consumer_commit(s->c);
-        if (st != KAFFE_OK && st != KAFFE_ERR_STOPPED)
-            atomic_fetch_add(&s->bad, 1);
-        struct timespec ts = {0, 20000000};
-        nanosleep(&ts, NULL);
-    }
-    return NULL;
-}
-
-static void *stopper_main(void *arg) {
-    shared_t *s = arg;
-    kaffe_status_t st = kaffe_consumer_stop(s->c);
-    if (st != KAFFE_OK)
-        atomic_fetch_add(&s->bad, 1);
     return NULL;
 }
 
@@ -130,35 +108,35 @@ static void async_acks_from_many_threads(void) {
     s.acked = calloc(2 * N, sizeof *s.acked);
     s.seen = calloc(N, 1);
     char err[512];
-    s.c = kaffe_consumer_new(make_conf(b, "race-async", &s, async_handler, "true", "unordered"),
-                             err, sizeof err);
-    CHECK(s.c != NULL, "%s", err);
-    if (!s.c)
+    s.run.c = kaffe_consumer_new(make_conf(b, "race-async", &s, async_handler, "true", "unordered"),
+                                 err, sizeof err);
+    CHECK(s.run.c != NULL, "%s", err);
+    if (!s.run.c)
         return;
     pthread_t ackers[ACKERS], dup, committer;
     for (int i = 0; i < ACKERS; i++)
         pthread_create(&ackers[i], NULL, acker_main, &s);
     pthread_create(&dup, NULL, duplicate_main, &s);
-    CHECK(kaffe_consumer_start(s.c) == KAFFE_OK, "start");
-    pthread_create(&committer, NULL, committer_main, &s);
+    CHECK(kaffe_consumer_start(s.run.c) == KAFFE_OK, "start");
+    pthread_create(&committer, NULL, race_committer_main, &s.run);
     race_wait_for(&s.acks_ok, N, 120000);
     CHECK(atomic_load(&s.acks_ok) == N, "acked %ld of %d", atomic_load(&s.acks_ok), N);
-    CHECK(kaffe_consumer_commit(s.c) == KAFFE_OK, "commit");
+    CHECK(kaffe_consumer_commit(s.run.c) == KAFFE_OK, "commit");
     /* Stop from yet another thread while the others still run. */
     pthread_t stopper;
-    pthread_create(&stopper, NULL, stopper_main, &s);
+    pthread_create(&stopper, NULL, race_stopper_main, &s.run);
     pthread_join(stopper, NULL);
-    atomic_store(&s.done, 1);
+    atomic_store(&s.run.done, 1);
     for (int i = 0; i < ACKERS; i++)
         pthread_join(ackers[i], NULL);
     pthread_join(dup, NULL);
     pthread_join(committer, NULL);
-    CHECK(atomic_load(&s.bad) == 0, "%d unexpected results", atomic_load(&s.bad));
+    CHECK(atomic_load(&s.run.bad) == 0, "%d unexpected results", atomic_load(&s.run.bad));
     CHECK(atomic_load(&s.duplicates_refused) > 0, "no duplicate ack was tried");
     for (int i = 0; i < N; i++)
         CHECK(s.seen[i] == 1, "value-%d handled %d times", i, s.seen[i]);
     race_check_committed_to_the_end(b, "race-async", PARTITIONS);
-    kaffe_consumer_destroy(s.c);
+    kaffe_consumer_destroy(s.run.c);
     race_queue_destroy(&s.pending);
     free(s.acked);
     free(s.seen);
@@ -168,26 +146,19 @@ static void async_acks_from_many_threads(void) {
 /* Sync, key order: a handler checks it never runs two messages of one key
  * at once and sees each key's offsets rising. */
 typedef struct keyed {
-    atomic_int busy[PARTITIONS][16]; /* a (partition, key) runs one at a time */
-    int64_t last[PARTITIONS][16];    /* plain: ordered by the lanes */
+    race_keys_t keys;
     atomic_long handled;
-    atomic_int bad;
 } keyed_t;
 
 static int keyed_handler(kaffe_message_t *m, void *opaque) {
     keyed_t *k = opaque;
-    size_t klen;
-    const char *key = kaffe_message_key(m, &klen);
-    int kid = key && klen > 4 ? atoi(key + 4) % 16 : 0;
+    int kid = race_key_id(m);
     int p = kaffe_message_partition(m);
-    if (key && atomic_fetch_add(&k->busy[p][kid], 1) != 0)
-        atomic_fetch_add(&k->bad, 1);
-    if (key && k->last[p][kid] >= kaffe_message_offset(m))
-        atomic_fetch_add(&k->bad, 1);
-    if (key)
-        k->last[p][kid] = kaffe_message_offset(m);
-    if (key)
-        atomic_fetch_sub(&k->busy[p][kid], 1);
+    if (kid >= 0) {
+        race_keys_enter(&k->keys, p, kid);
+        race_keys_saw(&k->keys, p, kid, kaffe_message_offset(m));
+        race_keys_leave(&k->keys, p, kid);
+    }
     atomic_fetch_add(&k->handled, 1);
     return KAFFE_OK;
 }
@@ -195,22 +166,10 @@ static int keyed_handler(kaffe_message_t *m, void *opaque) {
 static void sync_key_order_on_many_workers(void) {
     const char *b = mock_cluster_bootstraps(mc);
     keyed_t k = {0};
-    for (int p = 0; p < PARTITIONS; p++)
-        for (int i = 0; i < 16; i++)
-            k.last[p][i] = -1;
-    char err[512];
-    kaffe_consumer_t *c = kaffe_consumer_new(
-        make_conf(b, "race-key", &k, keyed_handler, "false", "key"), err, sizeof err);
-    CHECK(c != NULL, "%s", err);
-    if (!c)
-        return;
-    CHECK(kaffe_consumer_start(c) == KAFFE_OK, "start");
-    race_wait_for(&k.handled, N, 120000);
-    CHECK(atomic_load(&k.handled) == N, "handled %ld of %d", atomic_load(&k.handled), N);
-    CHECK(kaffe_consumer_stop(c) == KAFFE_OK, "stop");
-    CHECK(atomic_load(&k.bad) == 0, "%d key-order violations", atomic_load(&k.bad));
-    race_check_committed_to_the_end(b, "race-key", PARTITIONS);
-    kaffe_consumer_destroy(c);
+    race_keys_init(&k.keys);
+    race_run_sync(b, "race-key", make_conf(b, "race-key", &k, keyed_handler, "false", "key"),
+                  &k.handled, N, PARTITIONS);
+    CHECK(atomic_load(&k.keys.bad) == 0, "%d key-order violations", atomic_load(&k.keys.bad));
 }
 
 int main(void) {

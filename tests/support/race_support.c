@@ -2,6 +2,7 @@
 #include "support/race_support.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <stdio.h>
@@ -112,4 +113,66 @@ kaffe_message_t *race_queue_take_random(race_queue_t *q, unsigned *seed) {
     }
     pthread_mutex_unlock(&q->lock);
     return m;
+}
+
+void race_run_sync(const char *bootstraps, const char *group, kaffe_conf_t *conf,
+                   atomic_long *handled, long want, int partitions) {
+    char err[512];
+    kaffe_consumer_t *c = kaffe_consumer_new(conf, err, sizeof err);
+    CHECK(c != NULL, "%s", err);
+    if (!c)
+        return;
+    CHECK(kaffe_consumer_start(c) == KAFFE_OK, "start");
+    race_wait_for(handled, want, 120000);
+    CHECK(atomic_load(handled) == want, "handled %ld of %ld", atomic_load(handled), want);
+    CHECK(kaffe_consumer_stop(c) == KAFFE_OK, "stop");
+    race_check_committed_to_the_end(bootstraps, group, partitions);
+    kaffe_consumer_destroy(c);
+}
+
+void race_keys_init(race_keys_t *k) {
+    memset(k, 0, sizeof *k);
+    for (int p = 0; p < RACE_KEY_PARTITIONS; p++)
+        for (int i = 0; i < RACE_KEY_IDS; i++)
+            k->last[p][i] = -1;
+}
+
+void race_keys_enter(race_keys_t *k, int partition, int kid) {
+    if (atomic_fetch_add(&k->busy[partition][kid], 1) != 0)
+        atomic_fetch_add(&k->bad, 1);
+}
+
+void race_keys_saw(race_keys_t *k, int partition, int kid, int64_t offset) {
+    if (k->last[partition][kid] >= offset)
+        atomic_fetch_add(&k->bad, 1);
+    k->last[partition][kid] = offset;
+}
+
+void race_keys_leave(race_keys_t *k, int partition, int kid) {
+    atomic_fetch_sub(&k->busy[partition][kid], 1);
+}
+
+int race_key_id(kaffe_message_t *m) {
+    size_t klen;
+    const char *key = kaffe_message_key(m, &klen);
+    return key && klen > 4 ? atoi(key + 4) % RACE_KEY_IDS : -1;
+}
+
+void *race_committer_main(void *arg) {
+    race_run_t *run = arg;
+    while (!atomic_load(&run->done)) {
+        kaffe_status_t st = kaffe_consumer_commit(run->c);
+        if (st != KAFFE_OK && st != KAFFE_ERR_STOPPED)
+            atomic_fetch_add(&run->bad, 1);
+        struct timespec ts = {0, 20000000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+void *race_stopper_main(void *arg) {
+    race_run_t *run = arg;
+    if (kaffe_consumer_stop(run->c) != KAFFE_OK)
+        atomic_fetch_add(&run->bad, 1);
+    return NULL;
 }

@@ -50,6 +50,45 @@ kaffe_conf_t *race_consumer_conf(const char *bootstraps, const char *group,
  * of RACE_TOPIC is the log end. */
 void race_check_committed_to_the_end(const char *bootstraps, const char *group, int partitions);
 
+/* A sync run to the end: a consumer from conf (taken), started, CHECKed to
+ * reach *handled == want within 120 s, stopped, and CHECKed to have
+ * committed every partition of RACE_TOPIC to the log end. */
+void race_run_sync(const char *bootstraps, const char *group, kaffe_conf_t *conf,
+                   atomic_long *handled, long want, int partitions);
+
+/* Key order across workers: a (partition, key id) runs one handler at a
+ * time and sees its offsets rise. race_keys_enter/_leave bracket handling a
+ * message of partition with key id kid (0..15) at offset; violations are
+ * counted in bad. */
+enum { RACE_KEY_PARTITIONS = 4, RACE_KEY_IDS = 16 };
+typedef struct race_keys {
+    atomic_int busy[RACE_KEY_PARTITIONS][RACE_KEY_IDS];
+    int64_t last[RACE_KEY_PARTITIONS][RACE_KEY_IDS]; /* plain: ordered by the lanes */
+    atomic_int bad;
+} race_keys_t;
+
+void race_keys_init(race_keys_t *k);
+void race_keys_enter(race_keys_t *k, int partition, int kid);
+void race_keys_saw(race_keys_t *k, int partition, int kid, int64_t offset);
+void race_keys_leave(race_keys_t *k, int partition, int kid);
+
+/* The key id (0..15) of m ("key-<n>" keys), or -1 for a null key. */
+int race_key_id(kaffe_message_t *m);
+
+/* What a case's helper threads share: the consumer, the flag that ends
+ * them, and the count of unexpected results. */
+typedef struct race_run {
+    kaffe_consumer_t *c;
+    atomic_int done;
+    atomic_int bad;
+} race_run_t;
+
+/* Thread bodies on a race_run_t: kaffe_consumer_commit every 20 ms until
+ * done (KAFFE_OK or KAFFE_ERR_STOPPED expected); kaffe_consumer_stop once
+ * (KAFFE_OK expected). */
+void *race_committer_main(void *run);
+void *race_stopper_main(void *run);
+
 /* Messages handed from handlers to acking threads. */
 typedef struct race_queue {
     pthread_mutex_t lock;
