@@ -139,7 +139,7 @@ KAFFE_API void kaffe_conf_set_batch_handler(kaffe_conf_t *conf, kaffe_batch_hand
                                             void *opaque);
 /** The message handler of one topic (an exact name, not a ^ pattern): its
  * messages go to handler instead of the default message handler. With
- * topic.<topic>.<property> (ordering, on_error, max_in_flight_messages,
+ * "topic.<topic>.<property>" (ordering, on_error, max_in_flight_messages,
  * max_in_flight_bytes, workers: a share of workers of its own) one consumer
  * runs each topic with its own code and settings; other topics use the
  * default handler and the consumer's settings. A subscribed topic with no
