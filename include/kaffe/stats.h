@@ -89,7 +89,8 @@ typedef struct kaffe_consumer_stats {
     char group[256];                 /**< consumer_group, truncated to fit */
     int running;                     /**< 1 between start and the end of stop */
     uint64_t messages_dispatched;    /**< fetched and handed to the workers */
-    uint64_t messages_handled;       /**< handler calls that returned */
+    uint64_t messages_handled;       /**< handler calls that returned (with a batch
+                                        handler: the messages of its calls) */
     uint64_t messages_acked;         /**< acks that counted (sync return, async ack, or a
                                         failure policy that settles a message as done) */
     uint64_t messages_failed;        /**< handler calls that returned an error */
@@ -97,7 +98,8 @@ typedef struct kaffe_consumer_stats {
     uint64_t messages_dead_lettered; /**< failure policy: written to the dead-letter topic */
     uint64_t messages_skipped;       /**< failure policy: failed messages skipped */
     uint64_t messages_already_acked; /**< skipped on replay: acked before, per commit metadata */
-    kaffe_latency_stats_t handler_latency; /**< time the handler took per call */
+    kaffe_latency_stats_t handler_latency; /**< time the handler took per call (per
+                                              batch with a batch handler) */
     size_t partition_count;                /**< entries in partitions */
     kaffe_partition_stats_t *partitions;   /**< owned by the struct (see above), sorted
                                               by topic, then partition */

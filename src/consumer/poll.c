@@ -182,8 +182,11 @@ void *consumer_poll_main(void *arg) {
             consumer_dispatch_resume_pass(c);
         }
         consumer_commit_serve_requests(c);
+        /* The results of async commits are served as they come (a refusal
+         * of the metadata asks for a commit at once). */
+        bool commit_under_way = consumer_commit_in_flight(c, now);
         if ((c->commit_now || now - c->last_commit_ms >= c->commit_interval_ms) &&
-            !consumer_commit_in_flight(c, now) && !consumer_commit_held(c, now)) {
+            !commit_under_way && !consumer_commit_held(c, now)) {
             c->commit_now = false;
             consumer_commit_all(c, false);
         }
