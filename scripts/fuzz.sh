@@ -11,13 +11,13 @@
 #   scripts/fuzz.sh                 every target
 #   scripts/fuzz.sh conf_set ...    only these targets
 #
-#   FUZZ_SECONDS   seconds per target (default 60; 45 when CI=true)
+#   FUZZ_SECONDS   seconds per target (default 60; 25 when CI=true)
 #   FUZZ_RSS_MB    memory limit per target in MiB (default 2048)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "${CI:-}" = "true" ]; then
-    seconds=${FUZZ_SECONDS:-45}
+    seconds=${FUZZ_SECONDS:-25}
 else
     seconds=${FUZZ_SECONDS:-60}
 fi

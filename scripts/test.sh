@@ -31,7 +31,7 @@
 # crates.io); without it the leg is skipped, except with CI=true.
 #
 # Then the fuzz targets (scripts/fuzz.sh: clang, libFuzzer, ASan + UBSan),
-# each for FUZZ_SECONDS (45 s by default here). They need clang with libFuzzer:
+# each for FUZZ_SECONDS (25 s by default here, to keep CI within 30 minutes). They need clang with libFuzzer:
 # without it they are skipped with a message, except with CI=true.
 #
 #   scripts/test.sh            all of the above
@@ -216,7 +216,7 @@ run_fuzz() {
         fi
         return
     fi
-    FUZZ_SECONDS=${FUZZ_SECONDS:-45} bash scripts/fuzz.sh || failed=1
+    FUZZ_SECONDS=${FUZZ_SECONDS:-25} bash scripts/fuzz.sh || failed=1
 }
 
 if [ "$mode" = fuzz ]; then
