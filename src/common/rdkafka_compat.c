@@ -18,7 +18,7 @@ static const struct {
         {RDKAFKA_VERSION_OF(2, 3, 0), "librdkafka issue #4312 (fixed in 2.3.0)"},
     [RDKAFKA_BUG_COMMIT_DURING_JOIN_DROPS_GENERATION] =
         {RDKAFKA_VERSION_OF(2, 10, 0), "librdkafka issue #4059 (fixed in 2.10.0)"},
-    [RDKAFKA_BUG_KAFKA4_DROPS_COMPRESSION] = {RDKAFKA_VERSION_OF(2, 11, 1),
+    [RDKAFKA_BUG_COMPRESSION_NEEDS_PRODUCE_V0] = {RDKAFKA_VERSION_OF(2, 11, 1),
                                               "librdkafka issue #4956 (fixed in 2.11.1)"},
 };
 

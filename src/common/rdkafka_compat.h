@@ -29,15 +29,19 @@ typedef enum rdkafka_bug {
      * commits while the member rebalances (src/consumer/commit.c,
      * consumer_commit_hold). */
     RDKAFKA_BUG_COMMIT_DURING_JOIN_DROPS_GENERATION,
-    /* gzip, snappy and lz4 are used only when the broker accepts Produce
-     * version 0 (the check matches one version instead of a range), so
-     * against Apache Kafka 4, which removed Produce v0-v2 (KIP-896), those
-     * batches are sent uncompressed (logged once, at notice level:
-     * "Broker does not support compression type ...: not compressing
-     * batch"); zstd is not affected. librdkafka issues #4948 and #4956,
-     * fixed in 2.11.1 (#5130). Not worked around (the codec is librdkafka's
-     * choice); documented, and tested by the broker tier. */
-    RDKAFKA_BUG_KAFKA4_DROPS_COMPRESSION,
+    /* gzip, snappy and lz4 are used only when the broker advertises
+     * Produce version 0 (the check matches one version instead of a range;
+     * zstd's check is of the same kind, passed by a broker advertising
+     * Produce v7 or below); otherwise batches are
+     * sent uncompressed, with one notice-level log line "Broker does not
+     * support compression type ...: not compressing batch". KIP-896 removed
+     * Produce v0-v2 from Apache Kafka 4.0, but Kafka 4.0 and 4.1 still
+     * advertise them for these clients (KAFKA-18659), so they are affected
+     * only by a broker or proxy that stops advertising them. librdkafka
+     * issues #4948 and #4956, fixed in 2.11.1 (#5130). Not worked around
+     * (the codec is librdkafka's choice); documented, and tested by the
+     * broker tier (test_broker_compression). */
+    RDKAFKA_BUG_COMPRESSION_NEEDS_PRODUCE_V0,
     RDKAFKA_BUG_COUNT
 } rdkafka_bug_t;
 
@@ -65,8 +69,8 @@ static inline bool rdkafka_commit_during_join_drops_generation(void) {
     return rdkafka_has_bug(RDKAFKA_BUG_COMMIT_DURING_JOIN_DROPS_GENERATION);
 }
 
-static inline bool rdkafka_kafka4_drops_compression(void) {
-    return rdkafka_has_bug(RDKAFKA_BUG_KAFKA4_DROPS_COMPRESSION);
+static inline bool rdkafka_compression_needs_produce_v0(void) {
+    return rdkafka_has_bug(RDKAFKA_BUG_COMPRESSION_NEEDS_PRODUCE_V0);
 }
 
 #endif
