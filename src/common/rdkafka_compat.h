@@ -33,8 +33,9 @@ typedef enum rdkafka_bug {
      * Produce version 0 (the check matches one version instead of a range;
      * zstd's check is of the same kind, passed by a broker advertising
      * Produce v7 or below); otherwise batches are
-     * sent uncompressed, with one notice-level log line "Broker does not
-     * support compression type ...: not compressing batch". KIP-896 removed
+     * sent uncompressed, silently but for a debug line (rdkafka.debug=msg)
+     * "Broker does not support compression type ...: not compressing
+     * batch". KIP-896 removed
      * Produce v0-v2 from Apache Kafka 4.0, but Kafka 4.0 and 4.1 still
      * advertise them for these clients (KAFKA-18659), so they are affected
      * only by a broker or proxy that stops advertising them. librdkafka

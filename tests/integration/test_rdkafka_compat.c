@@ -20,7 +20,16 @@
  * workaround is needed there.
  * by_version: stop as the product does. It never aborts; with a librdkafka
  * that has the bug the stop waited for the assignment, with a fixed one it
- * closed without. */
+ * closed without.
+ *
+ * compression_without_produce_v0: the compression limit of librdkafka
+ * before 2.11.1 (RDKAFKA_BUG_COMPRESSION_NEEDS_PRODUCE_V0), shown with an
+ * embedded cluster that advertises Produce v3-v7 only (as a broker that
+ * drops the versions KIP-896 removed would): kaffe's producer with gzip
+ * logs "not compressing batch" with such a librdkafka and not with a fixed
+ * one (2.0.2 says it only in a debug line, rdkafka.debug=msg: the limit is
+ * silent otherwise); the messages arrive intact either way. (A real broker's stored
+ * batches: tests/broker/test_broker_compression.c.) */
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,6 +38,7 @@
 #include "common/rdkafka_compat.h"
 #include "consumer/internal.h"
 #include "support/mock_suite.h"
+#include "support/plain_client.h"
 #include "support/subprocess.h"
 
 #define TOPIC "compat-close"
@@ -189,4 +199,73 @@ Test(rdkafka_compat, by_version) {
     cr_assert_eq(status, buggy ? CHILD_CLOSED_ASSIGNED : CHILD_CLOSED_UNASSIGNED,
                  "librdkafka %s, workaround %s: %s (status %d)", rd_kafka_version_str(),
                  buggy ? "on" : "off", status_str(status), status);
+}
+
+/* The rd_kafka_mock ApiKey of Produce. */
+#define API_PRODUCE 0
+
+static atomic_int not_compressing; /* librdkafka's "not compressing batch" lines */
+
+static void count_not_compressing(int level, const char *facility, const char *message,
+                                  void *opaque) {
+    (void)level;
+    (void)facility;
+    (void)opaque;
+    if (strstr(message, "not compressing batch"))
+        atomic_fetch_add(&not_compressing, 1);
+}
+
+Test(rdkafka_compat, compression_without_produce_v0) {
+    enum { N = 200 };
+    mock_topic_t topic = {"compat-compress", 1};
+    mock_cluster_t *mc = test_mock_cluster_start(1, &topic, 1);
+    cr_assert_eq(rd_kafka_mock_set_apiversion(mock_cluster_handle(mc), API_PRODUCE, 3, 7),
+                 RD_KAFKA_RESP_ERR_NO_ERROR);
+    const char *b = mock_cluster_bootstraps(mc);
+    kaffe_conf_t *conf = kaffe_conf_new();
+    char err[512];
+    cr_assert_eq(kaffe_conf_set(conf, "endpoints", b, err, sizeof err), KAFFE_OK, "%s", err);
+    cr_assert_eq(kaffe_conf_set(conf, "topics", "compat-compress", err, sizeof err), KAFFE_OK);
+    cr_assert_eq(kaffe_conf_set(conf, "compression", "gzip", err, sizeof err), KAFFE_OK);
+    kaffe_conf_set_log_cb(conf, count_not_compressing, NULL);
+    /* librdkafka 2.0.2 says it only in a "msg" debug line. */
+    cr_assert_eq(kaffe_conf_set(conf, "rdkafka.debug", "msg", err, sizeof err), KAFFE_OK);
+    cr_assert_eq(kaffe_conf_set(conf, "log_level", "debug", err, sizeof err), KAFFE_OK);
+    kaffe_producer_t *p = kaffe_producer_new(conf, err, sizeof err);
+    cr_assert_not_null(p, "%s", err);
+    kaffe_produce_msg_t msgs[N];
+    kaffe_produce_result_t results[N];
+    char values[N][64];
+    for (int i = 0; i < N; i++) {
+        snprintf(values[i], sizeof values[i], "value-%d: compress me, compress me", i);
+        msgs[i] = (kaffe_produce_msg_t)KAFFE_PRODUCE_MSG_INIT;
+        msgs[i].partition = 0;
+        msgs[i].value = values[i];
+        msgs[i].value_len = strlen(values[i]);
+    }
+    cr_assert_eq(kaffe_produce_sync_batch(p, msgs, N, results), KAFFE_OK);
+    kaffe_producer_destroy(p);
+    plain_message_t *got = NULL;
+    size_t n = plain_consume_all(b, "compat-compress", N, 2000, &got);
+    cr_assert_eq(n, N, "read back %zu of %d", n, N);
+    for (size_t i = 0; i < n; i++)
+        cr_assert(got[i].value_len == strlen(values[i]) &&
+                      memcmp(got[i].value, values[i], got[i].value_len) == 0,
+                  "offset %zu", i);
+    plain_messages_free(got, n);
+    mock_cluster_stop(mc);
+    bool buggy = rdkafka_compression_needs_produce_v0();
+    int lines = atomic_load(&not_compressing);
+    fprintf(stderr,
+            "compression_without_produce_v0: librdkafka %s, %s: %d \"not compressing "
+            "batch\" log lines\n",
+            rd_kafka_version_str(), rdkafka_bug_str(RDKAFKA_BUG_COMPRESSION_NEEDS_PRODUCE_V0),
+            lines);
+    if (buggy)
+        cr_assert_gt(lines, 0, "librdkafka %s compressed without Produce v0 (%s)",
+                     rd_kafka_version_str(),
+                     rdkafka_bug_str(RDKAFKA_BUG_COMPRESSION_NEEDS_PRODUCE_V0));
+    else
+        cr_assert_eq(lines, 0, "librdkafka %s: gzip not used with Produce v3-v7",
+                     rd_kafka_version_str());
 }
