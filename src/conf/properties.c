@@ -158,7 +158,11 @@ static const property_t properties[] = {
      .rdkafka_name = "compression.codec",
      .to_rdkafka = compression_to_rdkafka,
      .description = "Kaffe's compression: how message batches are compressed "
-                    "(no_compression = none)."},
+                    "(no_compression = none). librdkafka before 2.11.1 uses gzip, snappy and "
+                    "lz4 only with a broker that advertises Produce version 0 (Apache Kafka "
+                    "up to 4.1 does) and otherwise sends the batches uncompressed, saying so "
+                    "only in a debug line with rdkafka.debug=msg (librdkafka issue #4956); zstd is "
+                    "not affected."},
 
     /* Security: TLS and SASL. Derived into librdkafka's security.protocol
      * (plaintext, ssl, sasl_plaintext, sasl_ssl) by conf_to_rdkafka. */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/rdkafka_compat.h"
 #include "conf/conf.h"
 #include "consumer/internal.h"
 
@@ -259,6 +260,10 @@ kaffe_status_t consumer_commit_all(kaffe_consumer_t *c, bool sync) {
 }
 
 void consumer_commit_hold(kaffe_consumer_t *c, int assigns) {
+    if (!rdkafka_commit_during_join_drops_generation())
+        return;
+    if (c->commit_hold_assigns == 0)
+        c->commit_holds++;
     if (c->commit_hold_assigns < assigns)
         c->commit_hold_assigns = assigns;
     c->commit_hold_until_ms = clock_now_ms() + COMMIT_HOLD_MAX_MS;

@@ -190,6 +190,11 @@ bool consumer_stopped(kaffe_consumer_t *c); /* the stop sequence finished */
  * served within ~100 ms. */
 void consumer_test_fatal_error(kaffe_consumer_t *c, rd_kafka_resp_err_t err);
 
+/* Tests only: how many times interval commits were held for a rebalance
+ * (consumer_commit_hold; always 0 with a librdkafka that does not need the
+ * hold). Once the consumer stopped (the poll thread's field). */
+uint64_t consumer_test_commit_holds(const kaffe_consumer_t *c);
+
 /* The poll thread's side of consumer_test_fatal_error (testing.c): raises
  * the requested error on the current client. Poll thread, only when the
  * request flag was seen set. */
@@ -341,9 +346,11 @@ struct kaffe_consumer_s {
     bool commit_now;              /* commit at the next loop, interval or not */
     bool metadata_budget_lowered; /* lowered since the last warning about it */
     /* Interval commits wait while the group rebalances (commit_held): for
-     * this many more assignment callbacks, at most until the deadline. */
+     * this many more assignment callbacks, at most until the deadline.
+     * commit_holds counts the holds begun (tests read it after stop). */
     int commit_hold_assigns;
     int64_t commit_hold_until_ms;
+    uint64_t commit_holds;
     bool stashing; /* revoke_partitions keeps the state in stash */
     bool drained;  /* the stop sequence drained: revokes do not wait again */
     uint64_t commits_served;
@@ -612,22 +619,23 @@ kaffe_status_t consumer_commit_all(kaffe_consumer_t *c, bool sync);
 
 /* Interval commits and rebalances (poll thread).
  *
- * librdkafka 2.0.2 sends a commit on the coordinator connection, with the
- * generation it has then. Sent while the member's JoinGroup is pending, it
- * waits behind it (the coordinator answers a connection's requests in
+ * librdkafka before 2.10.0 (rdkafka_commit_during_join_drops_generation;
+ * librdkafka issue #4059) sends a commit on the coordinator connection, with
+ * the generation it has then. Sent while the member's JoinGroup is pending,
+ * it waits behind it (the coordinator answers a connection's requests in
  * order) and reaches the coordinator in the next generation: librdkafka's
  * mock cluster then answers ILLEGAL_GENERATION (a broker does too once the
- * group is stable again), and librdkafka resets its
- * generation although it has just joined the new one (its issue #4059,
- * fixed in 2.10.0). The member's next heartbeat fails, it treats its
- * assignment as lost and rejoins, which starts another rebalance, in which
- * the same happens to any member that committed during its JoinGroup. With
- * commits every commit_interval_ms the group never settled: the fault
- * suite's group-churn stall, where the committed offsets stayed behind the
- * log end while every member kept rebalancing and handling the same
- * messages again.
+ * group is stable again), and librdkafka resets its generation although it
+ * has just joined the new one. The member's next heartbeat fails, it treats
+ * its assignment as lost and rejoins, which starts another rebalance, in
+ * which the same happens to any member that committed during its
+ * JoinGroup. With commits every commit_interval_ms the group never settled:
+ * the fault suite's group-churn stall, where the committed offsets stayed
+ * behind the log end while every member kept rebalancing and handling the
+ * same messages again.
  *
- * So interval commits wait while the member is known to be rebalancing:
+ * So, with such a librdkafka, interval commits wait while the member is
+ * known to be rebalancing:
  *   - after a revoke callback, until the assignment callback that ends the
  *     rebalance: after a cooperative revoke (not of a lost assignment)
  *     librdkafka calls assign for the rest of the round and then rejoins
@@ -638,7 +646,11 @@ kaffe_status_t consumer_commit_all(kaffe_consumer_t *c, bool sync);
  * At most COMMIT_HOLD_MAX_MS, in case no callback comes. The commits of a
  * revoke (inside the callback, before any rejoin), of stop and of
  * kaffe_consumer_commit never wait. Nothing is lost by waiting: the state is
- * committed when the wait ends (in full after a failure: commit_force). */
+ * committed when the wait ends (in full after a failure: commit_force).
+ * With librdkafka 2.10.0 or later consumer_commit_hold does nothing: a
+ * refused commit leaves the generation alone, and interval commits go on
+ * through a rebalance (a cooperative one keeps committing the partitions it
+ * keeps). */
 void consumer_commit_hold(kaffe_consumer_t *c, int assigns);
 
 bool consumer_commit_held(kaffe_consumer_t *c, int64_t now);
@@ -721,16 +733,18 @@ void consumer_client_restart(kaffe_consumer_t *c);
  * thread. */
 void consumer_poll_flush_batches(kaffe_consumer_t *c);
 
-/* librdkafka 2.0.2 aborts (an assertion in
- * rd_kafka_sticky_assignor_state_destroy; librdkafka issue #4312, fixed in
- * 2.3.0) when a consumer that has joined a cooperative-sticky group but not
- * yet received its first assignment is closed and destroyed. So the stop
- * sequence first waits, serving librdkafka's callbacks, until the current
- * client has had an assignment or has not joined at all. Messages polled
- * meanwhile are dropped untracked: nothing of them is committed, so they are
- * delivered again. Returns false if the bound passed with the client still
- * exposed; the caller then leaves the handle undestroyed (a leak, reported)
- * rather than abort the application. Poll thread only. */
+/* librdkafka before 2.3.0 aborts (an assertion in
+ * rd_kafka_sticky_assignor_state_destroy; librdkafka issue #4312) when a
+ * consumer that has joined a cooperative-sticky group but not yet received
+ * its first assignment is closed and destroyed. With such a librdkafka
+ * (rdkafka_close_before_first_assignment_aborts), the stop sequence first
+ * waits, serving librdkafka's callbacks, until the current client has had an
+ * assignment or has not joined at all. Messages polled meanwhile are dropped
+ * untracked: nothing of them is committed, so they are delivered again.
+ * Returns false if the bound passed with the client still exposed; the
+ * caller then leaves the handle undestroyed (a leak, reported) rather than
+ * abort the application. With a fixed librdkafka, returns true at once.
+ * Poll thread only. */
 bool consumer_poll_await_first_assignment(kaffe_consumer_t *c);
 
 void consumer_poll_stop_sequence(kaffe_consumer_t *c);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/rdkafka_compat.h"
 #include "common/thread_name.h"
 #include "consumer/internal.h"
 
@@ -26,6 +27,8 @@ static int64_t total_in_flight(kaffe_consumer_t *c) {
 #define FIRST_ASSIGNMENT_WAIT_MS 10000
 
 bool consumer_poll_await_first_assignment(kaffe_consumer_t *c) {
+    if (!rdkafka_close_before_first_assignment_aborts())
+        return true;
     int64_t deadline = clock_now_ms() + FIRST_ASSIGNMENT_WAIT_MS;
     for (;;) {
         const char *protocol = rd_kafka_rebalance_protocol(c->rk);
@@ -62,8 +65,9 @@ void consumer_poll_stop_sequence(kaffe_consumer_t *c) {
         c->leak_rk = true;
         consumer_report_error(c, RD_KAFKA_RESP_ERR__TIMED_OUT,
                               "leaving the group: no first assignment within %d ms; the client is "
-                              "left open (closing it would abort: librdkafka 2.0.2 issue #4312)",
-                              FIRST_ASSIGNMENT_WAIT_MS);
+                              "left open (closing it would abort: %s)",
+                              FIRST_ASSIGNMENT_WAIT_MS,
+                              rdkafka_bug_str(RDKAFKA_BUG_CLOSE_BEFORE_FIRST_ASSIGNMENT_ABORTS));
     }
     /* Leaving the group revokes everything through consumer_rebalance_cb (which
      * closes acks, commits what changed, and removes the partitions). */

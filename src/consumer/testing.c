@@ -13,3 +13,7 @@ void consumer_testing_raise_fatal(kaffe_consumer_t *c) {
     if (fatal)
         rd_kafka_test_fatal_error(c->rk, (rd_kafka_resp_err_t)fatal, "kaffe test");
 }
+
+uint64_t consumer_test_commit_holds(const kaffe_consumer_t *c) {
+    return c->commit_holds;
+}

@@ -11,13 +11,22 @@
  * partitions in a cooperative rebalance rejoins right after its revoke.
  * kaffe's interval commits sent meanwhile waited behind its JoinGroup,
  * reached the coordinator in the next generation (ILLEGAL_GENERATION), and
- * librdkafka 2.0.2 then dropped the generation it had just joined (its
- * issue #4059): the member lost its assignment and rejoined, and whichever
- * member committed during its JoinGroup next did the same. The group never
- * settled and the committed offsets stayed behind the log end (the
- * group-churn stall, test_faults_churn). Interval commits now wait while
- * the member rebalances. */
+ * librdkafka before 2.10.0 then dropped the generation it had just joined
+ * (its issue #4059): the member lost its assignment and rejoined, and
+ * whichever member committed during its JoinGroup next did the same. The
+ * group never settled and the committed offsets stayed behind the log end
+ * (the group-churn stall, test_faults_churn). With such a librdkafka,
+ * interval commits now wait while the member rebalances; with a fixed one
+ * they go on (src/common/rdkafka_compat.h), and the group settles all the
+ * same.
+ *
+ * a_commit_during_the_rejoin_without_the_hold: the same with the hold
+ * forced off, whatever the version: a fixed librdkafka settles with no
+ * assignment lost; one with the bug loses an assignment (which shows the
+ * hold is needed there). */
 #include "consumer_helpers.h"
+#include "common/rdkafka_compat.h"
+#include "consumer/internal.h"
 #include "fault_helpers.h"
 #include "support/mock_suite.h"
 
@@ -133,7 +142,36 @@ static kaffe_consumer_t *start_member(const char *b, member_t *mb) {
     return c;
 }
 
-Test(faults_regress, a_cooperative_rebalance_settles_while_handling) {
+/* What one run of the cooperative rebalance saw. */
+typedef struct coop_run {
+    member_t first, second;
+    bool settled;               /* the committed offsets reached the log end */
+    long revoked[2];            /* partitions revoked before the stop (first, second) */
+    long illegal_generation[2]; /* commits refused so before the stop */
+    uint64_t holds[2];          /* interval-commit holds (first, second) */
+    long handled, total;
+} coop_run_t;
+
+/* A member that gave up partitions or lost its assignment more than the one
+ * cooperative round asks for: the first member revokes the two partitions
+ * the second one takes, and nothing else is ever revoked. */
+static bool assignment_lost(const coop_run_t *run) {
+    return atomic_load(&run->first.revoked) > 2 || atomic_load(&run->second.revoked) > 0;
+}
+
+/* assignment_lost as it stood when the run stopped waiting (the stop
+ * itself revokes everything). */
+static bool assignment_lost_before_stop(const coop_run_t *run) {
+    return run->revoked[0] > 2 || run->revoked[1] > 0;
+}
+
+/* Four partitions; the first member takes them all and holds its handler
+ * (it acks nothing) until its first revoke: the second member's join makes
+ * it give up two partitions, then rejoin at once, while its acks and
+ * interval commits (every 20 ms) now flow. Waits up to settle_ms for the
+ * committed offsets to reach the log end (returning early once an
+ * assignment was lost when stop_on_loss), then stops both members. */
+static void run_cooperative_rebalance(coop_run_t *run, int64_t settle_ms, bool stop_on_loss) {
     const char *b = mock_cluster_bootstraps(mc);
     enum { PARTITIONS = 4 };
     long per_partition = fault_scaled(1000, 400);
@@ -143,38 +181,81 @@ Test(faults_regress, a_cooperative_rebalance_settles_while_handling) {
                      (size_t)per_partition);
         log_end[p] = per_partition;
     }
-    /* The first member takes all four partitions; its handler waits, so it
-     * acks nothing and has nothing new to commit until its first revoke. */
-    member_t first = {0}, second = {0};
-    atomic_store(&second.gate, 1);
-    kaffe_consumer_t *c1 = start_member(b, &first);
+    memset(run, 0, sizeof *run);
+    atomic_store(&run->second.gate, 1);
+    kaffe_consumer_t *c1 = start_member(b, &run->first);
     int64_t deadline = clock_now_ms() + 30000;
-    while (atomic_load(&first.entered) < 4) {
+    while (atomic_load(&run->first.entered) < 4) {
         cr_assert(clock_now_ms() < deadline, "the first member got no message");
         clock_sleep_ms(5);
     }
-    /* The second member's join makes it give up two partitions: revoke, the
-     * rest of the round, then a rejoin at once, while acks now flow. */
-    kaffe_consumer_t *c2 = start_member(b, &second);
-    int reached = fault_wait_committed_end(b, "g-r-coop", "r-coop", PARTITIONS, log_end, 60000);
-    long total = per_partition * PARTITIONS;
-    long handled = atomic_load(&first.handled) + atomic_load(&second.handled);
-    fprintf(stderr,
-            "a_cooperative_rebalance_settles: handled %ld of %ld; partitions assigned %ld + %ld, "
-            "revoked %ld + %ld; commits refused ILLEGAL_GENERATION %ld + %ld\n",
-            handled, total, atomic_load(&first.assigned), atomic_load(&second.assigned),
-            atomic_load(&first.revoked), atomic_load(&second.revoked),
-            atomic_load(&first.illegal_generation), atomic_load(&second.illegal_generation));
-    cr_assert(reached, "the committed offsets never reached the log end");
-    cr_assert_geq(atomic_load(&first.revoked), 2, "the first member gave up no partition");
-    /* Its interval commits waited for the rejoin: none reached the
-     * coordinator in the next generation, so its assignment was not lost
-     * (which made it hand out everything handled since its last commit). */
-    cr_assert_eq(atomic_load(&first.illegal_generation), 0,
-                 "commits sent during the rejoin were refused (ILLEGAL_GENERATION)");
-    cr_assert_eq(atomic_load(&second.illegal_generation), 0);
+    kaffe_consumer_t *c2 = start_member(b, &run->second);
+    deadline = clock_now_ms() + settle_ms;
+    while (!run->settled && clock_now_ms() < deadline && !(stop_on_loss && assignment_lost(run)))
+        run->settled = fault_wait_committed_end(b, "g-r-coop", "r-coop", PARTITIONS, log_end, 500);
+    run->revoked[0] = atomic_load(&run->first.revoked);
+    run->revoked[1] = atomic_load(&run->second.revoked);
+    run->illegal_generation[0] = atomic_load(&run->first.illegal_generation);
+    run->illegal_generation[1] = atomic_load(&run->second.illegal_generation);
+    run->total = per_partition * PARTITIONS;
+    run->handled = atomic_load(&run->first.handled) + atomic_load(&run->second.handled);
     cr_assert_eq(kaffe_consumer_stop(c2), KAFFE_OK);
     cr_assert_eq(kaffe_consumer_stop(c1), KAFFE_OK);
+    run->holds[0] = consumer_test_commit_holds(c1);
+    run->holds[1] = consumer_test_commit_holds(c2);
     kaffe_consumer_destroy(c2);
     kaffe_consumer_destroy(c1);
+    fprintf(stderr,
+            "librdkafka %s: %s, handled %ld of %ld; partitions assigned %ld + %ld, revoked "
+            "%ld + %ld before the stop; commits refused ILLEGAL_GENERATION %ld + %ld; "
+            "interval-commit holds %llu + %llu\n",
+            rd_kafka_version_str(), run->settled ? "settled" : "not settled", run->handled,
+            run->total, atomic_load(&run->first.assigned), atomic_load(&run->second.assigned),
+            run->revoked[0], run->revoked[1], run->illegal_generation[0],
+            run->illegal_generation[1], (unsigned long long)run->holds[0],
+            (unsigned long long)run->holds[1]);
+}
+
+Test(faults_regress, a_cooperative_rebalance_settles_while_handling) {
+    coop_run_t run;
+    run_cooperative_rebalance(&run, 60000, false);
+    cr_assert(run.settled, "the committed offsets never reached the log end");
+    cr_assert_geq(run.revoked[0], 2, "the first member gave up no partition");
+    cr_assert(!assignment_lost_before_stop(&run), "a member lost its assignment");
+    if (rdkafka_commit_during_join_drops_generation()) {
+        /* Its interval commits waited for the rejoin: none reached the
+         * coordinator in the next generation, so its assignment was not
+         * lost (which made it hand out everything handled since its last
+         * commit). */
+        cr_assert_geq(run.holds[0], 1, "the first member's interval commits were not held");
+        cr_assert_eq(run.illegal_generation[0], 0,
+                     "commits sent during the rejoin were refused (ILLEGAL_GENERATION)");
+        cr_assert_eq(run.illegal_generation[1], 0);
+    } else {
+        /* Nothing to hold for: interval commits went on through the
+         * rebalance (a refused one is harmless there). */
+        cr_assert_eq(run.holds[0] + run.holds[1], 0,
+                     "interval commits were held although librdkafka %s does not need it (%s)",
+                     rd_kafka_version_str(),
+                     rdkafka_bug_str(RDKAFKA_BUG_COMMIT_DURING_JOIN_DROPS_GENERATION));
+    }
+}
+
+Test(faults_regress, a_commit_during_the_rejoin_without_the_hold) {
+    bool buggy = rdkafka_commit_during_join_drops_generation();
+    rdkafka_bug_assume(RDKAFKA_BUG_COMMIT_DURING_JOIN_DROPS_GENERATION, 0);
+    coop_run_t run;
+    run_cooperative_rebalance(&run, buggy ? 30000 : 60000, buggy);
+    cr_assert_eq(run.holds[0] + run.holds[1], 0, "interval commits were held");
+    if (buggy) {
+        cr_assert(assignment_lost_before_stop(&run) || !run.settled,
+                  "librdkafka %s should lose an assignment when a commit is refused during "
+                  "the rejoin (%s): the group settled without",
+                  rd_kafka_version_str(),
+                  rdkafka_bug_str(RDKAFKA_BUG_COMMIT_DURING_JOIN_DROPS_GENERATION));
+    } else {
+        cr_assert(run.settled, "the committed offsets never reached the log end");
+        cr_assert_geq(run.revoked[0], 2, "the first member gave up no partition");
+        cr_assert(!assignment_lost_before_stop(&run), "a member lost its assignment");
+    }
 }
