@@ -285,6 +285,10 @@ struct kaffe_consumer_s {
     int64_t max_in_flight, max_in_flight_bytes;
     int64_t commit_interval_ms, drain_timeout_ms;
     uint64_t salt;
+    /* KIP-848's consumer group protocol (conf_group_protocol_consumer):
+     * the broker assigns, there is no JoinGroup, and librdkafka's rebalance
+     * protocol is COOPERATIVE. Immutable after kaffe_consumer_new. */
+    bool group_protocol_consumer;
 
     /* Failure policy (immutable after kaffe_consumer_new). */
     int on_error, retry_exhausted; /* enum policy */
@@ -638,7 +642,14 @@ kaffe_status_t consumer_commit_all(kaffe_consumer_t *c, bool sync);
  * At most COMMIT_HOLD_MAX_MS, in case no callback comes. The commits of a
  * revoke (inside the callback, before any rejoin), of stop and of
  * kaffe_consumer_commit never wait. Nothing is lost by waiting: the state is
- * committed when the wait ends (in full after a failure: commit_force). */
+ * committed when the wait ends (in full after a failure: commit_force).
+ *
+ * Under KIP-848's consumer protocol (group_protocol_consumer) nothing is
+ * held: there is no JoinGroup for a commit to wait behind, a commit carries
+ * the member epoch librdkafka has when it sends it, and a revoke is
+ * followed by one assign (possibly empty) with no rejoin, while a later
+ * assignment may not come for a long time, so a hold would only delay
+ * commits by up to COMMIT_HOLD_MAX_MS. */
 void consumer_commit_hold(kaffe_consumer_t *c, int assigns);
 
 bool consumer_commit_held(kaffe_consumer_t *c, int64_t now);
@@ -730,7 +741,8 @@ void consumer_poll_flush_batches(kaffe_consumer_t *c);
  * meanwhile are dropped untracked: nothing of them is committed, so they are
  * delivered again. Returns false if the bound passed with the client still
  * exposed; the caller then leaves the handle undestroyed (a leak, reported)
- * rather than abort the application. Poll thread only. */
+ * rather than abort the application. Not under the consumer protocol (the
+ * broker assigns: no such state). Poll thread only. */
 bool consumer_poll_await_first_assignment(kaffe_consumer_t *c);
 
 void consumer_poll_stop_sequence(kaffe_consumer_t *c);
