@@ -8,19 +8,25 @@
 #   scripts/setup.sh --cluster  also what the real-cluster tier needs: Java,
 #                               Maven, and Toxiproxy 2.5.0 built with Go into
 #                               the cache (see below); implied when CI=true
+#   scripts/setup.sh --rdkafka  also what scripts/rdkafka.sh needs to build
+#                               librdkafka 2.12.1 (cargo, when that build is
+#                               not cached yet), and builds it; implied when
+#                               CI=true
 set -euo pipefail
 
 cluster=0
 broker=0
+rdkafka=0
 for arg in "$@"; do
     case "$arg" in
         --broker) broker=1 ;;
         --cluster) broker=1 cluster=1 ;;
-        *) echo "setup: unknown option $arg (--broker, --cluster)" >&2; exit 2 ;;
+        --rdkafka) rdkafka=1 ;;
+        *) echo "setup: unknown option $arg (--broker, --cluster, --rdkafka)" >&2; exit 2 ;;
     esac
 done
 if [ "${CI:-}" = "true" ]; then
-    broker=1 cluster=1
+    broker=1 cluster=1 rdkafka=1
 fi
 
 packages=(build-essential cmake ninja-build pkg-config
@@ -41,6 +47,12 @@ if [ $cluster -eq 1 ]; then
     if [ ! -x "$toxi_bin" ] && ! command -v go >/dev/null; then
         packages+=(golang-go)
     fi
+fi
+
+# cargo only to fetch librdkafka's source once (scripts/rdkafka.sh).
+rdkafka_done=${KAFFE_CACHE:-$HOME/.cache/kaffe}/librdkafka-2.12.1/.complete
+if [ $rdkafka -eq 1 ] && [ ! -f "$rdkafka_done" ] && ! command -v cargo >/dev/null; then
+    packages+=(cargo)
 fi
 
 missing=()
@@ -82,4 +94,9 @@ if [ $cluster -eq 1 ]; then
         mv "$gobuild/bin/server" "$toxi_dir/toxiproxy-server"
         rm -rf "$gobuild"
     fi
+fi
+
+# librdkafka 2.12.1 for the version matrix: built once into the cache.
+if [ $rdkafka -eq 1 ] && [ ! -f "$rdkafka_done" ]; then
+    bash "$(dirname "$0")/rdkafka.sh" >/dev/null
 fi

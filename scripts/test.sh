@@ -23,6 +23,13 @@
 # The plain build also builds the API reference with Doxygen (warnings are
 # errors: every public symbol must be documented).
 #
+# Then the same tests against a second librdkafka, 2.12.1 (the version
+# matrix): scripts/rdkafka.sh builds it into the cache, kaffe is built
+# against it in build/test-rdk212, and its plain tier (without the long
+# "scale" tests) and its broker tier against Kafka 3.9.1 and 4.1.1 run.
+# Building librdkafka needs cargo the first time (to fetch the source from
+# crates.io); without it the leg is skipped, except with CI=true.
+#
 # Then the fuzz targets (scripts/fuzz.sh: clang, libFuzzer, ASan + UBSan),
 # each for FUZZ_SECONDS (45 s by default here). They need clang with libFuzzer:
 # without it they are skipped with a message, except with CI=true.
@@ -34,6 +41,7 @@
 #   scripts/test.sh cluster    the plain build's real-cluster tier only
 #   scripts/test.sh soak       the real-cluster soak: random faults for
 #                              KAFFE_REAL_FAULTS_SOAK_MINUTES (default 30)
+#   scripts/test.sh rdkafka    the librdkafka 2.12.1 leg only
 #   scripts/test.sh fuzz       the fuzz targets only
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -91,13 +99,16 @@ tier_missing() { # tier setup-option missing...
     fi
 }
 
-# The broker tier, in an already built directory.
-run_broker_tier() { # build-dir
-    local dir=$1 missing=()
+# The broker tier, in an already built directory, against the Kafka of
+# KAFFE_KAFKA_VERSION (scripts/kafka/jars.sh; 3.9.1 by default). Extra
+# arguments go to ctest (e.g. -E to leave a test out).
+run_broker_tier() { # build-dir [ctest-args...]
+    local dir=$1 missing=() kafka=${KAFFE_KAFKA_VERSION:-3.9.1}
+    shift
     command -v java >/dev/null || missing+=(java)
     command -v mvn >/dev/null || missing+=(mvn)
     ! tier_missing broker --broker "${missing[@]}" || return 0
-    echo "== broker: starting Apache Kafka (scripts/kafka/start.sh)"
+    echo "== broker: starting Apache Kafka $kafka (scripts/kafka/start.sh)"
     local t0=$SECONDS
     if ! broker_env=$(bash scripts/kafka/start.sh | tail -1) || [ ! -f "$broker_env" ]; then
         echo "== broker: FAILED: the broker did not start" >&2
@@ -105,13 +116,39 @@ run_broker_tier() { # build-dir
         failed=1
         return
     fi
-    echo "== broker: testing against it (ctest -L broker)"
+    echo "== broker: testing $dir against Kafka $kafka (ctest -L broker $*)"
     if ! (cd "$dir" && KAFFE_BROKER_ENV="$broker_env" \
-            ctest --output-on-failure --no-tests=error -L broker); then
+            ctest --output-on-failure --no-tests=error -L broker "$@"); then
         failed=1
     fi
     stop_broker
-    echo "== broker: tier took $((SECONDS - t0)) s (start, tests, stop)"
+    echo "== broker: Kafka $kafka tier took $((SECONDS - t0)) s (start, tests, stop)"
+}
+
+# The second librdkafka's leg: kaffe built against librdkafka 2.12.1
+# (scripts/rdkafka.sh builds it once into the cache), its plain tier without
+# the "scale" label (the long runs of kaffe's own logic, which the default
+# build's legs cover), then its broker tier against Kafka 3.9.1 and 4.1.1
+# (without the peer harness's run, which does not depend on librdkafka's
+# version). Needs cargo to fetch the source the first time.
+run_rdkafka_leg() {
+    local prefix t0=$SECONDS
+    if ! prefix=$(bash scripts/rdkafka.sh | tail -1) || [ ! -f "$prefix/lib/pkgconfig/rdkafka.pc" ]; then
+        if [ "${CI:-}" = "true" ]; then
+            echo "== rdkafka-2.12.1: FAILED: scripts/rdkafka.sh could not build librdkafka 2.12.1" >&2
+            failed=1
+        else
+            echo "== rdkafka-2.12.1: SKIPPED: scripts/rdkafka.sh could not build librdkafka 2.12.1 (see above)"
+        fi
+        return
+    fi
+    BUILD_ARGS=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DKAFFE_RDKAFKA_PREFIX=$prefix")
+    run_suite rdkafka-2.12.1 build/test-rdk212 -LE 'broker|cluster|scale'
+    local kafka
+    for kafka in 3.9.1 4.1.1; do
+        KAFFE_KAFKA_VERSION=$kafka run_broker_tier build/test-rdk212 -E bench_peers
+    done
+    echo "== rdkafka-2.12.1: leg took $((SECONDS - t0)) s"
 }
 
 # The real-cluster tier, in an already built directory. soak: run only the
@@ -190,6 +227,13 @@ if [ "$mode" = fuzz ]; then
 fi
 
 BUILD_ARGS=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+if [ "$mode" = rdkafka ]; then
+    run_rdkafka_leg
+    [ $failed -eq 0 ] || { echo "== FAILED: see the output above" >&2; exit 1; }
+    echo "== librdkafka 2.12.1 leg passed"
+    exit 0
+fi
+
 case "$mode" in
     broker | cluster | soak)
         echo "== plain: building in build/test"
@@ -209,6 +253,9 @@ case "$mode" in
         run_cluster_tier build/test
         ;;
 esac
+if [ "$mode" = all ]; then
+    run_rdkafka_leg
+fi
 
 if [ "$mode" = all ]; then
     BUILD_ARGS=(-DCMAKE_BUILD_TYPE=Debug -DKAFFE_SANITIZE=address,undefined -DKAFFE_BUILD_BENCH=OFF)

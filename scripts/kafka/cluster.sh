@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/kafka/cluster.sh: an N-node Apache Kafka (KRaft) cluster on
 # 127.0.0.1 behind Toxiproxy, for kaffe's real-cluster fault tier
-# (tests/cluster). Same jars and cache as scripts/kafka/start.sh (pom.xml).
+# (tests/cluster). Same jars and cache as scripts/kafka/start.sh (jars.sh:
+# KAFFE_KAFKA_VERSION, 3.9.1 by default or 4.1.1).
 #
 #   cluster.sh start [NODES]            starts NODES nodes (default 3, each
 #                                       broker + controller) and one
@@ -40,7 +41,7 @@
 # creation. Brokers are fenced 4 s after their last heartbeat.
 #
 # The env file (KEY=VALUE): KAFFE_CLUSTER_DIR, KAFFE_CLUSTER_NODES,
-# KAFFE_CLUSTER_BOOTSTRAP (the proxies), KAFFE_CLUSTER_DIRECT_BOOTSTRAP (the
+# KAFFE_CLUSTER_KAFKA_VERSION, KAFFE_CLUSTER_BOOTSTRAP (the proxies), KAFFE_CLUSTER_DIRECT_BOOTSTRAP (the
 # CLIENT listeners, bypassing Toxiproxy), KAFFE_CLUSTER_TOXIPROXY (API
 # host:port), KAFFE_CLUSTER_TOXIPROXY_PID, and per node i:
 # KAFFE_CLUSTER_NODE_<i>_PID (updated by start/restart), _PORT (CLIENT),
@@ -54,6 +55,8 @@
 # KAFFE_KAFKA_HEAP (default 384m).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=logging.sh
+. "$here/logging.sh"
 cache=${KAFFE_CACHE:-$HOME/.cache/kaffe}
 start_timeout=${KAFFE_KAFKA_START_TIMEOUT:-180}
 
@@ -77,15 +80,18 @@ load_env() { # file
     dir=$(env_get "$env_file" KAFFE_CLUSTER_DIR)
     nodes=$(env_get "$env_file" KAFFE_CLUSTER_NODES)
     toxi=$(env_get "$env_file" KAFFE_CLUSTER_TOXIPROXY)
+    # Restarts use the jars the cluster started with.
+    KAFFE_KAFKA_VERSION=$(env_get "$env_file" KAFFE_CLUSTER_KAFKA_VERSION)
+    export KAFFE_KAFKA_VERSION
 }
 node_key() { env_get "$env_file" "KAFFE_CLUSTER_NODE_$1_$2"; }
 check_id() {
     [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] && [ "$1" -le "$nodes" ] || die "no node $1 (1..$nodes)"
 }
 
-java_opts() { # node dir
+java_opts() { # node dir (the logging option: $dir/log-option, written at start)
     echo "-Xmx${KAFFE_KAFKA_HEAP:-384m} -Xms64m -XX:+UseSerialGC -XX:TieredStopAtLevel=1"
-    echo "-Xshare:auto -Djava.awt.headless=true -Dlog4j.configuration=file:$dir/log4j.properties"
+    echo "-Xshare:auto -Djava.awt.headless=true $(cat "$dir/log-option")"
 }
 
 jars_dir() { # sets jars (jars.sh resolves them on first use)
@@ -202,6 +208,7 @@ ENV
     cat >>"$env_file" <<ENV
 KAFFE_CLUSTER_DIR=$dir
 KAFFE_CLUSTER_NODES=$nodes
+KAFFE_CLUSTER_KAFKA_VERSION=${KAFFE_KAFKA_VERSION:-3.9.1}
 KAFFE_CLUSTER_BOOTSTRAP=$bootstrap
 KAFFE_CLUSTER_DIRECT_BOOTSTRAP=$direct
 KAFFE_CLUSTER_TOXIPROXY=$toxi
@@ -221,15 +228,7 @@ ENV
     done
 
     local rf=$((nodes < 3 ? nodes : 3)) isr=$((nodes < 3 ? 1 : 2))
-    cat >"$dir/log4j.properties" <<'LOG4J'
-log4j.rootLogger=INFO, stdout
-log4j.appender.stdout=org.apache.log4j.ConsoleAppender
-log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
-log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.org.apache.kafka.clients=WARN
-log4j.logger.kafka.request.logger=WARN
-log4j.logger.state.change.logger=WARN
-LOG4J
+    kafka_log_config "$dir" "$jars" state.change.logger >"$dir/log-option"
     local cluster_id
     cluster_id=$(bash "$here/cluster_id.sh")
     for i in $(seq 1 "$nodes"); do

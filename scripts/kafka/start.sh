@@ -12,13 +12,17 @@
 # intermediates), and for negative tests a second, unrelated CA with its own
 # client certificate, and a client key that matches no certificate.
 #
-# Jars come from Maven Central (pom.xml next to this script) and are cached
-# in ${KAFFE_CACHE:-~/.cache/kaffe}; the first run downloads ~100 MB.
+# Jars come from Maven Central (pom.xml, or pom-4.xml for Kafka 4, next to
+# this script: jars.sh) and are cached in ${KAFFE_CACHE:-~/.cache/kaffe}; the
+# first run downloads 50-100 MB.
 #
-# Environment: KAFFE_CACHE (jar cache), KAFFE_KAFKA_START_TIMEOUT (seconds to
-# wait for "Kafka Server started", default 90).
+# Environment: KAFFE_KAFKA_VERSION (3.9.1, the default, or 4.1.1),
+# KAFFE_CACHE (jar cache), KAFFE_KAFKA_START_TIMEOUT (seconds to wait for
+# "Kafka Server started", default 90).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=logging.sh
+. "$here/logging.sh"
 timeout=${KAFFE_KAFKA_START_TIMEOUT:-90}
 
 log() { echo "kafka: $*" >&2; }
@@ -126,17 +130,9 @@ listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=$scram_jaas
 listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=$scram_jaas
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=$scram_jaas
 PROPS
-cat >"$dir/log4j.properties" <<'LOG4J'
-log4j.rootLogger=INFO, stdout
-log4j.appender.stdout=org.apache.log4j.ConsoleAppender
-log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
-log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.org.apache.kafka.clients=WARN
-log4j.logger.kafka.request.logger=WARN
-LOG4J
-
+log_opt=$(kafka_log_config "$dir" "$jars")
 java_opts=(-Xmx512m -Xms128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto
-           -Djava.awt.headless=true -Dlog4j.configuration="file:$dir/log4j.properties")
+           -Djava.awt.headless=true "$log_opt")
 
 t0=$(date +%s.%N)
 cluster_id=$(bash "$here/cluster_id.sh")
@@ -164,6 +160,7 @@ t1=$(date +%s.%N)
 cat >"$dir/broker.env" <<ENV
 KAFFE_BROKER_DIR=$dir
 KAFFE_BROKER_PID=$pid
+KAFFE_BROKER_KAFKA_VERSION=${KAFFE_KAFKA_VERSION:-3.9.1}
 KAFFE_BROKER_PLAINTEXT=127.0.0.1:$p_plain
 KAFFE_BROKER_SSL=127.0.0.1:$p_ssl
 KAFFE_BROKER_SASL_PLAINTEXT=127.0.0.1:$p_sasl
@@ -179,5 +176,5 @@ KAFFE_BROKER_SASL_USER=alice
 KAFFE_BROKER_SASL_PASSWORD=alice-secret
 ENV
 started=1
-log "started pid $pid in $(python3 -c "print(round($t1 - $t0, 1))")s: plaintext $p_plain, ssl $p_ssl, sasl_plaintext $p_sasl, sasl_ssl $p_sasl_ssl (log: $dir/server.log)"
+log "Kafka ${KAFFE_KAFKA_VERSION:-3.9.1} started pid $pid in $(python3 -c "print(round($t1 - $t0, 1))")s: plaintext $p_plain, ssl $p_ssl, sasl_plaintext $p_sasl, sasl_ssl $p_sasl_ssl (log: $dir/server.log)"
 echo "$dir/broker.env"

@@ -100,6 +100,26 @@ void broker_events_init(broker_events_t *events) {
     pthread_mutex_init(&events->lock, NULL);
 }
 
+/* Appends "name: text" to buf ("; "-separated), cut at its end. */
+static void append_text(char *buf, size_t size, const char *name, const char *text) {
+    size_t used = strlen(buf);
+    if (used + 1 < size)
+        snprintf(buf + used, size - used, "%s%s: %s", used ? "; " : "", name, text);
+}
+
+/* librdkafka's log callback: from its internal threads. Keeps warnings and
+ * connection failures ("FAIL", logged at info level by librdkafka 2.12 when
+ * one request was in flight: a plaintext client on a TLS port is reported
+ * only there, the error callback sees just _ALL_BROKERS_DOWN). */
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *line) {
+    broker_events_t *events = rd_kafka_opaque(rk);
+    if (!events || (level > 4 && !(level <= 6 && strcmp(fac, "FAIL") == 0)))
+        return;
+    pthread_mutex_lock(&events->lock);
+    append_text(events->log_texts, sizeof events->log_texts, fac, line);
+    pthread_mutex_unlock(&events->lock);
+}
+
 /* librdkafka's error callback: from rd_kafka_poll() (or the consumer poll)
  * on the polling thread. */
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
@@ -111,6 +131,8 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
         snprintf(events->first_error_text, sizeof events->first_error_text, "%s: %s",
                  rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
     }
+    append_text(events->error_texts, sizeof events->error_texts,
+                rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
     pthread_mutex_unlock(&events->lock);
 }
 
@@ -135,9 +157,10 @@ rd_kafka_t *broker_handle_new(const kaffe_conf_t *conf, rd_kafka_type_t type,
     if (!rdconf)
         return NULL;
     char err[512];
-    rd_kafka_conf_set(rdconf, "log_level", "2", err, sizeof err); /* errors come via on_error */
+    rd_kafka_conf_set(rdconf, "log_level", "6", err, sizeof err);
     rd_kafka_conf_set_opaque(rdconf, events);
     rd_kafka_conf_set_error_cb(rdconf, on_error);
+    rd_kafka_conf_set_log_cb(rdconf, on_log);
     if (type == RD_KAFKA_PRODUCER)
         rd_kafka_conf_set_dr_msg_cb(rdconf, on_delivery);
     rd_kafka_t *rk = rd_kafka_new(type, rdconf, err, sizeof err);

@@ -43,6 +43,8 @@ typedef struct broker_events {
     int error_count;
     rd_kafka_resp_err_t first_error;
     char first_error_text[512];
+    char error_texts[2048]; /* every error's "NAME: reason", "; "-separated, cut at the end */
+    char log_texts[2048];   /* every log line up to warning level, the same way */
     int delivered, delivery_failed;
     rd_kafka_resp_err_t first_delivery_error;
 } broker_events_t;
