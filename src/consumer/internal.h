@@ -349,7 +349,7 @@ struct kaffe_consumer_s {
     int commit_hold_assigns;
     int64_t commit_hold_until_ms;
     bool stashing; /* revoke_partitions keeps the state in stash */
-    bool drained;  /* the stop sequence drained: revokes do not wait again */
+    bool drained;  /* the stop sequence drained: revokes do not wait again, assigns take no state */
     uint64_t commits_served;
     ack_snapshot_t snap;
     message_block_t *blocks;
