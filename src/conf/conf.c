@@ -357,7 +357,13 @@ static kaffe_status_t set_rdkafka(kaffe_conf_t *conf, const char *name, const ch
     rd_kafka_conf_destroy(scratch);
     if (res == RD_KAFKA_CONF_UNKNOWN) {
         suggestion_t hint;
-        if (closest_rdkafka_name(name, &hint))
+        if (strcmp(name, "group.protocol") == 0)
+            errstr_printf(errstr, errstr_size,
+                          "rdkafka.group.protocol: unknown to librdkafka %s (the KIP-848 "
+                          "consumer protocol needs librdkafka >= 2.12.0 and Kafka brokers "
+                          ">= 4.0; see group_protocol)",
+                          rd_kafka_version_str());
+        else if (closest_rdkafka_name(name, &hint))
             errstr_printf(errstr, errstr_size,
                           "rdkafka.%s: unknown librdkafka property (did you mean rdkafka.%s?)",
                           name, hint.name);

@@ -113,12 +113,21 @@ void conf_route_rdkafka_logs(rd_kafka_conf_t *rdconf);
 kaffe_status_t conf_validate(const kaffe_conf_t *conf, conf_role_t role, char *errstr,
                              size_t errstr_size);
 
+/* True when the consumer is to use KIP-848's consumer group protocol:
+ * group_protocol=consumer, or rdkafka.group.protocol=consumer with
+ * group_protocol unset. conf_validate refuses it on a librdkafka older than
+ * 2.12.0 and together with the classic protocol's settings. Any thread
+ * (conf is immutable once owned). */
+bool conf_group_protocol_consumer(const kaffe_conf_t *conf);
+
 /* Builds the librdkafka configuration for the role: bootstrap servers,
  * security, mapped Kaffe names, and every rdkafka.<property> passthrough.
  * For a consumer also group.id, enable.auto.commit=false,
- * enable.auto.offset.store=false and auto.offset.reset from
- * start_with_earliest_message. Returns NULL with errstr set on failure; the
- * caller owns the result (rd_kafka_conf_destroy, or hand it to rd_kafka_new). */
+ * enable.auto.offset.store=false, auto.offset.reset from
+ * start_with_earliest_message, and group.protocol=consumer or (classic)
+ * partition.assignment.strategy=cooperative-sticky. Returns NULL with errstr
+ * set on failure; the caller owns the result (rd_kafka_conf_destroy, or hand
+ * it to rd_kafka_new). */
 rd_kafka_conf_t *conf_to_rdkafka(const kaffe_conf_t *conf, conf_role_t role, char *errstr,
                                  size_t errstr_size);
 

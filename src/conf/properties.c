@@ -249,6 +249,23 @@ static const property_t properties[] = {
      .roles = CONSUMER,
      .rdkafka_name = "group.id",
      .description = "The consumer group that tracks offsets in Kafka. Required for a consumer."},
+    {.name = "group_protocol",
+     .type = PROP_ENUM,
+     .default_value = "classic",
+     .choices = "classic|consumer",
+     .roles = CONSUMER,
+     .rdkafka_doc = "group.protocol=consumer (classic sends nothing: librdkafka's default); "
+                    "classic also sets partition.assignment.strategy=cooperative-sticky",
+     .description = "The consumer group protocol. classic: the JoinGroup/SyncGroup protocol "
+                    "with the cooperative-sticky assignor (kaffe's default). consumer: the "
+                    "next-generation protocol of KIP-848, where the broker assigns partitions "
+                    "and heartbeats carry them; it needs librdkafka >= 2.12.0 (where it is "
+                    "generally available) and Kafka brokers >= 4.0, and refuses "
+                    "rdkafka.partition.assignment.strategy, rdkafka.session.timeout.ms, "
+                    "rdkafka.heartbeat.interval.ms and rdkafka.group.protocol.type (the "
+                    "broker's group.consumer.* settings decide those; "
+                    "rdkafka.group.remote.assignor picks the broker's assignor). "
+                    "rdkafka.group.protocol is the same setting under librdkafka's name."},
     {.name = "async_message_ack",
      .type = PROP_BOOL,
      .default_value = "false",

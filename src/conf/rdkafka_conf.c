@@ -92,6 +92,74 @@ static kaffe_status_t check_combinations(const kaffe_conf_t *conf, char *errstr,
     return KAFFE_OK;
 }
 
+/* --- the consumer group protocol ---------------------------------------- */
+
+/* librdkafka 2.12.0: KIP-848's consumer protocol is generally available
+ * (group.protocol came with 2.4.0 as early access, and its contract changed
+ * until 2.12.0: 2.10.0 began refusing the classic protocol's settings). */
+#define KIP848_MIN_RDKAFKA 0x020c0000
+#define KIP848_MIN_RDKAFKA_STR "2.12.0"
+
+/* librdkafka settings of the classic protocol that librdkafka >= 2.10
+ * refuses with group.protocol=consumer (rd_kafka_new fails): the broker's
+ * group.consumer.* settings and group.remote.assignor replace them. */
+static const char *const classic_only_settings[] = {"partition.assignment.strategy",
+                                                    "session.timeout.ms", "heartbeat.interval.ms",
+                                                    "group.protocol.type"};
+#define CLASSIC_ONLY_COUNT (sizeof classic_only_settings / sizeof classic_only_settings[0])
+
+/* Where the consumer protocol was asked for, for messages. */
+static const char *consumer_protocol_source(const kaffe_conf_t *conf) {
+    return conf_is_set(conf, "group_protocol") ? "group_protocol=consumer"
+                                               : "rdkafka.group.protocol=consumer";
+}
+
+bool conf_group_protocol_consumer(const kaffe_conf_t *conf) {
+    if (conf_is_set(conf, "group_protocol"))
+        return strcmp(conf_str(conf, "group_protocol"), "consumer") == 0;
+    const char *pass = conf_passthrough_find(conf, "group.protocol");
+    return pass && conf_rdkafka_equal("group.protocol", pass, "consumer");
+}
+
+/* The consumer protocol: a librdkafka that has it generally available, no
+ * classic-only setting, and group_protocol and rdkafka.group.protocol
+ * agreeing. The broker's version is not known before connecting: a broker
+ * older than Kafka 4.0 answers the first heartbeat with UNSUPPORTED_VERSION,
+ * which reaches the error callback. */
+static kaffe_status_t check_group_protocol(const kaffe_conf_t *conf, char *errstr,
+                                           size_t errstr_size) {
+    const char *pass = conf_passthrough_find(conf, "group.protocol");
+    if (pass && conf_is_set(conf, "group_protocol") &&
+        !conf_rdkafka_equal("group.protocol", pass, conf_str(conf, "group_protocol"))) {
+        errstr_printf(errstr, errstr_size,
+                      "rdkafka.group.protocol=%s: conflicts with group_protocol=%s; set only one",
+                      pass, conf_str(conf, "group_protocol"));
+        return KAFFE_ERR_INVALID_CONF;
+    }
+    if (!conf_group_protocol_consumer(conf))
+        return KAFFE_OK;
+    const char *source = consumer_protocol_source(conf);
+    if (rd_kafka_version() < KIP848_MIN_RDKAFKA) {
+        errstr_printf(errstr, errstr_size,
+                      "%s: needs librdkafka >= " KIP848_MIN_RDKAFKA_STR
+                      " (where the KIP-848 consumer protocol is generally available; this "
+                      "process runs librdkafka %s) and Kafka brokers >= 4.0; use "
+                      "group_protocol=classic",
+                      source, rd_kafka_version_str());
+        return KAFFE_ERR_INVALID_CONF;
+    }
+    for (size_t i = 0; i < CLASSIC_ONLY_COUNT; i++)
+        if (conf_passthrough_find(conf, classic_only_settings[i])) {
+            errstr_printf(errstr, errstr_size,
+                          "rdkafka.%s: not used with %s (the broker's group.consumer.* settings "
+                          "decide; rdkafka.group.remote.assignor picks the assignor); remove "
+                          "rdkafka.%s or use group_protocol=classic",
+                          classic_only_settings[i], source, classic_only_settings[i]);
+            return KAFFE_ERR_INVALID_CONF;
+        }
+    return KAFFE_OK;
+}
+
 /* Reads a path-or-PEM setting; *pem gets PEM text to check (malloc'ed). */
 static kaffe_status_t load_pem_setting(const char *name, const char *value, char **pem,
                                        char *errstr, size_t errstr_size) {
@@ -219,6 +287,9 @@ kaffe_status_t conf_validate(const kaffe_conf_t *conf, conf_role_t role, char *e
                           (long long)conf_int(conf, "ack_window"));
             return KAFFE_ERR_INVALID_CONF;
         }
+        kaffe_status_t st = check_group_protocol(conf, errstr, errstr_size);
+        if (st != KAFFE_OK)
+            return st;
     }
     kaffe_status_t st = check_combinations(conf, errstr, errstr_size);
     if (st != KAFFE_OK)
@@ -355,8 +426,13 @@ kaffe_status_t conf_build_rdkafka(const kaffe_conf_t *conf, conf_role_t role, rd
         put(&b, "auto.offset.reset",
             conf_bool(conf, "start_with_earliest_message") ? "earliest" : "latest",
             "start_with_earliest_message", conf_is_set(conf, "start_with_earliest_message"));
-        put(&b, "partition.assignment.strategy", "cooperative-sticky", "kaffe's default assignor",
-            false);
+        /* The consumer protocol has no client-side assignor (the broker
+         * assigns); the classic one gets kaffe's incremental assignor. */
+        if (conf_group_protocol_consumer(conf))
+            put(&b, "group.protocol", "consumer", consumer_protocol_source(conf), true);
+        else
+            put(&b, "partition.assignment.strategy", "cooperative-sticky",
+                "kaffe's default assignor", false);
     }
     if (role == CONF_ROLE_PRODUCER)
         put(&b, "acks", "all", "required_acks", false);

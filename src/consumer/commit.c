@@ -120,11 +120,24 @@ static void offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         commit_succeeded(c);
 }
 
+/* Kafka's error 113, STALE_MEMBER_EPOCH: librdkafka >= 2.4 names it
+ * RD_KAFKA_RESP_ERR_STALE_MEMBER_EPOCH; 2.0.2 has no name for it (and never
+ * gets it: only the consumer protocol's commits carry a member epoch). */
+#define KAFKA_ERR_STALE_MEMBER_EPOCH 113
+
 /* Errors of a coordinator that moved, is loading or did not answer in time:
  * the same commit can succeed a moment later (librdkafka looks the
- * coordinator up again meanwhile). Not the group's errors (a rebalance, a
- * stale generation): those the same commit never gets past. */
+ * coordinator up again meanwhile). So can one refused with
+ * STALE_MEMBER_EPOCH (KIP-848's consumer protocol): librdkafka sends its
+ * next heartbeat at once on that error and a commit sent again carries the
+ * epoch it learns, and the partitions are still this member's (a retry
+ * runs before a revoke callback returns, and the coordinator moves a
+ * partition only after the member acknowledged revoking it). Not the
+ * classic protocol's group errors (a rebalance, a stale generation): those
+ * the same commit never gets past. */
 static bool commit_error_transient(rd_kafka_resp_err_t err) {
+    if ((int)err == KAFKA_ERR_STALE_MEMBER_EPOCH) /* not a case: -Wswitch on 2.0.2 */
+        return true;
     switch (err) {
         case RD_KAFKA_RESP_ERR_NOT_COORDINATOR:
         case RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
@@ -260,7 +273,7 @@ kaffe_status_t consumer_commit_all(kaffe_consumer_t *c, bool sync) {
 }
 
 void consumer_commit_hold(kaffe_consumer_t *c, int assigns) {
-    if (!rdkafka_commit_during_join_drops_generation())
+    if (!rdkafka_commit_during_join_drops_generation() || c->group_protocol_consumer)
         return;
     if (c->commit_hold_assigns == 0)
         c->commit_holds++;

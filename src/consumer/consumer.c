@@ -73,6 +73,7 @@ kaffe_consumer_t *kaffe_consumer_new(kaffe_conf_t *conf, char *errstr, size_t er
     c->max_in_flight_bytes = conf_int(conf, "max_in_flight_bytes");
     c->commit_interval_ms = conf_int(conf, "commit_interval_ms");
     c->drain_timeout_ms = conf_int(conf, "drain_timeout_ms");
+    c->group_protocol_consumer = conf_group_protocol_consumer(conf);
     c->on_error = conf_choice(conf, "on_error"); /* enum policy starts in its choices' order */
     static const int exhausted_policy[] = {POL_STOP, POL_DEAD_LETTER, POL_SKIP}; /* its choices */
     c->retry_exhausted = exhausted_policy[conf_choice(conf, "retry_exhausted")];

@@ -290,6 +290,10 @@ struct kaffe_consumer_s {
     int64_t max_in_flight, max_in_flight_bytes;
     int64_t commit_interval_ms, drain_timeout_ms;
     uint64_t salt;
+    /* KIP-848's consumer group protocol (conf_group_protocol_consumer):
+     * the broker assigns, there is no JoinGroup, and librdkafka's rebalance
+     * protocol is COOPERATIVE. Immutable after kaffe_consumer_new. */
+    bool group_protocol_consumer;
 
     /* Failure policy (immutable after kaffe_consumer_new). */
     int on_error, retry_exhausted; /* enum policy */
@@ -352,7 +356,7 @@ struct kaffe_consumer_s {
     int64_t commit_hold_until_ms;
     uint64_t commit_holds;
     bool stashing; /* revoke_partitions keeps the state in stash */
-    bool drained;  /* the stop sequence drained: revokes do not wait again */
+    bool drained;  /* the stop sequence drained: revokes do not wait again, assigns take no state */
     uint64_t commits_served;
     ack_snapshot_t snap;
     message_block_t *blocks;
@@ -650,7 +654,14 @@ kaffe_status_t consumer_commit_all(kaffe_consumer_t *c, bool sync);
  * With librdkafka 2.10.0 or later consumer_commit_hold does nothing: a
  * refused commit leaves the generation alone, and interval commits go on
  * through a rebalance (a cooperative one keeps committing the partitions it
- * keeps). */
+ * keeps).
+ *
+ * Under KIP-848's consumer protocol (group_protocol_consumer) nothing is
+ * held either: there is no JoinGroup for a commit to wait behind, a commit
+ * carries the member epoch librdkafka has when it sends it, and a revoke is
+ * followed by one assign (possibly empty) with no rejoin, while a later
+ * assignment may not come for a long time, so a hold would only delay
+ * commits by up to COMMIT_HOLD_MAX_MS. */
 void consumer_commit_hold(kaffe_consumer_t *c, int assigns);
 
 bool consumer_commit_held(kaffe_consumer_t *c, int64_t now);
@@ -743,8 +754,9 @@ void consumer_poll_flush_batches(kaffe_consumer_t *c);
  * untracked: nothing of them is committed, so they are delivered again.
  * Returns false if the bound passed with the client still exposed; the
  * caller then leaves the handle undestroyed (a leak, reported) rather than
- * abort the application. With a fixed librdkafka, returns true at once.
- * Poll thread only. */
+ * abort the application. With a fixed librdkafka, and under the consumer
+ * protocol (the broker assigns: no such state), returns true at once. Poll
+ * thread only. */
 bool consumer_poll_await_first_assignment(kaffe_consumer_t *c);
 
 void consumer_poll_stop_sequence(kaffe_consumer_t *c);

@@ -31,8 +31,12 @@ bool consumer_poll_await_first_assignment(kaffe_consumer_t *c) {
         return true;
     int64_t deadline = clock_now_ms() + FIRST_ASSIGNMENT_WAIT_MS;
     for (;;) {
+        /* The consumer protocol has no client-side assignor state (and a
+         * member may never get an assignment callback: one whose first
+         * target assignment is empty gets none). */
         const char *protocol = rd_kafka_rebalance_protocol(c->rk);
-        bool exposed = protocol && strcmp(protocol, "COOPERATIVE") == 0 && c->assigned_rk != c->rk;
+        bool exposed = !c->group_protocol_consumer && protocol &&
+                       strcmp(protocol, "COOPERATIVE") == 0 && c->assigned_rk != c->rk;
         if (!exposed)
             return true;
         if (clock_now_ms() >= deadline)

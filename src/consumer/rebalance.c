@@ -118,7 +118,15 @@ void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         c->assigned_rk = rk;
         if (c->commit_hold_assigns > 0)
             c->commit_hold_assigns--;
-        assign_partitions(c, parts);
+        /* An assignment that reaches a member leaving the group (stop's
+         * rd_kafka_consumer_close: under the consumer protocol the
+         * coordinator may still hand it the partitions of members that left
+         * before it) is taken without state: nothing of it is consumed, and
+         * librdkafka 2.12.1's rd_kafka_committed, called from inside the
+         * close, can wait far past its timeout. The revoke that follows
+         * finds no state for it and commits nothing. */
+        if (!c->drained)
+            assign_partitions(c, parts);
         if (cooperative)
             error = rd_kafka_incremental_assign(rk, parts);
         else

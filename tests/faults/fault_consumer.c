@@ -28,7 +28,9 @@
  *
  * KAFFE_FAULT_CONSUMER_CONF="key=value;key=value" sets further kaffe
  * properties after the defaults below (the real-cluster tier raises the
- * session timeout to the broker's minimum, for instance).
+ * session timeout to the broker's minimum, for instance; group_protocol=
+ * consumer selects KIP-848's protocol, and then the classic session
+ * defaults are left out).
  *
  * KAFFE_FAULTS_DEBUG=cgrp,... turns on librdkafka's debug contexts; the log
  * lines go to LOGFILE.debug, each stamped with the wall clock (as librdkafka's
@@ -184,6 +186,33 @@ static void on_error(int status, const char *reason, void *opaque) {
     fprintf(stderr, "fault_consumer[%d]: error %d: %s\n", (int)getpid(), status, reason);
 }
 
+/* A short session, so a killed member's partitions move soon: under the
+ * classic protocol only (the consumer protocol's session is the broker's
+ * group.consumer.session.timeout.ms, and kaffe refuses these with it), and
+ * only where KAFFE_FAULT_CONSUMER_CONF did not set them. */
+static kaffe_status_t set_classic_session(kaffe_conf_t *conf, char *err, size_t err_size) {
+    char value[32];
+    size_t size = sizeof value;
+    if (kaffe_conf_get(conf, "group_protocol", value, &size) == KAFFE_OK &&
+        strcmp(value, "consumer") == 0)
+        return KAFFE_OK;
+    size = sizeof value;
+    if (kaffe_conf_get(conf, "rdkafka.group.protocol", value, &size) == KAFFE_OK &&
+        strcmp(value, "consumer") == 0)
+        return KAFFE_OK;
+    static const char *const session[][2] = {{"rdkafka.session.timeout.ms", "3000"},
+                                             {"rdkafka.heartbeat.interval.ms", "200"}};
+    for (size_t i = 0; i < 2; i++) {
+        size = sizeof value;
+        if (kaffe_conf_get(conf, session[i][0], value, &size) == KAFFE_OK)
+            continue;
+        kaffe_status_t st = kaffe_conf_set(conf, session[i][0], session[i][1], err, err_size);
+        if (st != KAFFE_OK)
+            return st;
+    }
+    return KAFFE_OK;
+}
+
 int main(int argc, char **argv) {
     if (argc < 6) {
         fprintf(stderr,
@@ -221,8 +250,6 @@ int main(int argc, char **argv) {
         {"max_in_flight_messages", max_in_flight},
         {"commit_interval_ms", "50"},
         {"drain_timeout_ms", "3000"},
-        {"rdkafka.session.timeout.ms", "3000"},
-        {"rdkafka.heartbeat.interval.ms", "200"},
         {"rdkafka.fetch.wait.max.ms", "20"},
         {"rdkafka.log_level", "2"},
     };
@@ -244,6 +271,10 @@ int main(int argc, char **argv) {
             }
         }
         free(copy);
+    }
+    if (set_classic_session(conf, err, sizeof err) != KAFFE_OK) {
+        fprintf(stderr, "fault_consumer: %s\n", err);
+        return 2;
     }
     const char *debug = getenv("KAFFE_FAULTS_DEBUG");
     if (debug && *debug) {

@@ -608,3 +608,144 @@ Test(conf, generated_docs_are_current) {
     fclose(f);
     unlink(path);
 }
+
+/* --- group_protocol (KIP-848) ------------------------------------------ */
+
+/* librdkafka 2.12.0, where KIP-848's consumer protocol is generally
+ * available: what this process runs decides which half of each test
+ * applies. */
+static bool rdkafka_has_kip848(void) {
+    return rd_kafka_version() >= 0x020c0000;
+}
+
+/* classic (the default, and when set) sends the cooperative-sticky assignor
+ * and no group.protocol, on every librdkafka. */
+Test(conf, group_protocol_classic_keeps_the_cooperative_sticky_assignor) {
+    for (int set = 0; set < 2; set++) {
+        kaffe_conf_t *conf = consumer_conf();
+        char err[256];
+        if (set)
+            cr_assert_eq(kaffe_conf_set(conf, "group_protocol", "classic", err, sizeof err),
+                         KAFFE_OK, "%s", err);
+        cr_assert_not(conf_group_protocol_consumer(conf));
+        rd_kafka_conf_t *rd = conf_to_rdkafka(conf, CONF_ROLE_CONSUMER, err, sizeof err);
+        cr_assert_not_null(rd, "%s", err);
+        cr_assert_str_eq(rd_get(rd, "partition.assignment.strategy"), "cooperative-sticky");
+        if (rdkafka_has_kip848())
+            cr_assert_str_eq(rd_get(rd, "group.protocol"), "classic");
+        rd_kafka_conf_destroy(rd);
+        kaffe_conf_destroy(conf);
+    }
+}
+
+/* consumer: group.protocol=consumer and librdkafka's own assignor default
+ * (which librdkafka does not send under that protocol) where librdkafka has
+ * it; a clear error at validation (kaffe_consumer_new) where it has not. */
+Test(conf, group_protocol_consumer_needs_librdkafka_2_12) {
+    kaffe_conf_t *conf = consumer_conf();
+    char err[512];
+    cr_assert_eq(kaffe_conf_set(conf, "group_protocol", "consumer", err, sizeof err), KAFFE_OK,
+                 "%s", err);
+    cr_assert(conf_group_protocol_consumer(conf));
+    rd_kafka_conf_t *rd = NULL;
+    kaffe_status_t st = conf_build_rdkafka(conf, CONF_ROLE_CONSUMER, &rd, err, sizeof err);
+    if (rdkafka_has_kip848()) {
+        cr_assert_eq(st, KAFFE_OK, "%s", err);
+        cr_assert_str_eq(rd_get(rd, "group.protocol"), "consumer");
+        cr_assert_str_neq(rd_get(rd, "partition.assignment.strategy"), "cooperative-sticky");
+        /* librdkafka itself accepts it: a client can be made from it. */
+        char rderr[256];
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, rd, rderr, sizeof rderr);
+        cr_assert_not_null(rk, "%s", rderr);
+        rd_kafka_destroy(rk);
+    } else {
+        cr_assert_eq(st, KAFFE_ERR_INVALID_CONF);
+        cr_assert_null(rd);
+        cr_assert(strstr(err, "group_protocol=consumer: needs librdkafka >= 2.12.0"), "got: %s",
+                  err);
+        cr_assert(strstr(err, rd_kafka_version_str()), "got: %s", err);
+        cr_assert(strstr(err, "Kafka brokers >= 4.0"), "got: %s", err);
+        cr_assert_eq(conf_validate(conf, CONF_ROLE_CONSUMER, err, sizeof err),
+                     KAFFE_ERR_INVALID_CONF);
+    }
+    /* A producer has no group: the setting does not concern it. */
+    cr_assert_eq(conf_validate(conf, CONF_ROLE_PRODUCER, err, sizeof err), KAFFE_OK, "%s", err);
+    kaffe_conf_destroy(conf);
+}
+
+/* The classic protocol's settings are refused with the consumer protocol,
+ * the error naming both (librdkafka would refuse them only at
+ * rd_kafka_new, naming one). */
+Test(conf, group_protocol_consumer_refuses_the_classic_settings) {
+    if (!rdkafka_has_kip848())
+        cr_skip_test("librdkafka %s has no group.protocol (the version error is tested above)",
+                     rd_kafka_version_str());
+    static const char *const classic[][2] = {{"rdkafka.partition.assignment.strategy", "range"},
+                                             {"rdkafka.session.timeout.ms", "10000"},
+                                             {"rdkafka.heartbeat.interval.ms", "1000"},
+                                             {"rdkafka.group.protocol.type", "consumer"}};
+    for (size_t i = 0; i < sizeof classic / sizeof classic[0]; i++) {
+        for (int spelling = 0; spelling < 2; spelling++) {
+            kaffe_conf_t *conf = consumer_conf();
+            char err[512];
+            const char *name = spelling ? "rdkafka.group.protocol" : "group_protocol";
+            const char *shown =
+                spelling ? "rdkafka.group.protocol=consumer" : "group_protocol=consumer";
+            cr_assert_eq(kaffe_conf_set(conf, name, "consumer", err, sizeof err), KAFFE_OK, "%s",
+                         err);
+            cr_assert_eq(kaffe_conf_set(conf, classic[i][0], classic[i][1], err, sizeof err),
+                         KAFFE_OK, "%s", err);
+            rd_kafka_conf_t *rd = NULL;
+            cr_assert_eq(conf_build_rdkafka(conf, CONF_ROLE_CONSUMER, &rd, err, sizeof err),
+                         KAFFE_ERR_INVALID_CONF, "%s with %s", classic[i][0], name);
+            cr_assert_null(rd);
+            cr_assert(strstr(err, classic[i][0]) && strstr(err, shown), "got: %s", err);
+            /* The same setting is fine with the classic protocol. */
+            cr_assert_eq(kaffe_conf_set(conf, "group_protocol", "classic", err, sizeof err),
+                         KAFFE_OK);
+            if (spelling)
+                cr_assert_eq(
+                    kaffe_conf_set(conf, "rdkafka.group.protocol", "classic", err, sizeof err),
+                    KAFFE_OK);
+            cr_assert_eq(conf_build_rdkafka(conf, CONF_ROLE_CONSUMER, &rd, err, sizeof err),
+                         KAFFE_OK, "%s", err);
+            rd_kafka_conf_destroy(rd);
+            kaffe_conf_destroy(conf);
+        }
+    }
+}
+
+/* librdkafka's spelling: rdkafka.group.protocol alone selects the protocol
+ * (kaffe then sends no assignor); with group_protocol both must agree. A
+ * bare group.protocol is not a kaffe name, and the error says which is. */
+Test(conf, group_protocol_under_librdkafkas_name) {
+    kaffe_conf_t *conf = consumer_conf();
+    char err[512];
+    cr_assert_eq(kaffe_conf_set(conf, "group.protocol", "consumer", err, sizeof err),
+                 KAFFE_ERR_UNKNOWN_CONF);
+    cr_assert(strstr(err, "did you mean group_protocol"), "got: %s", err);
+    kaffe_status_t st = kaffe_conf_set(conf, "rdkafka.group.protocol", "consumer", err, sizeof err);
+    if (!rdkafka_has_kip848() && st != KAFFE_OK) {
+        /* librdkafka < 2.4 has no such property: the error says what is needed. */
+        cr_assert_eq(st, KAFFE_ERR_UNKNOWN_CONF);
+        cr_assert(strstr(err, "librdkafka >= 2.12.0") && strstr(err, "group_protocol"), "got: %s",
+                  err);
+        kaffe_conf_destroy(conf);
+        return;
+    }
+    cr_assert_eq(st, KAFFE_OK, "%s", err);
+    cr_assert(conf_group_protocol_consumer(conf));
+    rd_kafka_conf_t *rd = NULL;
+    cr_assert_eq(conf_build_rdkafka(conf, CONF_ROLE_CONSUMER, &rd, err, sizeof err), KAFFE_OK, "%s",
+                 err);
+    cr_assert_str_eq(rd_get(rd, "group.protocol"), "consumer");
+    cr_assert_str_neq(rd_get(rd, "partition.assignment.strategy"), "cooperative-sticky");
+    rd_kafka_conf_destroy(rd);
+    cr_assert_eq(kaffe_conf_set(conf, "group_protocol", "consumer", err, sizeof err), KAFFE_OK);
+    cr_assert_eq(conf_validate(conf, CONF_ROLE_CONSUMER, err, sizeof err), KAFFE_OK, "%s", err);
+    cr_assert_eq(kaffe_conf_set(conf, "group_protocol", "classic", err, sizeof err), KAFFE_OK);
+    cr_assert_eq(conf_validate(conf, CONF_ROLE_CONSUMER, err, sizeof err), KAFFE_ERR_INVALID_CONF);
+    cr_assert(strstr(err, "rdkafka.group.protocol=consumer: conflicts with group_protocol=classic"),
+              "got: %s", err);
+    kaffe_conf_destroy(conf);
+}
