@@ -19,7 +19,7 @@ static const struct {
     [RDKAFKA_BUG_COMMIT_DURING_JOIN_DROPS_GENERATION] =
         {RDKAFKA_VERSION_OF(2, 10, 0), "librdkafka issue #4059 (fixed in 2.10.0)"},
     [RDKAFKA_BUG_COMPRESSION_NEEDS_PRODUCE_V0] = {RDKAFKA_VERSION_OF(2, 11, 1),
-                                              "librdkafka issue #4956 (fixed in 2.11.1)"},
+                                                  "librdkafka issue #4956 (fixed in 2.11.1)"},
 };
 
 /* -1: by version; 0 / 1: a test's rdkafka_bug_assume. relaxed: a standalone
