@@ -250,6 +250,10 @@ case "$mode" in
     soak) run_cluster_tier build/test soak ;;
     *)
         run_broker_tier build/test
+        # What librdkafka 2.0.2 does against Kafka 4: the version-sensitive
+        # broker tests (SASL's SCRAM refusal, compression, the group
+        # protocols), each asserting the documented behaviour.
+        KAFFE_KAFKA_VERSION=4.1.1 run_broker_tier build/test -R 'sasl|compression|group_protocol'
         run_cluster_tier build/test
         ;;
 esac

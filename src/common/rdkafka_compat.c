@@ -20,12 +20,14 @@ static const struct {
         {RDKAFKA_VERSION_OF(2, 10, 0), "librdkafka issue #4059 (fixed in 2.10.0)"},
     [RDKAFKA_BUG_COMPRESSION_NEEDS_PRODUCE_V0] = {RDKAFKA_VERSION_OF(2, 11, 1),
                                                   "librdkafka issue #4956 (fixed in 2.11.1)"},
+    [RDKAFKA_BUG_SCRAM_NONCE_SENT_TWICE] = {RDKAFKA_VERSION_OF(2, 6, 1),
+                                            "librdkafka issue #4895 (fixed in 2.6.1)"},
 };
 
 /* -1: by version; 0 / 1: a test's rdkafka_bug_assume. relaxed: a standalone
  * switch, set before the code it affects runs. */
-static atomic_int assumed[RDKAFKA_BUG_COUNT] = {-1, -1, -1};
-_Static_assert(RDKAFKA_BUG_COUNT == 3, "one -1 per bug in assumed[]");
+static atomic_int assumed[RDKAFKA_BUG_COUNT] = {-1, -1, -1, -1};
+_Static_assert(RDKAFKA_BUG_COUNT == 4, "one -1 per bug in assumed[]");
 
 bool rdkafka_has_bug(rdkafka_bug_t bug) {
     int a = atomic_load_explicit(&assumed[bug], memory_order_relaxed);

@@ -43,6 +43,14 @@ typedef enum rdkafka_bug {
      * (the codec is librdkafka's choice); documented, and tested by the
      * broker tier (test_broker_compression). */
     RDKAFKA_BUG_COMPRESSION_NEEDS_PRODUCE_V0,
+    /* SASL/SCRAM sends the client nonce twice in the client-final message.
+     * Kafka 3.8.1 to 3.9 accept it (their check was relaxed for these
+     * clients); Kafka 4 refuses it as invalid credentials. librdkafka issue
+     * #4895, fixed in 2.6.1. Not worked around (the SASL exchange is
+     * librdkafka's); documented, and tested by the broker tier
+     * (test_broker_sasl: against Kafka 4 with such a librdkafka, SCRAM is
+     * refused and PLAIN works). */
+    RDKAFKA_BUG_SCRAM_NONCE_SENT_TWICE,
     RDKAFKA_BUG_COUNT
 } rdkafka_bug_t;
 
@@ -72,6 +80,10 @@ static inline bool rdkafka_commit_during_join_drops_generation(void) {
 
 static inline bool rdkafka_compression_needs_produce_v0(void) {
     return rdkafka_has_bug(RDKAFKA_BUG_COMPRESSION_NEEDS_PRODUCE_V0);
+}
+
+static inline bool rdkafka_scram_nonce_sent_twice(void) {
+    return rdkafka_has_bug(RDKAFKA_BUG_SCRAM_NONCE_SENT_TWICE);
 }
 
 #endif

@@ -39,16 +39,6 @@ TestSuite(broker_group_protocol, .init = setup, .fini = teardown, .timeout = 280
 
 enum { PARTITIONS = 6, LEAVES = 6 };
 
-/* The broker's Kafka major.minor as major * 100 + minor, or -1 when the env
- * file does not say. */
-static int broker_kafka_version(void) {
-    const char *v = broker_env("KAFFE_BROKER_KAFKA_VERSION");
-    int major, minor;
-    if (!v || sscanf(v, "%d.%d", &major, &minor) != 2)
-        return -1;
-    return major * 100 + minor;
-}
-
 static void roll(const char *protocol, const char *member_conf) {
     char topic[128], group[160], err[512];
     broker_unique_topic(topic, sizeof topic, protocol);

@@ -95,6 +95,14 @@ int broker_create_topic(const char *topic, int partitions, char *errstr, size_t 
                               errstr_size);
 }
 
+int broker_kafka_version(void) {
+    const char *v = broker_env("KAFFE_BROKER_KAFKA_VERSION");
+    int major, minor;
+    if (!v || sscanf(v, "%d.%d", &major, &minor) != 2)
+        return -1;
+    return major * 100 + minor;
+}
+
 void broker_events_init(broker_events_t *events) {
     memset(events, 0, sizeof *events);
     pthread_mutex_init(&events->lock, NULL);

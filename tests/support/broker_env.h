@@ -26,6 +26,10 @@ bool broker_env_load(char *errstr, size_t errstr_size);
  * broker_env_load() succeeded. */
 const char *broker_env(const char *key);
 
+/* The broker's Kafka major.minor as major * 100 + minor (KAFFE_BROKER_KAFKA_VERSION
+ * of the env file), or -1 when the env file does not say. */
+int broker_kafka_version(void);
+
 /* A whole file as a malloc'ed string (for PEM variables), or NULL. */
 char *broker_read_file(const char *path);
 

@@ -26,6 +26,9 @@ Test(rdkafka_compat, answers_by_the_loaded_version) {
     /* #4956: fixed in 2.11.1 (#5130). */
     cr_assert_eq(rdkafka_compression_needs_produce_v0(), v < 21101, "librdkafka %s",
                  rd_kafka_version_str());
+    /* #4895: fixed in 2.6.1. */
+    cr_assert_eq(rdkafka_scram_nonce_sent_twice(), v < 20601, "librdkafka %s",
+                 rd_kafka_version_str());
 }
 
 Test(rdkafka_compat, a_test_can_assume_either_answer) {
