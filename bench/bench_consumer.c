@@ -44,13 +44,6 @@
 
 /* --- raw librdkafka ------------------------------------------------------ */
 
-/* The process's CPU time, in ns (every thread: the embedded cluster's too). */
-static int64_t cpu_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* A rate and the CPU time per message over its window. */
 typedef struct measured {
     double rate;        /* msg/s */
@@ -94,10 +87,10 @@ static measured_t raw_rate(const char *bootstraps, const char *topic, const char
             n++;
             if (n == lo) {
                 first = clock_now_s();
-                cpu_first = cpu_now_ns();
+                cpu_first = bench_cpu_ns();
             } else if (n == hi) {
                 last = clock_now_s();
-                cpu_last = cpu_now_ns();
+                cpu_last = bench_cpu_ns();
             }
         }
         rd_kafka_message_destroy(m);
@@ -127,11 +120,11 @@ static void count_handled(counter_t *c, long n) {
     long before = after - n;
     if (before < c->lo && after >= c->lo) {
         atomic_store_explicit(&c->lo_ns, (int64_t)clock_now_ns(), memory_order_relaxed);
-        atomic_store_explicit(&c->lo_cpu_ns, cpu_now_ns(), memory_order_relaxed);
+        atomic_store_explicit(&c->lo_cpu_ns, bench_cpu_ns(), memory_order_relaxed);
     }
     if (before < c->hi && after >= c->hi) {
         atomic_store_explicit(&c->hi_ns, (int64_t)clock_now_ns(), memory_order_relaxed);
-        atomic_store_explicit(&c->hi_cpu_ns, cpu_now_ns(), memory_order_relaxed);
+        atomic_store_explicit(&c->hi_cpu_ns, bench_cpu_ns(), memory_order_relaxed);
     }
 }
 

@@ -5,7 +5,7 @@
  *
  *   bench_group_protocol [--bootstrap HOST:PORT] [--mock] [--rounds N]
  *                        [--members M] [--partitions P] [--handler-us U]
- *                        [--messages N]
+ *                        [--messages N] [--heartbeat-ms H]
  *   (defaults: the broker of $KAFFE_BROKER_ENV, 3 rounds, 3 members,
  *    12 partitions, a 1000 us handler, 3000000 messages)
  *
@@ -24,12 +24,20 @@
  *     (the median and the slowest of the M joins);
  *   - leave: the same, from the leaving member's kaffe_consumer_stop;
  *   - rate: messages handled per second over the whole rolling restart
- *     (first stop to the last member consuming again).
+ *     (first stop to the last member consuming again), and the process's
+ *     CPU time per message handled over the same window (every member's
+ *     threads and librdkafka's; the handlers sleep).
  * The topic must not run out of messages during a run (each run reads it
  * from the start): --messages above the handlers' rate times the run.
  * Under the consumer protocol the broker's group.consumer.heartbeat.interval.ms
  * (Kafka's default 5000) paces every assignment change; the classic
- * protocol's rebalance is driven by JoinGroup/SyncGroup. --mock runs on the
+ * protocol's rebalance is driven by JoinGroup/SyncGroup, which a member
+ * learns of at its next heartbeat (heartbeat.interval.ms, librdkafka's
+ * default 3000). --heartbeat-ms H sets the classic members'
+ * heartbeat.interval.ms to H; for the same under the consumer protocol start
+ * the broker with group.consumer.heartbeat.interval.ms=H (and
+ * group.consumer.min.heartbeat.interval.ms <= H): KAFFE_KAFKA_SERVER_PROPERTIES
+ * of scripts/kafka/start.sh. --mock runs on the
  * embedded cluster (librdkafka 2.12's mock serves both protocols; its
  * heartbeat interval is 3 s), for a quick check of the program only. */
 #include <pthread.h>
@@ -55,6 +63,7 @@ typedef struct options {
     bool mock;
     int rounds, members, partitions;
     long handler_us, messages;
+    const char *heartbeat_ms; /* classic members' heartbeat.interval.ms, or NULL */
 } options_t;
 
 /* One member: its consumer and what its callbacks saw (written by its
@@ -99,10 +108,11 @@ static void on_error(int status, const char *reason, void *opaque) {
         fprintf(stderr, "bench_group_protocol: error %d: %s\n", status, reason);
 }
 
-static void member_start(member_t *mb, const char *bootstrap, const char *topic, const char *group,
-                         const char *protocol, long handler_us) {
+static void member_start(member_t *mb, const options_t *o, const char *topic, const char *group,
+                         const char *protocol) {
     kaffe_conf_t *conf = kaffe_conf_new();
     char err[512];
+    const char *bootstrap = o->bootstrap;
     const char *settings[][2] = {{"endpoints", bootstrap},
                                  {"topics", topic},
                                  {"consumer_group", group},
@@ -116,8 +126,12 @@ static void member_start(member_t *mb, const char *bootstrap, const char *topic,
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
         if (kaffe_conf_set(conf, settings[i][0], settings[i][1], err, sizeof err) != KAFFE_OK)
             bench_die(err);
+    if (o->heartbeat_ms && strcmp(protocol, "classic") == 0 &&
+        kaffe_conf_set(conf, "rdkafka.heartbeat.interval.ms", o->heartbeat_ms, err, sizeof err) !=
+            KAFFE_OK)
+        bench_die(err);
     memset(mb, 0, sizeof *mb);
-    mb->handler_us = handler_us;
+    mb->handler_us = o->handler_us;
     kaffe_conf_set_message_handler(conf, handle, mb);
     kaffe_conf_set_error_cb(conf, on_error, NULL);
     mb->c = kaffe_consumer_new(conf, err, sizeof err);
@@ -180,6 +194,7 @@ static long long total_handled(member_t *ms, int n, long long retired) {
 typedef struct figures {
     long join_ms[MAX_MEMBERS], leave_ms[MAX_MEMBERS];
     double rate;
+    double cpu_us_each; /* process CPU us per message handled during the restart */
 } figures_t;
 
 static int cmp_long(const void *a, const void *b) {
@@ -210,13 +225,13 @@ static figures_t run(const options_t *o, const char *topic, const char *protocol
     member_t ms[MAX_MEMBERS];
     atomic_store_explicit(&errors, 0, memory_order_relaxed);
     for (int i = 0; i < o->members; i++)
-        member_start(&ms[i], o->bootstrap, topic, group, protocol, o->handler_us);
+        member_start(&ms[i], o, topic, group, protocol);
     await_consuming(ms, o->members, o->partitions, clock_now_us());
     clock_sleep_ms(1000); /* steady before the restarts */
 
     figures_t f = {0};
     long long retired = 0;
-    int64_t t0 = clock_now_us();
+    int64_t t0 = clock_now_us(), cpu0 = bench_cpu_ns();
     long long h0 = total_handled(ms, o->members, retired);
     for (int i = 0; i < o->members; i++) {
         int64_t leave = clock_now_us();
@@ -225,17 +240,18 @@ static figures_t run(const options_t *o, const char *topic, const char *protocol
         retired += h;
         f.leave_ms[i] = await_consuming(ms, o->members, o->partitions, leave);
         int64_t join = clock_now_us();
-        member_start(&ms[i], o->bootstrap, topic, group, protocol, o->handler_us);
+        member_start(&ms[i], o, topic, group, protocol);
         f.join_ms[i] = await_consuming(ms, o->members, o->partitions, join);
     }
     long long h1 = total_handled(ms, o->members, retired);
     f.rate = (double)(h1 - h0) / ((double)(clock_now_us() - t0) / 1e6);
+    f.cpu_us_each = h1 > h0 ? (double)(bench_cpu_ns() - cpu0) / 1e3 / (double)(h1 - h0) : 0;
     for (int i = 0; i < o->members; i++)
         member_stop(&ms[i]);
     printf("round %d  %-8s  join median %5ld ms, slowest %5ld ms   leave median %5ld ms, slowest "
-           "%5ld ms   %8.0f msgs/s during the restart   %ld errors reported\n",
+           "%5ld ms   %8.0f msgs/s during the restart (%.1f CPU us/msg)   %ld errors reported\n",
            round, protocol, median(f.join_ms, o->members), slowest(f.join_ms, o->members),
-           median(f.leave_ms, o->members), slowest(f.leave_ms, o->members), f.rate,
+           median(f.leave_ms, o->members), slowest(f.leave_ms, o->members), f.rate, f.cpu_us_each,
            atomic_load_explicit(&errors, memory_order_relaxed));
     fflush(stdout);
     return f;
@@ -269,7 +285,8 @@ static options_t parse(int argc, char **argv) {
         }
         if (!v)
             bench_die("usage: bench_group_protocol [--bootstrap HOST:PORT] [--mock] [--rounds N] "
-                      "[--members M] [--partitions P] [--handler-us U] [--messages N]");
+                      "[--members M] [--partitions P] [--handler-us U] [--messages N] "
+                      "[--heartbeat-ms H]");
         i++;
         if (strcmp(a, "--bootstrap") == 0)
             o.bootstrap = v;
@@ -283,6 +300,8 @@ static options_t parse(int argc, char **argv) {
             o.handler_us = atol(v);
         else if (strcmp(a, "--messages") == 0)
             o.messages = atol(v);
+        else if (strcmp(a, "--heartbeat-ms") == 0)
+            o.heartbeat_ms = v;
         else
             bench_die(a);
     }
@@ -315,9 +334,10 @@ int main(int argc, char **argv) {
         bench_die(err);
     bench_produce_spread(o.bootstrap, topic, o.partitions, o.messages, 0);
     printf("bench_group_protocol: librdkafka %s, %s, %d members x 8 workers, %d partitions, "
-           "%ld us handler, %d rounds (the order alternates)\n",
+           "%ld us handler, %d rounds (the order alternates), classic heartbeat.interval.ms %s\n",
            rd_kafka_version_str(), o.mock ? "embedded cluster" : o.bootstrap, o.members,
-           o.partitions, o.handler_us, o.rounds);
+           o.partitions, o.handler_us, o.rounds,
+           o.heartbeat_ms ? o.heartbeat_ms : "3000 (default)");
     static const char *const protocols[2] = {"classic", "consumer"};
     figures_t all[2][64];
     for (int r = 0; r < o.rounds && r < 64; r++)
@@ -326,12 +346,12 @@ int main(int argc, char **argv) {
             all[p][r] = run(&o, topic, protocols[p], r + 1);
         }
     printf("\n| protocol | round | join median ms | join slowest ms | leave median ms | "
-           "msgs/s during the rolling restart |\n|---|---|---|---|---|---|\n");
+           "msgs/s during the rolling restart | CPU us/msg |\n|---|---|---|---|---|---|---|\n");
     for (int p = 0; p < 2; p++)
         for (int r = 0; r < o.rounds && r < 64; r++)
-            printf("| %s | %d | %ld | %ld | %ld | %.0f |\n", protocols[p], r + 1,
+            printf("| %s | %d | %ld | %ld | %ld | %.0f | %.1f |\n", protocols[p], r + 1,
                    median(all[p][r].join_ms, o.members), slowest(all[p][r].join_ms, o.members),
-                   median(all[p][r].leave_ms, o.members), all[p][r].rate);
+                   median(all[p][r].leave_ms, o.members), all[p][r].rate, all[p][r].cpu_us_each);
     mock_cluster_stop(mc);
     return 0;
 }

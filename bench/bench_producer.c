@@ -34,6 +34,7 @@
 
 #include "mock/mock_cluster.h"
 #include "common/clock.h"
+#include "support/bench_support.h"
 
 #define PARTITIONS 16
 #define VALUE_SIZE 100
@@ -43,13 +44,9 @@ static mock_cluster_t *mc;
 static int topic_seq;
 static const char *linger_ms;
 
-/* CPU time of the whole process (every thread: the client's, librdkafka's
- * and the embedded cluster's), which other tenants of the machine disturb far
- * less than wall time. */
+/* The process's CPU seconds (bench_cpu_ns). */
 static double cpu_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)bench_cpu_ns() / 1e9;
 }
 
 /* CPU microseconds per message of the last timed run. */

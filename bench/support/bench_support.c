@@ -10,6 +10,12 @@
 
 #include "harness/bench.h"
 
+int64_t bench_cpu_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 _Noreturn void bench_die(const char *what) {
     fprintf(stderr, "%s: %s\n", program_invocation_short_name, what);
     exit(1);

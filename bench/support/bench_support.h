@@ -10,6 +10,11 @@
 
 #include <librdkafka/rdkafka.h>
 
+/* The CPU time of the whole process in ns (user + system, every thread: the
+ * client's, librdkafka's and an embedded cluster's), which other tenants of
+ * the machine disturb far less than wall time. */
+int64_t bench_cpu_ns(void);
+
 /* Prints "<program>: <what>" to stderr and exits 1. */
 _Noreturn void bench_die(const char *what);
 

@@ -18,7 +18,8 @@
 #
 # Environment: KAFFE_KAFKA_VERSION (3.9.1, the default, or 4.1.1),
 # KAFFE_CACHE (jar cache), KAFFE_KAFKA_START_TIMEOUT (seconds to wait for
-# "Kafka Server started", default 90).
+# "Kafka Server started", default 90), KAFFE_KAFKA_SERVER_PROPERTIES (extra
+# broker settings, "key=value" lines appended to server.properties).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=logging.sh
@@ -130,6 +131,8 @@ listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=$scram_jaas
 listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=$scram_jaas
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=$scram_jaas
 PROPS
+# Extra broker settings, one "key=value" per line (later lines win).
+[ -z "${KAFFE_KAFKA_SERVER_PROPERTIES:-}" ] || printf '%s\n' "$KAFFE_KAFKA_SERVER_PROPERTIES" >>"$dir/server.properties"
 log_opt=$(kafka_log_config "$dir" "$jars")
 java_opts=(-Xmx512m -Xms128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto
            -Djava.awt.headless=true "$log_opt")
