@@ -195,6 +195,13 @@ void consumer_test_fatal_error(kaffe_consumer_t *c, rd_kafka_resp_err_t err);
  * hold). Once the consumer stopped (the poll thread's field). */
 uint64_t consumer_test_commit_holds(const kaffe_consumer_t *c);
 
+/* Tests only: whether the stop waited for a first assignment
+ * (consumer_poll_await_first_assignment) and it came. Such an assignment
+ * reaches the drained consumer, which takes it without state and without
+ * the application's rebalance callback. Once the consumer stopped (the poll
+ * thread's field). */
+bool consumer_test_waited_for_first_assignment(const kaffe_consumer_t *c);
+
 /* The poll thread's side of consumer_test_fatal_error (testing.c): raises
  * the requested error on the current client. Poll thread, only when the
  * request flag was seen set. */
@@ -355,8 +362,9 @@ struct kaffe_consumer_s {
     int commit_hold_assigns;
     int64_t commit_hold_until_ms;
     uint64_t commit_holds;
-    bool stashing; /* revoke_partitions keeps the state in stash */
-    bool drained;  /* the stop sequence drained: revokes do not wait again, assigns take no state */
+    bool waited_for_first_assignment; /* consumer_poll_await_first_assignment waited, it came */
+    bool stashing;                    /* revoke_partitions keeps the state in stash */
+    bool drained; /* the stop sequence drained: revokes do not wait again, assigns take no state */
     uint64_t commits_served;
     ack_snapshot_t snap;
     message_block_t *blocks;

@@ -30,15 +30,17 @@ bool consumer_poll_await_first_assignment(kaffe_consumer_t *c) {
     if (!rdkafka_close_before_first_assignment_aborts())
         return true;
     int64_t deadline = clock_now_ms() + FIRST_ASSIGNMENT_WAIT_MS;
-    for (;;) {
+    for (bool waited = false;; waited = true) {
         /* The consumer protocol has no client-side assignor state (and a
          * member may never get an assignment callback: one whose first
          * target assignment is empty gets none). */
         const char *protocol = rd_kafka_rebalance_protocol(c->rk);
         bool exposed = !c->group_protocol_consumer && protocol &&
                        strcmp(protocol, "COOPERATIVE") == 0 && c->assigned_rk != c->rk;
-        if (!exposed)
+        if (!exposed) {
+            c->waited_for_first_assignment = waited;
             return true;
+        }
         if (clock_now_ms() >= deadline)
             return false;
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, 10);

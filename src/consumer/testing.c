@@ -17,3 +17,7 @@ void consumer_testing_raise_fatal(kaffe_consumer_t *c) {
 uint64_t consumer_test_commit_holds(const kaffe_consumer_t *c) {
     return c->commit_holds;
 }
+
+bool consumer_test_waited_for_first_assignment(const kaffe_consumer_t *c) {
+    return c->waited_for_first_assignment;
+}

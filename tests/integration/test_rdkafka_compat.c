@@ -109,8 +109,11 @@ static int child_main(int bootstraps_fd) {
         return CHILD_ASSIGNED_TOO_SOON;
     if (kaffe_consumer_stop(c) != KAFFE_OK)
         return CHILD_STOP_FAILED;
+    /* The assignment the stop waited for reaches a drained consumer: taken
+     * without the rebalance callback, so the consumer says whether it came. */
+    bool waited = consumer_test_waited_for_first_assignment(c);
     kaffe_consumer_destroy(c);
-    return atomic_load(&assigned) > 0 ? CHILD_CLOSED_ASSIGNED : CHILD_CLOSED_UNASSIGNED;
+    return waited ? CHILD_CLOSED_ASSIGNED : CHILD_CLOSED_UNASSIGNED;
 }
 
 /* Forks the child (with the workaround assumed `workaround`: 1 on, 0 off,
