@@ -41,14 +41,7 @@ static void roll(const char *protocol, const char *member_conf) {
                       .member_conf = member_conf,
                       .dir = dir,
                       .join_timeout_ms = 30000};
-    char scenario[160];
-    snprintf(scenario, sizeof scenario,
-             "rolling restart, group_protocol=%s: 3 members, %d leaves and joins, producing "
-             "throughout (embedded cluster)",
-             protocol, LEAVES);
-    fault_result_t res = {.scenario = scenario};
-    group_roll_run(&g, &res);
-    fault_result_record(&res);
+    group_roll_record(&g, protocol, "embedded cluster");
 }
 
 Test(group_protocol, classic_rolling_restart_loses_nothing_and_replays_no_ack) {

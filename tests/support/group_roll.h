@@ -159,4 +159,19 @@ static inline void group_roll_run(const group_roll_t *g, fault_result_t *res) {
     fault_log_free(&log);
 }
 
+/* Runs the scenario with g's members under group_protocol protocol and
+ * records its figures (fault_result_record) as "rolling restart,
+ * group_protocol=<protocol>: ... (<where>)". */
+static inline void group_roll_record(const group_roll_t *g, const char *protocol,
+                                     const char *where) {
+    char scenario[200];
+    snprintf(scenario, sizeof scenario,
+             "rolling restart, group_protocol=%s: %d members, %d leaves and joins, producing "
+             "throughout (%s)",
+             protocol, GROUP_ROLL_MEMBERS, g->leaves, where);
+    fault_result_t res = {.scenario = scenario};
+    group_roll_run(g, &res);
+    fault_result_record(&res);
+}
+
 #endif /* KAFFE_TESTS_SUPPORT_GROUP_ROLL_H */
