@@ -38,6 +38,7 @@ static void assign_partitions(kaffe_consumer_t *c, rd_kafka_topic_partition_list
             .pool = route->pool,
             .lane_count = route->lanes,
             .salt = c->salt,
+            .fixed_key_lanes = c->batch_handler != NULL,
         };
         if (!partition_table_add(c->table, &params)) {
             consumer_report_error(c, KAFFE_ERR_NOMEM, "out of memory assigning %s [%d]", tp->topic,

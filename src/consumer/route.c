@@ -18,7 +18,9 @@ size_t consumer_route_lanes(int ordering, size_t workers) {
         return 1;
     if (ordering == ORDER_UNORDERED)
         return 0;
-    /* Enough lanes that keys spread over every worker: 4 per worker. */
+    /* The most lanes a partition makes (on demand, one per key in flight):
+     * 4 per worker, so that a worker finishing a key finds another key's
+     * lane ready. */
     size_t lanes = workers * 4;
     return lanes < 16 ? 16 : lanes > 4096 ? 4096 : lanes;
 }

@@ -21,6 +21,15 @@ typedef struct parked {
     size_t bytes;
 } parked_t;
 
+/* Key order: the lane a key's messages went to. A key whose last message
+ * there has not run yet must stay on that lane (per-key order); once it ran,
+ * the key may move to any lane. hash 0: an empty slot. */
+typedef struct key_slot {
+    uint64_t hash;     /* salted hash of the key, never 0 */
+    uint32_t lane;     /* index into lanes */
+    uint64_t last_seq; /* lane_pushed[lane] after the key's last message */
+} key_slot_t;
+
 struct partition {
     struct cds_lfht_node node; /* table link */
     partition_table_t *table;  /* its table (for the table-wide counters) */
@@ -47,10 +56,20 @@ struct partition {
     parked_t *parked; /* ring, poll thread only */
     size_t parked_head, parked_count, parked_cap;
 
+    /* Lanes (poll thread only). Partition order: one, made at assignment.
+     * Key order: made on demand, up to lane_cap; lane_pushed[i] counts the
+     * messages partition_lane gave lane i (its caller pushes each at once). */
+    pool_t *pool;
     pool_lane_t **lanes;
-    size_t lane_count; /* power of two, or 0 */
-    size_t round_robin;
+    uint64_t *lane_pushed;
+    size_t lane_count, lane_cap; /* made so far; the most (0: unordered) */
+    size_t lane_cursor;          /* where the next search for an idle lane starts */
     uint64_t salt;
+    bool fixed_key_lanes;  /* a key's lane is its hash's (every lane made at assignment) */
+    key_slot_t *keys;      /* key order: open addressing, linear probing */
+    size_t key_cap;        /* power of two, or 0 */
+    size_t key_used;       /* slots taken (live or done) */
+    uint64_t overflow_seq; /* lanes[0]'s count after its last key that found no room; 0: none */
 
     int64_t last_watermark; /* poll thread: last commit */
     uint64_t last_metadata_hash;
@@ -216,6 +235,8 @@ static void free_partition(partition_t *p) {
         ack_snapshot_free(&p->skip);
     free(p->parked);
     free(p->lanes);
+    free(p->lane_pushed);
+    free(p->keys);
     free(p->topic);
     free(p);
 }
@@ -276,21 +297,18 @@ partition_t *partition_table_add(partition_table_t *t, const partition_params_t 
             params->metadata ? hash_bytes(0, params->metadata, params->metadata_len) : 0;
     }
     if (params->lane_count > 0) {
-        size_t n = 1;
-        while (n < params->lane_count)
-            n <<= 1;
-        p->lanes = calloc(n, sizeof *p->lanes);
-        if (!p->lanes)
+        p->pool = params->pool;
+        p->lane_cap = params->lane_count;
+        p->lanes = calloc(p->lane_cap, sizeof *p->lanes);
+        p->lane_pushed = calloc(p->lane_cap, sizeof *p->lane_pushed);
+        if (!p->lanes || !p->lane_pushed)
             goto fail;
-        for (size_t i = 0; i < n; i++) {
-            p->lanes[i] = pool_lane_new(params->pool);
-            if (!p->lanes[i]) {
-                for (size_t j = 0; j < i; j++)
-                    pool_lane_release(p->lanes[j]);
+        p->fixed_key_lanes = params->fixed_key_lanes;
+        for (size_t n = p->fixed_key_lanes ? p->lane_cap : 1; p->lane_count < n; p->lane_count++) {
+            p->lanes[p->lane_count] = pool_lane_new(params->pool);
+            if (!p->lanes[p->lane_count])
                 goto fail;
-            }
         }
-        p->lane_count = n;
     }
 
     partition_read_lock();
@@ -307,6 +325,8 @@ partition_t *partition_table_add(partition_table_t *t, const partition_params_t 
     partition_read_unlock();
     return p;
 fail:
+    for (size_t i = 0; i < p->lane_count; i++)
+        pool_lane_release(p->lanes[i]);
     free_partition(p);
     return NULL;
 }
@@ -510,17 +530,112 @@ partition_admit_result_t partition_admit(partition_t *p, int64_t offset, size_t 
     return PARTITION_DISPATCH;
 }
 
+/* Whether every message partition_lane gave lane i up to seq has run. The
+ * lane's pending count also holds items pushed by others (a retry), which
+ * only makes the estimate of what ran lower: safe. */
+static bool lane_ran_up_to(const partition_t *p, size_t i, uint64_t seq) {
+    long pending = pool_lane_pending(p->lanes[i]);
+    if (pending <= 0)
+        return true;
+    return (uint64_t)pending <= p->lane_pushed[i] && p->lane_pushed[i] - (uint64_t)pending >= seq;
+}
+
+/* A lane for a key free to go anywhere: an idle lane (a few are looked at),
+ * else a new one while under lane_cap, else the one the hash picks (shared:
+ * still in order, only no longer in parallel with the keys it shares). */
+static size_t free_lane(partition_t *p, uint64_t hash, const key_slot_t *was) {
+    if (was && pool_lane_pending(p->lanes[was->lane]) <= 0)
+        return was->lane;
+    for (size_t probe = 0; probe < 4 && probe < p->lane_count; probe++) {
+        size_t i = p->lane_cursor++ % p->lane_count;
+        if (pool_lane_pending(p->lanes[i]) <= 0)
+            return i;
+    }
+    if (p->lane_count < p->lane_cap) {
+        pool_lane_t *lane = pool_lane_new(p->pool);
+        if (lane) {
+            p->lanes[p->lane_count] = lane;
+            return p->lane_count++;
+        }
+    }
+    return was ? was->lane : (size_t)(hash % p->lane_count);
+}
+
+static key_slot_t *key_slot_find(partition_t *p, uint64_t hash) {
+    size_t mask = p->key_cap - 1;
+    for (size_t i = (size_t)hash & mask;; i = (i + 1) & mask)
+        if (p->keys[i].hash == hash || p->keys[i].hash == 0)
+            return &p->keys[i];
+}
+
+/* Makes room for one more key: rebuilds the table without the keys whose
+ * messages have all run, at a size four times the keys still in flight.
+ * false on OOM (the table is unchanged). */
+static bool key_table_make_room(partition_t *p) {
+    if (p->key_cap && (p->key_used + 1) * 4 <= p->key_cap * 3)
+        return true;
+    size_t live = 0;
+    for (size_t i = 0; i < p->key_cap; i++)
+        if (p->keys[i].hash && !lane_ran_up_to(p, p->keys[i].lane, p->keys[i].last_seq))
+            live++;
+    size_t cap = 64;
+    while (cap < (live + 1) * 4)
+        cap <<= 1;
+    key_slot_t *old = p->keys;
+    size_t old_cap = p->key_cap;
+    p->keys = calloc(cap, sizeof *p->keys);
+    if (!p->keys) {
+        p->keys = old;
+        return false;
+    }
+    p->key_cap = cap;
+    p->key_used = 0;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i].hash && !lane_ran_up_to(p, old[i].lane, old[i].last_seq)) {
+            *key_slot_find(p, old[i].hash) = old[i];
+            p->key_used++;
+        }
+    free(old);
+    return true;
+}
+
 pool_lane_t *partition_lane(partition_t *p, const void *key, size_t key_len) {
-    if (p->lane_count == 0)
+    if (p->lane_cap == 0)
         return NULL;
-    if (p->lane_count == 1)
+    if (p->lane_cap == 1)
         return p->lanes[0];
-    size_t idx;
-    if (!key)
-        idx = p->round_robin++;
-    else
-        idx = (size_t)hash_bytes(p->salt, key, key_len);
-    return p->lanes[idx & (p->lane_count - 1)];
+    if (p->fixed_key_lanes) {
+        size_t i = key ? (size_t)hash_bytes(p->salt, key, key_len) : p->lane_cursor++;
+        return p->lanes[i % p->lane_count];
+    }
+    if (!key) {
+        size_t i = free_lane(p, p->lane_cursor, NULL);
+        p->lane_pushed[i]++;
+        return p->lanes[i];
+    }
+    uint64_t hash = hash_bytes(p->salt, key, key_len);
+    hash += !hash;
+    key_slot_t *slot = p->key_cap ? key_slot_find(p, hash) : NULL;
+    if (!slot || slot->hash == 0) {
+        /* A key not in the table has nothing in flight (the table drops only
+         * keys whose messages all ran), except on the overflow lane, where
+         * keys go that found no room (OOM): while that lane has not run its
+         * last such message, every key not in the table follows it there. */
+        if ((p->overflow_seq && !lane_ran_up_to(p, 0, p->overflow_seq)) ||
+            !key_table_make_room(p)) {
+            p->overflow_seq = ++p->lane_pushed[0];
+            return p->lanes[0];
+        }
+        p->overflow_seq = 0;
+        slot = key_slot_find(p, hash);
+        p->key_used++;
+        slot->hash = hash;
+        slot->lane = (uint32_t)free_lane(p, hash, NULL);
+    } else if (lane_ran_up_to(p, slot->lane, slot->last_seq)) {
+        slot->lane = (uint32_t)free_lane(p, hash, slot);
+    }
+    slot->last_seq = ++p->lane_pushed[slot->lane];
+    return p->lanes[slot->lane];
 }
 
 bool partition_park(partition_t *p, void *msg, int64_t offset, size_t bytes) {

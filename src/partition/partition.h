@@ -86,6 +86,11 @@ typedef struct partition_params {
     pool_t *pool;
     size_t lane_count; /* 0: unordered (no lanes), 1: partition order, >1: key order */
     uint64_t salt;     /* key-hash salt (key order) */
+    /* Key order: false (the default) gives each key in flight a lane of its
+     * own while lanes last (see partition_lane); true pins each key to the
+     * lane its hash picks, for callers that push several messages as one
+     * item (batch handlers), whose lanes' pending counts are not messages. */
+    bool fixed_key_lanes;
 } partition_params_t;
 
 /* Adds the assignment (replacing any previous one for the same partition,
@@ -139,8 +144,20 @@ typedef enum partition_admit_result {
 partition_admit_result_t partition_admit(partition_t *p, int64_t offset, size_t bytes,
                                          bool from_parked, bool *pause_now);
 
-/* The lane for a message with this key (key NULL: a null key, spread round
- * robin), or NULL when the partition has no lanes (unordered). Poll thread. */
+/* The lane for a message with this key, or NULL when the partition has no
+ * lanes (unordered). The caller pushes the message to it before the next
+ * call, one item per message (partition_lane counts it as pushed). Poll
+ * thread.
+ *
+ * Key order: messages of one key run in order, one at a time. A key whose
+ * last message has not run yet gets the same lane again; any other key gets
+ * an idle lane (made on demand, up to lane_count), so keys run in parallel
+ * with each other whenever a lane is free, not only when their hashes
+ * differ; with every lane busy it shares the lane its hash picks. The lane
+ * of each key in flight is kept in a table that forgets keys whose messages
+ * all ran (so it holds at most as many keys as messages are in flight). A
+ * null key has no order: it takes any idle lane. With fixed_key_lanes a key
+ * always takes the lane its salted hash picks, null keys round robin. */
 pool_lane_t *partition_lane(partition_t *p, const void *key, size_t key_len);
 
 /* Parked messages: a FIFO of opaque pointers, poll thread only. */

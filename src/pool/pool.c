@@ -296,6 +296,11 @@ void pool_lane_push(pool_lane_t *lane, pool_item_t *item) {
         pool_wake(lane->pool, 1);
 }
 
+long pool_lane_pending(const pool_lane_t *lane) {
+    /* Pairs with the worker's acq_rel fetch_sub after its runs. */
+    return atomic_load_explicit(&lane->pending, memory_order_acquire);
+}
+
 void pool_push(pool_t *p, pool_item_t *item) {
     item->kind = KIND_ITEM;
     ready_push(p, item);

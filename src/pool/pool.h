@@ -89,6 +89,12 @@ pool_lane_t *pool_lane_new(pool_t *p);
  * wake-up of a sleeping worker. */
 void pool_lane_push(pool_lane_t *lane, pool_item_t *item);
 
+/* Items pushed to the lane and not yet run (held items count as not run).
+ * Acquire: when the lane's single pusher reads 0, every item it pushed has
+ * run and its run callback has returned. Any thread; a pusher's own pushes
+ * are the only ones it may count on being complete. */
+long pool_lane_pending(const pool_lane_t *lane);
+
 /* Queues item for the first free worker, in no order. */
 void pool_push(pool_t *p, pool_item_t *item);
 

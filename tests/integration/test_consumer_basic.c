@@ -1,6 +1,8 @@
 /* The consumer end to end on the embedded cluster: every message handled in
- * each mode and ordering, order kept per partition and per key, offsets
- * committed up to the log end. */
+ * each mode and ordering, order kept per partition and per key, distinct
+ * keys run in parallel, offsets committed up to the log end. */
+#include <errno.h>
+
 #include <criterion/criterion.h>
 
 #include "consumer_helpers.h"
@@ -9,12 +11,13 @@
 #include "support/plain_client.h"
 
 enum { PER_TOPIC = 600, PARTITIONS = 3 };
+enum { MEET_KEYS = 16, MEET_WAVES = 3 }; /* topic "keys": key-0..key-15, 3 times */
 
 static mock_cluster_t *mc;
 
 static void start_cluster(void) {
-    mock_topic_t topics[] = {{"alpha", PARTITIONS}, {"beta", PARTITIONS}};
-    mc = test_mock_cluster_start(1, topics, 2);
+    mock_topic_t topics[] = {{"alpha", PARTITIONS}, {"beta", PARTITIONS}, {"keys", 1}};
+    mc = test_mock_cluster_start(1, topics, 3);
     /* Keys key-0..key-39; every 7th message has a null key (key_mod 0). */
     const char *b = mock_cluster_bootstraps(mc);
     cr_assert_eq(plain_produce(b, "alpha", RD_KAFKA_PARTITION_UA, PER_TOPIC - 100, 0, 40),
@@ -22,6 +25,8 @@ static void start_cluster(void) {
     cr_assert_eq(plain_produce(b, "alpha", RD_KAFKA_PARTITION_UA, 100, PER_TOPIC - 100, 0), 100);
     cr_assert_eq(plain_produce(b, "beta", RD_KAFKA_PARTITION_UA, PER_TOPIC, PER_TOPIC, 40),
                  PER_TOPIC);
+    cr_assert_eq(plain_produce(b, "keys", 0, MEET_KEYS * MEET_WAVES, 0, MEET_KEYS),
+                 MEET_KEYS * MEET_WAVES);
 }
 
 static void stop_cluster(void) {
@@ -167,4 +172,72 @@ Test(consumer_basic, async_key_order_handles_everything_in_key_order) {
 
 Test(consumer_basic, async_unordered_handles_everything) {
     run_mode("true", "unordered", "8");
+}
+
+/* Key order runs distinct keys in parallel whenever workers are free, not
+ * only keys whose hashes land on different lanes: each handler waits (up to
+ * 5 s) until a message of every one of the 16 keys is in a handler at once.
+ * With 16 keys hashed onto 64 lanes, two keys would share a lane in 87% of
+ * consumers (a random salt each), and their wave could never meet. */
+typedef struct meeting {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int present, wave, met, timeouts, order_violations;
+    int64_t last_offset[MEET_KEYS];
+    atomic_int handled;
+} meeting_t;
+
+static int meeting_handler(kaffe_message_t *m, void *opaque) {
+    meeting_t *mt = opaque;
+    size_t len = 0;
+    const char *key = kaffe_message_key(m, &len);
+    int k = key && len > 4 ? atoi(key + 4) : -1; /* "key-<k>" */
+    pthread_mutex_lock(&mt->lock);
+    if (k < 0 || k >= MEET_KEYS || kaffe_message_offset(m) <= mt->last_offset[k])
+        mt->order_violations++;
+    else
+        mt->last_offset[k] = kaffe_message_offset(m);
+    int wave = mt->wave;
+    if (++mt->present == MEET_KEYS) {
+        mt->present = 0;
+        mt->wave++;
+        mt->met++;
+        pthread_cond_broadcast(&mt->cond);
+    } else {
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += 5;
+        while (mt->wave == wave &&
+               pthread_cond_timedwait(&mt->cond, &mt->lock, &deadline) != ETIMEDOUT) {
+        }
+        if (mt->wave == wave) {
+            mt->present--;
+            mt->timeouts++;
+        }
+    }
+    pthread_mutex_unlock(&mt->lock);
+    atomic_fetch_add(&mt->handled, 1);
+    return KAFFE_OK;
+}
+
+Test(consumer_basic, key_order_runs_every_key_in_parallel) {
+    meeting_t mt = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    for (int k = 0; k < MEET_KEYS; k++)
+        mt.last_offset[k] = -1;
+    kaffe_conf_t *conf = test_conf(mock_cluster_bootstraps(mc), "keys", "basic-meeting",
+                                   meeting_handler, &mt, "ordering", "key", "workers", "16", NULL);
+    char err[512];
+    kaffe_consumer_t *c = kaffe_consumer_new(conf, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    cr_assert_eq(kaffe_consumer_start(c), KAFFE_OK);
+    int64_t deadline = clock_now_ms() + 60000;
+    while (atomic_load(&mt.handled) < MEET_KEYS * MEET_WAVES && clock_now_ms() < deadline)
+        clock_sleep_ms(5);
+    cr_assert_eq(kaffe_consumer_stop(c), KAFFE_OK);
+    kaffe_consumer_destroy(c);
+    cr_assert_eq(atomic_load(&mt.handled), MEET_KEYS * MEET_WAVES);
+    cr_assert_eq(mt.order_violations, 0, "%d messages out of key order", mt.order_violations);
+    cr_assert_eq(mt.timeouts, 0, "%d handlers waited 5 s for keys that did not come", mt.timeouts);
+    cr_assert_eq(mt.met, MEET_WAVES, "all %d keys met in %d of %d waves", MEET_KEYS, mt.met,
+                 MEET_WAVES);
 }
