@@ -14,9 +14,12 @@
  * Ordering (the `ordering` property):
  *   partition  one lane per partition: a partition's messages are handled one
  *              at a time, in offset order; partitions run in parallel.
- *   key        one lane per (partition, salted hash of the key): messages with
- *              the same key are handled one at a time, in offset order; null
- *              keys are spread round robin over the partition's lanes.
+ *   key        one lane per key in flight in a partition: messages with the
+ *              same key are handled one at a time, in offset order; distinct
+ *              keys run in parallel (a partition makes up to workers x 4
+ *              lanes on demand; beyond that keys share lanes). Null keys have
+ *              no order. With a batch handler a key's lane is the one its
+ *              salted hash picks among the workers x 4.
  *   unordered  any free worker takes the next message.
  * A lane moves on when the handler returns. In async mode that means the
  * handler *invocation* order is kept, but completion (the ack) order is the

@@ -58,6 +58,10 @@ KAFFE_API int64_t kaffe_message_timestamp(const kaffe_message_t *m, kaffe_timest
  * rebalance starts at 1 again). 0 for NULL. */
 KAFFE_API int kaffe_message_attempt(const kaffe_message_t *m);
 
+/* Headers are parsed on the first call of any of the three functions below
+ * (not for handlers that never read them); concurrent first calls from
+ * several threads are safe, one parses and the others wait for it. */
+
 /** Number of headers (0 when there are none). */
 KAFFE_API size_t kaffe_message_header_count(const kaffe_message_t *m);
 

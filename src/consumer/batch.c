@@ -126,8 +126,8 @@ static kaffe_status_t ack_one(kaffe_consumer_t *c, kaffe_message_t *m) {
     if (!atomic_compare_exchange_strong_explicit(&m->settled, &open, 1, memory_order_acq_rel,
                                                  memory_order_relaxed))
         return KAFFE_ERR_ACK_DUPLICATE;
-    return partition_settle(c->table, m->topic, m->rkm->partition, m->generation, m->rkm->offset,
-                            m->bytes, PARTITION_ACK);
+    return partition_settle(c->table, m->topic, m->partition, m->generation, m->offset, m->bytes,
+                            PARTITION_ACK);
 }
 
 /* m failed with error: the failure path of a nacked message. */
@@ -144,7 +144,7 @@ static kaffe_status_t fail_one(kaffe_consumer_t *c, kaffe_message_t *m, int erro
     /* acquire: pairs with the release store in consumer_poll_stop_sequence. */
     if (atomic_load_explicit(&c->acks_closed, memory_order_acquire))
         st = KAFFE_ERR_STOPPED;
-    else if (!partition_is_current(c->table, m->topic, m->rkm->partition, m->generation))
+    else if (!partition_is_current(c->table, m->topic, m->partition, m->generation))
         st = KAFFE_ERR_REVOKED;
     if (st != KAFFE_OK) {
         consumer_message_drop(m, app_refs);
@@ -172,9 +172,6 @@ void consumer_batch_run(kaffe_consumer_t *c, kaffe_message_t *head) {
             consumer_message_abandon(c, m); /* delivered again after a restart */
             continue;
         }
-        if (!m->headers &&
-            rd_kafka_message_headers(m->rkm, &m->headers) != RD_KAFKA_RESP_ERR_NO_ERROR)
-            m->headers = NULL;
         msgs[n] = m;
         outcome[n++] = OUTCOME_OPEN;
     }
@@ -243,7 +240,7 @@ KAFFE_API kaffe_status_t kaffe_batch_handled_up_to(kaffe_batch_t *b, int64_t off
         return KAFFE_ERR_INVALID_ARG;
     kaffe_status_t first = KAFFE_OK;
     for (size_t i = 0; i < b->n; i++) {
-        if (b->outcome[i] != OUTCOME_OPEN || b->msgs[i]->rkm->offset > offset)
+        if (b->outcome[i] != OUTCOME_OPEN || b->msgs[i]->offset > offset)
             continue;
         kaffe_status_t st = kaffe_batch_ack(b, i);
         if (st != KAFFE_OK && first == KAFFE_OK)

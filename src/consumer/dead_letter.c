@@ -11,21 +11,22 @@ static void dead_letter_delivered(const kaffe_delivery_report_t *report, void *o
 static void dead_letter_settle(const kaffe_delivery_report_t *report, kaffe_message_t *m);
 
 void consumer_dead_letter(kaffe_consumer_t *c, kaffe_message_t *m, int rc) {
-    size_t own = m->headers ? rd_kafka_header_cnt(m->headers) : 0;
+    rd_kafka_headers_t *headers = consumer_message_headers(m);
+    size_t own = headers ? rd_kafka_header_cnt(headers) : 0;
     kaffe_header_t *h = calloc(own + 7, sizeof *h);
     char partition[16], offset[24], code[16], attempts[16], at[24];
     kaffe_status_t st = KAFFE_ERR_NOMEM;
     if (h) {
         size_t n = 0;
         for (size_t i = 0; i < own; i++) {
-            if (rd_kafka_header_get_all(m->headers, i, &h[n].name, &h[n].value, &h[n].value_len) ==
+            if (rd_kafka_header_get_all(headers, i, &h[n].name, &h[n].value, &h[n].value_len) ==
                 RD_KAFKA_RESP_ERR_NO_ERROR)
                 n++;
         }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        snprintf(partition, sizeof partition, "%d", (int)m->rkm->partition);
-        snprintf(offset, sizeof offset, "%lld", (long long)m->rkm->offset);
+        snprintf(partition, sizeof partition, "%d", (int)m->partition);
+        snprintf(offset, sizeof offset, "%lld", (long long)m->offset);
         snprintf(code, sizeof code, "%d", rc);
         snprintf(attempts, sizeof attempts, "%d", m->attempt);
         snprintf(at, sizeof at, "%lld", (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
@@ -60,10 +61,9 @@ void consumer_dead_letter(kaffe_consumer_t *c, kaffe_message_t *m, int rc) {
     }
     atomic_fetch_add_explicit(&c->n_dead_letter_failed, 1, memory_order_relaxed);
     consumer_message_settle(c, m, PARTITION_FAIL);
-    consumer_report_error(c, st,
-                          "dead-lettering %s [%d] at offset %lld to %s failed (%s); stopping",
-                          m->topic, (int)m->rkm->partition, (long long)m->rkm->offset,
-                          c->dead_letter_topic, kaffe_err_name(st));
+    consumer_report_error(
+        c, st, "dead-lettering %s [%d] at offset %lld to %s failed (%s); stopping", m->topic,
+        (int)m->partition, (long long)m->offset, c->dead_letter_topic, kaffe_err_name(st));
     consumer_fail(c, st);
 }
 
@@ -87,7 +87,7 @@ static void dead_letter_settle(const kaffe_delivery_report_t *report, kaffe_mess
         consumer_message_settle(c, m, PARTITION_FAIL);
         consumer_report_error(c, report->status,
                               "dead-lettering %s [%d] at offset %lld to %s failed (%s); stopping",
-                              m->topic, (int)m->rkm->partition, (long long)m->rkm->offset,
+                              m->topic, (int)m->partition, (long long)m->offset,
                               c->dead_letter_topic, kaffe_err_name(report->status));
         consumer_fail(c, report->status);
     }

@@ -54,7 +54,7 @@ static void place(kaffe_consumer_t *c, pool_batch_t *batch, partition_t *p, kaff
             consumer_message_discard(c, m);
             break;
         case PARTITION_PARK:
-            if (!partition_park(p, m, m->rkm->offset, m->bytes)) {
+            if (!partition_park(p, m, m->offset, m->bytes)) {
                 consumer_report_error(c, KAFFE_ERR_NOMEM, "out of memory parking a message");
                 consumer_message_discard(c, m);
             }

@@ -96,7 +96,7 @@ static void lane_released(kaffe_consumer_t *c, const kaffe_message_t *m) {
         consumer_report_error(c, KAFFE_ERR_NOMEM,
                               "out of memory: messages queued behind %s [%d] at offset %lld may be "
                               "handled before it is delivered again",
-                              m->topic, (int)m->rkm->partition, (long long)m->rkm->offset);
+                              m->topic, (int)m->partition, (long long)m->offset);
 }
 
 bool consumer_failure_behind_released(kaffe_consumer_t *c, const kaffe_message_t *m) {
@@ -150,7 +150,7 @@ static void redispatch(kaffe_consumer_t *c, kaffe_message_t *m, bool abandon) {
         pool_lane_wake(m->lane); /* the held message runs first */
         return;
     }
-    partition_t *p = partition_table_find(c->table, m->topic, m->rkm->partition);
+    partition_t *p = partition_table_find(c->table, m->topic, m->partition);
     if (!p || partition_generation(p) != m->generation) {
         /* Its assignment is gone (and its in-flight count with it). */
         consumer_message_drop(m, 1);
@@ -203,8 +203,8 @@ void consumer_failure_apply_policy(kaffe_consumer_t *c, kaffe_message_t *m, int 
     if (action == POL_RETRY && m->attempt >= c->retry_max_attempts)
         action = c->retry_exhausted;
     const char *topic = m->topic;
-    int partition = (int)m->rkm->partition;
-    long long offset = (long long)m->rkm->offset;
+    int partition = (int)m->partition;
+    long long offset = (long long)m->offset;
     switch (action) {
         case POL_RETRY:
             atomic_fetch_add_explicit(&c->n_retries, 1, memory_order_relaxed);
@@ -268,7 +268,7 @@ void consumer_failure_handler_failed(kaffe_consumer_t *c, kaffe_message_t *m, in
     consumer_report_error(
         c, KAFFE_ERR_HANDLER,
         "message handler failed with value %d on %s [%d] at offset %lld after acking it%s", rc,
-        m->topic, (int)m->rkm->partition, (long long)m->rkm->offset,
+        m->topic, (int)m->partition, (long long)m->offset,
         m->route->on_error == POL_STOP ? "; stopping" : "");
     if (m->route->on_error == POL_STOP)
         consumer_fail(c, KAFFE_ERR_HANDLER);
@@ -298,7 +298,7 @@ static int64_t take_delayed(kaffe_consumer_t *c, partition_t **ps, size_t n, boo
         if (ps) {
             take = false;
             for (size_t j = 0; j < n && !take; j++)
-                take = partition_id(ps[j]) == m->rkm->partition &&
+                take = partition_id(ps[j]) == m->partition &&
                        partition_generation(ps[j]) == m->generation &&
                        strcmp(partition_topic(ps[j]), m->topic) == 0;
         } else {

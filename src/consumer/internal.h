@@ -95,11 +95,17 @@ typedef struct route {
 struct kaffe_message_s {
     pool_item_t item; /* lane / ready queue / free list link */
     kaffe_consumer_t *consumer;
-    client_t *client;            /* the librdkafka client that delivered rkm */
-    rd_kafka_message_t *rkm;     /* owned; NULL while free */
-    const char *topic;           /* rkm's topic name */
-    rd_kafka_headers_t *headers; /* parsed by the worker before the handler; owned by rkm */
-    uint64_t generation;         /* of the assignment it was delivered under */
+    client_t *client;        /* the librdkafka client that delivered rkm */
+    rd_kafka_message_t *rkm; /* owned; NULL while free */
+    const char *topic;       /* rkm's topic name */
+    int32_t partition;       /* rkm's, copied by the poll thread (which reads rkm */
+    int64_t offset;          /* anyway) so that settling does not touch rkm */
+    /* Parsed on first use (consumer_message_headers); owned by rkm. Written
+     * once, by the thread that wins headers_state 0 -> 1, published by its
+     * release store of 2. */
+    rd_kafka_headers_t *headers;
+    atomic_int headers_state; /* 0 unparsed, 1 being parsed, 2 parsed */
+    uint64_t generation;      /* of the assignment it was delivered under */
     /* Failure path. Written by the thread that owns the message at that
      * point (the worker running it, the nacking thread, the poll thread
      * re-dispatching it); each hand-off is a pool push, a lane wake or the
@@ -505,6 +511,9 @@ kaffe_message_t *consumer_message_new(kaffe_consumer_t *c, rd_kafka_message_t *r
 
 /* Drops n references; the last one releases the object to the quarantine.
  * Any thread. */
+/* m's headers (NULL: none), parsed by the first caller; a concurrent caller
+ * waits for that parse. Any thread holding m. */
+rd_kafka_headers_t *consumer_message_headers(const kaffe_message_t *m);
 void consumer_message_drop(kaffe_message_t *m, int n);
 
 /* A message that was never tracked, or was skipped: just release it. */

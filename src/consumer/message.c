@@ -4,6 +4,7 @@
  * its settle (the hot path, kept together here), and the ack/nack claims
  * (any application thread). */
 
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,11 +18,11 @@ const char *kaffe_message_topic(const kaffe_message_t *m) {
 }
 
 int32_t kaffe_message_partition(const kaffe_message_t *m) {
-    return m ? m->rkm->partition : -1;
+    return m ? m->partition : -1;
 }
 
 int64_t kaffe_message_offset(const kaffe_message_t *m) {
-    return m ? m->rkm->offset : -1;
+    return m ? m->offset : -1;
 }
 
 const void *kaffe_message_key(const kaffe_message_t *m, size_t *len) {
@@ -55,17 +56,19 @@ int64_t kaffe_message_timestamp(const kaffe_message_t *m, kaffe_timestamp_type_t
 }
 
 size_t kaffe_message_header_count(const kaffe_message_t *m) {
-    return m && m->headers ? rd_kafka_header_cnt(m->headers) : 0;
+    rd_kafka_headers_t *h = m ? consumer_message_headers(m) : NULL;
+    return h ? rd_kafka_header_cnt(h) : 0;
 }
 
 kaffe_status_t kaffe_message_header(const kaffe_message_t *m, size_t idx, const char **name,
                                     const void **value, size_t *size) {
-    if (!m || !m->headers)
+    rd_kafka_headers_t *h = m ? consumer_message_headers(m) : NULL;
+    if (!h)
         return KAFFE_ERR_INVALID_ARG;
     const char *n;
     const void *v;
     size_t s;
-    if (rd_kafka_header_get_all(m->headers, idx, &n, &v, &s) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    if (rd_kafka_header_get_all(h, idx, &n, &v, &s) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return KAFFE_ERR_INVALID_ARG;
     if (name)
         *name = n;
@@ -78,11 +81,12 @@ kaffe_status_t kaffe_message_header(const kaffe_message_t *m, size_t idx, const 
 
 kaffe_status_t kaffe_message_header_last(const kaffe_message_t *m, const char *name,
                                          const void **value, size_t *size) {
-    if (!m || !name || !m->headers)
+    rd_kafka_headers_t *h = m && name ? consumer_message_headers(m) : NULL;
+    if (!h)
         return KAFFE_ERR_INVALID_ARG;
     const void *v;
     size_t s;
-    if (rd_kafka_header_get_last(m->headers, name, &v, &s) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    if (rd_kafka_header_get_last(h, name, &v, &s) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return KAFFE_ERR_INVALID_ARG;
     if (value)
         *value = v;
@@ -128,7 +132,10 @@ kaffe_message_t *consumer_message_new(kaffe_consumer_t *c, rd_kafka_message_t *r
     atomic_fetch_add_explicit(&c->client->live, 1, memory_order_relaxed);
     m->rkm = rkm;
     m->topic = rd_kafka_topic_name(rkm->rkt);
+    m->partition = rkm->partition;
+    m->offset = rkm->offset;
     m->headers = NULL;
+    atomic_store_explicit(&m->headers_state, 0, memory_order_relaxed);
     m->generation = generation;
     m->bytes = rkm->len + rkm->key_len;
     m->polled_ns = polled_ns;
@@ -146,6 +153,28 @@ kaffe_message_t *consumer_message_new(kaffe_consumer_t *c, rd_kafka_message_t *r
     atomic_store_explicit(&m->settled, 0, memory_order_relaxed);
     atomic_store_explicit(&m->live, 1, memory_order_relaxed);
     return m;
+}
+
+rd_kafka_headers_t *consumer_message_headers(const kaffe_message_t *cm) {
+    /* The parse is a cache, not a change of the message's value. */
+    kaffe_message_t *m = (kaffe_message_t *)cm;
+    /* acquire: pairs with the parser's release store of 2. */
+    int state = atomic_load_explicit(&m->headers_state, memory_order_acquire);
+    if (state == 2)
+        return m->headers;
+    if (state == 0 &&
+        atomic_compare_exchange_strong_explicit(&m->headers_state, &state, 1, memory_order_acquire,
+                                                memory_order_acquire)) {
+        rd_kafka_headers_t *h = NULL;
+        if (rd_kafka_message_headers(m->rkm, &h) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            h = NULL;
+        m->headers = h;
+        atomic_store_explicit(&m->headers_state, 2, memory_order_release);
+        return h;
+    }
+    while (atomic_load_explicit(&m->headers_state, memory_order_acquire) != 2)
+        sched_yield();
+    return m->headers;
 }
 
 void consumer_message_drop(kaffe_message_t *m, int n) {
@@ -182,8 +211,7 @@ void consumer_message_discard(kaffe_consumer_t *c, kaffe_message_t *m) {
 
 void consumer_message_settle(kaffe_consumer_t *c, kaffe_message_t *m,
                              partition_settle_mode_t mode) {
-    partition_settle(c->table, m->topic, m->rkm->partition, m->generation, m->rkm->offset, m->bytes,
-                     mode);
+    partition_settle(c->table, m->topic, m->partition, m->generation, m->offset, m->bytes, mode);
 }
 
 void consumer_message_abandon(kaffe_consumer_t *c, kaffe_message_t *m) {
@@ -198,7 +226,7 @@ bool consumer_message_abandoned(kaffe_consumer_t *c, const kaffe_message_t *m) {
     /* acquire: pairs with the release stores in consumer_fail / stop. */
     return m->abandon || atomic_load_explicit(&c->abandon, memory_order_acquire) ||
            (atomic_load_explicit(&c->revoke_timeouts, memory_order_relaxed) > 0 &&
-            !partition_is_current(c->table, m->topic, m->rkm->partition, m->generation)) ||
+            !partition_is_current(c->table, m->topic, m->partition, m->generation)) ||
            consumer_failure_behind_released(c, m);
 }
 
@@ -213,8 +241,6 @@ void consumer_message_run(pool_item_t *item, void *opaque) {
         consumer_message_abandon(c, m);
         return;
     }
-    if (!m->headers && rd_kafka_message_headers(m->rkm, &m->headers) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        m->headers = NULL;
     /* Two thread-local stores: the API refuses waits from inside a handler. */
     consumer_thread_enter(c, CONSUMER_THREAD_WORKER);
     const route_t *route = m->route;
@@ -257,8 +283,8 @@ kaffe_status_t kaffe_consumer_ack(kaffe_consumer_t *c, kaffe_message_t *m) {
     if (atomic_load_explicit(&c->acks_closed, memory_order_acquire))
         st = KAFFE_ERR_STOPPED;
     else
-        st = partition_settle(c->table, m->topic, m->rkm->partition, m->generation, m->rkm->offset,
-                              m->bytes, PARTITION_ACK);
+        st = partition_settle(c->table, m->topic, m->partition, m->generation, m->offset, m->bytes,
+                              PARTITION_ACK);
     consumer_message_drop(m, 1);
     return st;
 }
@@ -272,7 +298,7 @@ kaffe_status_t kaffe_consumer_nack(kaffe_consumer_t *c, kaffe_message_t *m, int 
     /* acquire: pairs with the release store in consumer_poll_stop_sequence. */
     if (atomic_load_explicit(&c->acks_closed, memory_order_acquire))
         st = KAFFE_ERR_STOPPED;
-    else if (!partition_is_current(c->table, m->topic, m->rkm->partition, m->generation))
+    else if (!partition_is_current(c->table, m->topic, m->partition, m->generation))
         st = KAFFE_ERR_REVOKED;
     if (st != KAFFE_OK) {
         consumer_message_drop(m, 1);
@@ -292,7 +318,7 @@ kaffe_status_t kaffe_consumer_resume_partition(kaffe_consumer_t *c, const char *
     pthread_mutex_lock(&c->delay_lock);
     for (size_t i = 0; i < c->delayed_n; i++) {
         kaffe_message_t *m = c->delayed[i];
-        if (m->paused && m->rkm->partition == partition && strcmp(m->topic, topic) == 0) {
+        if (m->paused && m->partition == partition && strcmp(m->topic, topic) == 0) {
             m->paused = false;
             m->due_ms = 0;
             found++;
