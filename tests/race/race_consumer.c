@@ -1,7 +1,8 @@
 /* The consumer under ThreadSanitizer: handlers on many workers, async acks
  * from several application threads in random order, duplicate acks racing
- * the real ones, commits requested from another thread, and stop called
- * from a thread other than the one that started it. Needs the embedded
+ * the real ones, headers read first on the worker or first on an acker,
+ * commits requested from another thread, and stop called from a thread
+ * other than the one that started it. Needs the embedded
  * cluster (real TCP on 127.0.0.1). */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -37,6 +38,10 @@ static int async_handler(kaffe_message_t *m, void *opaque) {
     if (idx >= 0 && idx < N)
         s->seen[idx]++;
     pthread_mutex_unlock(&s->lock);
+    /* Headers are parsed on first read: by this worker for even offsets, by
+     * the acker thread for odd ones (no message here carries headers). */
+    if (kaffe_message_offset(m) % 2 == 0 && kaffe_message_header_count(m) != 0)
+        atomic_fetch_add(&s->run.bad, 1);
     if (!race_queue_push(&s->pending, m))
         atomic_fetch_add(&s->run.bad, 1);
     atomic_fetch_add(&s->handled, 1);
@@ -52,6 +57,10 @@ static void *acker_main(void *arg) {
             race_nap();
             continue;
         }
+        const char *name = NULL;
+        if (kaffe_message_header_count(m) != 0 ||
+            kaffe_message_header(m, 0, &name, NULL, NULL) != KAFFE_ERR_INVALID_ARG)
+            atomic_fetch_add(&s->run.bad, 1);
         kaffe_status_t st = kaffe_consumer_ack(s->run.c, m);
         if (st != KAFFE_OK) {
             atomic_fetch_add(&s->run.bad, 1);
