@@ -8,6 +8,7 @@
 #include "consumer_helpers.h"
 #include "mock/mock_cluster.h"
 #include "support/mock_suite.h"
+#include "producer_helpers.h"
 #include "support/plain_client.h"
 
 enum { PER_TOPIC = 600, PARTITIONS = 3 };
@@ -16,8 +17,9 @@ enum { MEET_KEYS = 16, MEET_WAVES = 3 }; /* topic "keys": key-0..key-15, 3 times
 static mock_cluster_t *mc;
 
 static void start_cluster(void) {
-    mock_topic_t topics[] = {{"alpha", PARTITIONS}, {"beta", PARTITIONS}, {"keys", 1}};
-    mc = test_mock_cluster_start(1, topics, 3);
+    mock_topic_t topics[] = {
+        {"alpha", PARTITIONS}, {"beta", PARTITIONS}, {"keys", 1}, {"headers", 1}};
+    mc = test_mock_cluster_start(1, topics, 4);
     /* Keys key-0..key-39; every 7th message has a null key (key_mod 0). */
     const char *b = mock_cluster_bootstraps(mc);
     cr_assert_eq(plain_produce(b, "alpha", RD_KAFKA_PARTITION_UA, PER_TOPIC - 100, 0, 40),
@@ -240,4 +242,105 @@ Test(consumer_basic, key_order_runs_every_key_in_parallel) {
     cr_assert_eq(mt.timeouts, 0, "%d handlers waited 5 s for keys that did not come", mt.timeouts);
     cr_assert_eq(mt.met, MEET_WAVES, "all %d keys met in %d of %d waves", MEET_KEYS, mt.met,
                  MEET_WAVES);
+}
+
+/* Headers reach the handler as produced (order, repeated names, null
+ * values), are parsed on first read, and read the same on another thread
+ * after the handler returned (async: the message lives until its ack). */
+typedef struct header_seen {
+    pthread_mutex_t lock;
+    kaffe_message_t *kept[3];
+    int count;
+    size_t counts[3];
+    char first_name[3][16], last_a[3][16];
+    bool null_value_ok[3];
+} header_seen_t;
+
+static int headers_handler(kaffe_message_t *m, void *opaque) {
+    header_seen_t *h = opaque;
+    pthread_mutex_lock(&h->lock);
+    int i = h->count < 3 ? h->count++ : 2;
+    h->kept[i] = m;
+    int64_t off = kaffe_message_offset(m);
+    if (off % 2 == 0) { /* even offsets: first read here; odd: on the test's thread */
+        h->counts[i] = kaffe_message_header_count(m);
+        const char *name = NULL;
+        if (kaffe_message_header(m, 0, &name, NULL, NULL) == KAFFE_OK)
+            snprintf(h->first_name[i], sizeof h->first_name[i], "%s", name);
+    }
+    pthread_mutex_unlock(&h->lock);
+    return KAFFE_OK;
+}
+
+Test(consumer_basic, headers_reach_the_handler_as_produced) {
+    const char *b = mock_cluster_bootstraps(mc);
+    kaffe_producer_t *p = producer_with(b, "headers", NULL);
+    kaffe_header_t first[] = {{"a", "1", 1}, {"b", NULL, 0}, {"a", "2", 1}};
+    kaffe_header_t third[] = {{"trace", "xyz", 3}};
+    kaffe_produce_msg_t msgs[3] = {KAFFE_PRODUCE_MSG_INIT, KAFFE_PRODUCE_MSG_INIT,
+                                   KAFFE_PRODUCE_MSG_INIT};
+    const kaffe_header_t *hs[3] = {first, NULL, third};
+    size_t hn[3] = {3, 0, 1};
+    for (int i = 0; i < 3; i++) {
+        msgs[i].topic = "headers";
+        msgs[i].partition = 0;
+        msgs[i].value = "v";
+        msgs[i].value_len = 1;
+        msgs[i].headers = hs[i];
+        msgs[i].header_count = hn[i];
+        cr_assert_eq(kaffe_produce_sync_msg(p, &msgs[i], NULL), KAFFE_OK);
+    }
+    kaffe_producer_destroy(p);
+
+    header_seen_t h = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    kaffe_conf_t *conf = test_conf(b, "headers", "basic-headers", headers_handler, &h,
+                                   "async_message_ack", "true", NULL);
+    char err[512];
+    kaffe_consumer_t *c = kaffe_consumer_new(conf, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    cr_assert_eq(kaffe_consumer_start(c), KAFFE_OK);
+    int64_t deadline = clock_now_ms() + 30000;
+    for (;;) {
+        pthread_mutex_lock(&h.lock);
+        int n = h.count;
+        pthread_mutex_unlock(&h.lock);
+        if (n == 3 || clock_now_ms() > deadline)
+            break;
+        clock_sleep_ms(5);
+    }
+    cr_assert_eq(h.count, 3);
+    for (int i = 0; i < 3; i++) {
+        kaffe_message_t *m = h.kept[i];
+        cr_assert_eq(kaffe_message_offset(m), i);
+        if (i % 2 == 1) { /* first read on this thread */
+            h.counts[i] = kaffe_message_header_count(m);
+            const char *name = NULL;
+            if (kaffe_message_header(m, 0, &name, NULL, NULL) == KAFFE_OK)
+                snprintf(h.first_name[i], sizeof h.first_name[i], "%s", name);
+        }
+        cr_assert_eq(kaffe_message_header_count(m), hn[i]);
+        cr_assert_eq(h.counts[i], hn[i], "message %d: %zu headers", i, h.counts[i]);
+        const void *v = NULL;
+        size_t len = 0;
+        if (i == 0) {
+            cr_assert_str_eq(h.first_name[0], "a");
+            cr_assert_eq(kaffe_message_header_last(m, "a", &v, &len), KAFFE_OK);
+            cr_assert(len == 1 && memcmp(v, "2", 1) == 0, "last a: %.*s", (int)len,
+                      (const char *)v);
+            const char *name = NULL;
+            cr_assert_eq(kaffe_message_header(m, 1, &name, &v, &len), KAFFE_OK);
+            cr_assert_str_eq(name, "b");
+            cr_assert_null(v);
+            cr_assert_eq(kaffe_message_header(m, 3, &name, &v, &len), KAFFE_ERR_INVALID_ARG);
+        } else if (i == 1) {
+            cr_assert_eq(kaffe_message_header_last(m, "a", &v, &len), KAFFE_ERR_INVALID_ARG);
+        } else {
+            cr_assert_str_eq(h.first_name[2], "trace");
+            cr_assert_eq(kaffe_message_header_last(m, "trace", &v, &len), KAFFE_OK);
+            cr_assert(len == 3 && memcmp(v, "xyz", 3) == 0);
+        }
+        cr_assert_eq(kaffe_consumer_ack(c, m), KAFFE_OK);
+    }
+    cr_assert_eq(kaffe_consumer_stop(c), KAFFE_OK);
+    kaffe_consumer_destroy(c);
 }
