@@ -39,6 +39,7 @@
 /* ---- Options (bench.c) ------------------------------------------------------ */
 
 #define BENCH_MAX_PROPS 64
+#define BENCH_MAX_ROUNDS 20
 
 typedef struct bench_options {
     bool selected[64];
@@ -48,6 +49,7 @@ typedef struct bench_options {
     long live_ms;
     const char *json_path;
     const char *plot_dir;
+    int rounds; /* alternated rounds of every scenario (0 or 1: one) */
     char *props[BENCH_MAX_PROPS];
     size_t prop_count;
 } bench_options_t;
@@ -208,7 +210,17 @@ typedef struct bench_result {
     long expected, unique, duplicates, missing;
     bool committed_ok; /* committed offset == log end on every partition */
     char committed_detail[128];
+    /* Every round of the scenario (--rounds), in round order; the fields
+     * above are the best correct round's (the first failing one's if any). */
+    int rounds;
+    struct bench_round {
+        double msgs_per_s, cpu_s, cpu_us_per_msg;
+        bool correct;
+    } round[BENCH_MAX_ROUNDS];
 } bench_result_t;
+
+/* CPU microseconds per message handled (drained and live) of a child. */
+double bench_result_cpu_us_per_msg(const bench_result_t *r);
 
 bool bench_result_correct(const bench_result_t *r);
 

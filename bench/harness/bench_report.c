@@ -146,9 +146,15 @@ static void correctness_cell(const bench_result_t *r, char *buf, size_t size) {
     (void)n;
 }
 
+double bench_result_cpu_us_per_msg(const bench_result_t *r) {
+    long handled = r->messages + r->live_messages;
+    return handled > 0 ? r->cpu_s * 1e6 / (double)handled : 0;
+}
+
 void bench_report_table(const bench_result_t *results, size_t count, FILE *out) {
-    fprintf(out, "%-24s %10s %8s %6s %17s %15s %6s %7s  %s\n", "scenario", "msgs/s", "MB/s",
-            "x raw", "start p50/p99 us", "e2e p50/p99 ms", "CPU s", "RSS MB", "correctness");
+    fprintf(out, "%-24s %10s %8s %6s %17s %15s %6s %6s %7s  %s\n", "scenario", "msgs/s", "MB/s",
+            "x raw", "start p50/p99 us", "e2e p50/p99 ms", "CPU s", "us/msg", "RSS MB",
+            "correctness");
     const char *family = NULL;
     for (size_t i = 0; i < count; i++) {
         const bench_result_t *r = &results[i];
@@ -162,12 +168,25 @@ void bench_report_table(const bench_result_t *results, size_t count, FILE *out) 
         latency_cell(e2e, sizeof e2e, r->e2e_p50_us, r->e2e_p99_us, 1000);
         correctness_cell(r, correct, sizeof correct);
         if (!r->ran) {
-            fprintf(out, "%-24s %10s %8s %6s %17s %15s %6s %7s  %s\n", r->scenario->name, "-", "-",
-                    "-", "-", "-", "-", "-", correct);
+            fprintf(out, "%-24s %10s %8s %6s %17s %15s %6s %6s %7s  %s\n", r->scenario->name, "-",
+                    "-", "-", "-", "-", "-", "-", "-", correct);
             continue;
         }
-        fprintf(out, "%-24s %10.0f %8.2f %6s %17s %15s %6.2f %7.1f  %s\n", r->scenario->name,
-                r->msgs_per_s, r->mb_per_s, ratio, start, e2e, r->cpu_s, r->rss_mb, correct);
+        fprintf(out, "%-24s %10.0f %8.2f %6s %17s %15s %6.2f %6.2f %7.1f  %s\n", r->scenario->name,
+                r->msgs_per_s, r->mb_per_s, ratio, start, e2e, r->cpu_s,
+                bench_result_cpu_us_per_msg(r), r->rss_mb, correct);
+    }
+    if (count == 0 || results[0].rounds < 2)
+        return;
+    fprintf(out, "\nevery round, in round order: msgs/s (CPU us per message)%s\n",
+            " -- the rows above are each scenario's best round");
+    for (size_t i = 0; i < count; i++) {
+        const bench_result_t *r = &results[i];
+        fprintf(out, "%-24s", r->scenario->name);
+        for (int k = 0; k < r->rounds; k++)
+            fprintf(out, " %10.0f (%.2f)%s", r->round[k].msgs_per_s, r->round[k].cpu_us_per_msg,
+                    r->round[k].correct ? "" : " FAIL");
+        fputc('\n', out);
     }
 }
 
@@ -218,7 +237,18 @@ static void json_scenario(json_buf_t *b, const bench_result_t *r) {
     json_field_bool(b, true, "committed_equals_log_end", r->committed_ok);
     json_field_str(b, true, "detail", r->committed_ok ? "" : r->committed_detail);
     json_field_str(b, true, "error", r->error);
-    put_raw(b, "}");
+    json_field_double(b, true, "cpu_us_per_msg", bench_result_cpu_us_per_msg(r), r->ran);
+    put_raw(b, ",\n     \"rounds\": [");
+    for (int k = 0; k < r->rounds; k++) {
+        put_raw(b, k ? ", {" : "{");
+        json_field_int(b, false, "round", k + 1);
+        json_field_double(b, true, "msgs_per_s", r->round[k].msgs_per_s, true);
+        json_field_double(b, true, "cpu_s", r->round[k].cpu_s, true);
+        json_field_double(b, true, "cpu_us_per_msg", r->round[k].cpu_us_per_msg, true);
+        json_field_bool(b, true, "correct", r->round[k].correct);
+        put_raw(b, "}");
+    }
+    put_raw(b, "]}");
 }
 
 int bench_report_json(const bench_result_t *results, size_t count, const char *path,
@@ -234,6 +264,7 @@ int bench_report_json(const bench_result_t *results, size_t count, const char *p
     json_field_str(&b, false, "brokers", brokers);
     put_raw(&b, ",\n  ");
     json_field_int(&b, false, "online_cpus", sysconf(_SC_NPROCESSORS_ONLN));
+    json_field_int(&b, true, "rounds", count ? results[0].rounds : 0);
     json_field_double(&b, true, "elapsed_s", elapsed_s, true);
     put_raw(&b, ",\n  ");
     json_field_str(&b, false, "notes",

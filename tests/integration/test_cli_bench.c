@@ -17,21 +17,31 @@ typedef struct run {
     char json[64];
     const char *const *scenarios;
     size_t n;
+    int rounds;
+    char rounds_arg[8];
 } run_t;
 
-static void run_start(run_t *r, int id, const char *const *scenarios, size_t n) {
+static void run_start_rounds(run_t *r, int id, const char *const *scenarios, size_t n,
+                             int rounds) {
     r->scenarios = scenarios;
     r->n = n;
+    r->rounds = rounds;
     snprintf(r->json, sizeof r->json, "/tmp/kaffe-test-bench-%d-%d.json", (int)getpid(), id);
+    snprintf(r->rounds_arg, sizeof r->rounds_arg, "%d", rounds);
     unlink(r->json);
-    char *argv[64] = {KAFFE_CLI_PATH, "bench", "--quick", "--json", r->json};
-    size_t argc = 5;
+    char *argv[64] = {KAFFE_CLI_PATH, "bench", "--quick", "--json", r->json,
+                      "--rounds", r->rounds_arg};
+    size_t argc = 7;
     for (size_t i = 0; i < n && argc + 3 < 64; i++) {
         argv[argc++] = "--scenario";
         argv[argc++] = (char *)scenarios[i];
     }
     argv[argc] = NULL;
     cr_assert_eq(subprocess_start(&r->sp, argv, 0), 0);
+}
+
+static void run_start(run_t *r, int id, const char *const *scenarios, size_t n) {
+    run_start_rounds(r, id, scenarios, n, 1);
 }
 
 /* Waits for the run and checks that the JSON says every scenario ran and
@@ -48,13 +58,14 @@ static void run_check(run_t *r) {
     /* A real JSON parser reads the file and checks every field the report
      * promises (python3's json module: scripts/setup.sh installs python3). */
     char cmd[2048];
-    int len = snprintf(cmd, sizeof cmd, "python3 - '%s'", json);
+    int len = snprintf(cmd, sizeof cmd, "python3 - '%s' %d", json, r->rounds);
     for (size_t i = 0; i < n; i++)
         len += snprintf(cmd + len, sizeof cmd - (size_t)len, " '%s'", scenarios[i]);
     snprintf(cmd + len, sizeof cmd - (size_t)len, " <<'PY'\n%s\nPY\n",
              "import json, sys\n"
-             "path, wanted = sys.argv[1], sys.argv[2:]\n"
+             "path, rounds, wanted = sys.argv[1], int(sys.argv[2]), sys.argv[3:]\n"
              "d = json.load(open(path))\n"
+             "assert d['rounds'] == rounds, d['rounds']\n"
              "for k in ('kaffe_version', 'librdkafka_version', 'command', 'brokers'):\n"
              "    assert isinstance(d[k], str) and d[k], k\n"
              "assert d['online_cpus'] >= 1 and d['elapsed_s'] > 0\n"
@@ -65,7 +76,12 @@ static void run_check(run_t *r) {
              "    assert s['msgs_per_s'] > 0 and s['seconds'] > 0 and s['cpu_s'] >= 0, name\n"
              "    assert s['messages'] > 0 and s['expected'] == s['handled_once'], name\n"
              "    assert s['missing'] == 0 and s['committed_equals_log_end'] is True, name\n"
-             "    assert s['partitions'] >= 1 and s['message_size'] > 0, name\n");
+             "    assert s['partitions'] >= 1 and s['message_size'] > 0, name\n"
+             "    assert s['cpu_us_per_msg'] > 0, name\n"
+             "    rs = s['rounds']\n"
+             "    assert [x['round'] for x in rs] == list(range(1, rounds + 1)), rs\n"
+             "    assert all(x['correct'] is True and x['msgs_per_s'] > 0 for x in rs), rs\n"
+             "    assert s['msgs_per_s'] == max(x['msgs_per_s'] for x in rs), name\n");
     cr_expect_eq(system(cmd), 0, "the JSON report %s does not parse or misses a field", json);
     unlink(json);
 }
@@ -74,6 +90,15 @@ Test(cli_bench, raw_baselines_complete_and_are_correct) {
     static const char *const s[] = {"raw", "raw-1k", "raw-16k"};
     run_t r;
     run_start(&r, 0, s, sizeof s / sizeof s[0]);
+    run_check(&r);
+}
+
+/* --rounds: every scenario in every round, each round correct; the kept
+ * figures are the best round's. */
+Test(cli_bench, rounds_keep_every_round_and_the_best) {
+    static const char *const s[] = {"raw", "sync"};
+    run_t r;
+    run_start_rounds(&r, 5, s, sizeof s / sizeof s[0], 2);
     run_check(&r);
 }
 

@@ -77,6 +77,8 @@ Test(cli_args, bad_values_are_one_line_messages_and_print_nothing) {
         {3, {"consume", "-d", "5:1"}, "--ack-delay-ms: expected MIN:MAX, got \"5:1\""},
         {3, {"consume", "-d", "1:5"}, "--ack-delay-ms needs --async"},
         {2, {"consume", "--nope"}, "unknown option \"--nope\""},
+        {3, {"bench", "--rounds", "0"}, "--rounds: expected 1..20, got \"0\""},
+        {3, {"bench", "-r", "3x"}, "--rounds: expected 1..20, got \"3x\""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int argc = cases[i].argc;
@@ -86,6 +88,10 @@ Test(cli_args, bad_values_are_one_line_messages_and_print_nothing) {
         if (strcmp(cases[i].words[0], "produce") == 0) {
             cli_produce_args_t a;
             rc = cli_parse_produce_args(argc, argv, &a, err, sizeof err);
+        } else if (strcmp(cases[i].words[0], "bench") == 0) {
+            bench_options_t o = {.scale = 1.0, .live_ms = 1000};
+            bool list = false, help = false;
+            rc = cli_parse_bench_args(argc, argv, &o, &list, &help, err, sizeof err);
         } else {
             cli_consume_args_t a;
             rc = cli_parse_consume_args(argc, argv, &a, err, sizeof err);
@@ -133,13 +139,14 @@ Test(cli_args, a_second_parse_does_not_continue_the_first) {
     cr_assert_eq(cli_parse_bench_args(2, argv, &o, &list, &help, err, sizeof err), CLI_EXIT_OK);
     cr_assert(list && help);
     free_argv(2, argv);
-    const char *fifth[] = {"bench", "-n", "1000"};
-    argv = make_argv(3, fifth);
+    const char *fifth[] = {"bench", "-n", "1000", "--rounds", "3"};
+    argv = make_argv(5, fifth);
     o = (bench_options_t){.scale = 1.0, .live_ms = 1000};
     list = help = false;
-    cr_assert_eq(cli_parse_bench_args(3, argv, &o, &list, &help, err, sizeof err), CLI_EXIT_OK,
+    cr_assert_eq(cli_parse_bench_args(5, argv, &o, &list, &help, err, sizeof err), CLI_EXIT_OK,
                  "%s", err);
     cr_assert_not(list || help);
     cr_assert_eq(o.live_ms, 1000);
-    free_argv(3, argv);
+    cr_assert_eq(o.rounds, 3);
+    free_argv(5, argv);
 }
