@@ -1,11 +1,21 @@
-/* Delayed acks: a min-heap of (due time, item) under one mutex, served by one
- * thread that sleeps on a condition variable until the earliest due time and
- * then takes every due item at once (up to SERVE_BATCH), calling back
- * outside the lock: one lock round trip per batch, not per item, so pushing
- * threads rarely wait for the server. */
+/* Delayed acks. Each pushing thread has a ring of its own (one producer, one
+ * consumer: a push is a few stores and one release store, no lock and no
+ * allocation); the serving thread drains every ring into a min-heap of its
+ * own, calls back what is due, and sleeps until the earliest due time, at
+ * most SERVE_TICK_NS. A push never wakes it: an ack is made at most a tick
+ * after it came due. (One mutex and heap shared by every pushing thread was
+ * what limited the async bench scenario: eight workers contended for it.)
+ *
+ * Memory order: a ring slot is written before the pusher's release store of
+ * head and read after the server's acquire load of it; the server's release
+ * store of tail lets the pusher reuse the slots before it (acquire). The
+ * rings list is published with a release store under reg_lock and read with
+ * acquire by the server. */
 #include "cli/delayed_ack.h"
 
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,26 +24,46 @@
 #include "common/clock.h"
 #include "common/prng.h"
 
-/* Items the serving thread takes per lock hold. */
-#define SERVE_BATCH 512
+/* Items a pushing thread may have handed over and the server not taken yet. */
+#define RING_SLOTS 4096
+/* The longest the server sleeps: how late after its due time an ack may be. */
+#define SERVE_TICK_NS 500000u
 
 typedef struct entry {
     uint64_t due_ns; /* CLOCK_MONOTONIC */
     void *item;
 } entry_t;
 
+typedef struct ring {
+    _Alignas(64) atomic_size_t head; /* the owning thread's: next slot it fills */
+    _Alignas(64) atomic_size_t tail; /* the server's: next slot it takes */
+    struct ring *next;               /* the delayed_ack's list; set before publication */
+    pthread_t owner;
+    entry_t slots[RING_SLOTS];
+} ring_t;
+
 struct delayed_ack {
-    pthread_mutex_t lock; /* guards everything below */
-    pthread_cond_t wake;  /* signalled on push (new earliest) and on stop */
-    entry_t *heap;
-    size_t count, capacity;
-    bool stopping;
-    prng_t rng; /* delays; under lock */
+    uint64_t id;              /* tells the per-thread ring caches apart */
+    pthread_mutex_t reg_lock; /* serialises ring registration */
+    _Atomic(ring_t *) rings;  /* newest first; only grows until destroy */
+    atomic_size_t pending;    /* pushed and not yet called back */
+    atomic_bool stopping;
     long min_us, max_us;
     delayed_ack_fn fn;
     void *opaque;
     pthread_t thread;
+    /* The serving thread's only (the destroying thread's after the join). */
+    entry_t *heap;
+    size_t count, capacity;
 };
+
+static atomic_uint_fast64_t next_id = 1;
+
+/* The calling thread's ring for the last delayed_ack it pushed to. */
+static _Thread_local struct {
+    uint64_t id;
+    ring_t *ring;
+} cached;
 
 static void sift_up(entry_t *h, size_t i) {
     while (i > 0) {
@@ -63,46 +93,84 @@ static void sift_down(entry_t *h, size_t n, size_t i) {
     }
 }
 
-/* Removes and returns the earliest entry. Lock held; count > 0. */
-static entry_t pop(delayed_ack_t *d) {
-    entry_t top = d->heap[0];
-    d->heap[0] = d->heap[--d->count];
-    sift_down(d->heap, d->count, 0);
-    return top;
+static void call_back(delayed_ack_t *d, void *item) {
+    d->fn(item, d->opaque);
+    atomic_fetch_sub_explicit(&d->pending, 1, memory_order_release);
+}
+
+/* Adds e to the heap; with no memory for it, calls it back at once (an early
+ * ack rather than a lost one). Server only. */
+static void heap_add(delayed_ack_t *d, entry_t e) {
+    if (d->count == d->capacity) {
+        size_t cap = d->capacity ? d->capacity * 2 : 1024;
+        entry_t *h = realloc(d->heap, cap * sizeof *h);
+        if (!h) {
+            call_back(d, e.item);
+            return;
+        }
+        d->heap = h;
+        d->capacity = cap;
+    }
+    d->heap[d->count] = e;
+    sift_up(d->heap, d->count++);
+}
+
+/* Moves everything handed over in every ring into the heap. Server only.
+ * Returns the number moved. */
+static size_t drain_rings(delayed_ack_t *d) {
+    size_t moved = 0;
+    for (ring_t *r = atomic_load_explicit(&d->rings, memory_order_acquire); r; r = r->next) {
+        size_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+        size_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+        for (; tail != head; tail++, moved++)
+            heap_add(d, r->slots[tail % RING_SLOTS]);
+        atomic_store_explicit(&r->tail, tail, memory_order_release);
+    }
+    return moved;
 }
 
 static void *serve(void *arg) {
     delayed_ack_t *d = arg;
-    void **batch = malloc(SERVE_BATCH * sizeof *batch);
-    size_t batch_cap = batch ? SERVE_BATCH : 1;
-    void *single;
-    if (!batch)
-        batch = &single; /* no memory: one item per lock hold still works */
-    pthread_mutex_lock(&d->lock);
-    while (!d->stopping) {
-        if (d->count == 0) {
-            pthread_cond_wait(&d->wake, &d->lock);
-            continue;
+    while (!atomic_load_explicit(&d->stopping, memory_order_acquire)) {
+        size_t work = drain_rings(d);
+        uint64_t now = clock_now_ns();
+        for (; d->count > 0 && d->heap[0].due_ns <= now; work++) {
+            void *item = d->heap[0].item;
+            d->heap[0] = d->heap[--d->count];
+            sift_down(d->heap, d->count, 0);
+            call_back(d, item);
         }
-        uint64_t now = clock_now_ns(), due = d->heap[0].due_ns;
-        if (due > now) {
-            struct timespec ts = {.tv_sec = (time_t)(due / 1000000000u),
-                                  .tv_nsec = (long)(due % 1000000000u)};
-            pthread_cond_timedwait(&d->wake, &d->lock, &ts);
-            continue;
+        if (!work) {
+            uint64_t until = now + SERVE_TICK_NS;
+            if (d->count > 0 && d->heap[0].due_ns < until)
+                until = d->heap[0].due_ns;
+            clock_sleep_until_ns(until);
         }
-        size_t n = 0;
-        while (n < batch_cap && d->count > 0 && d->heap[0].due_ns <= now)
-            batch[n++] = pop(d).item;
-        pthread_mutex_unlock(&d->lock);
-        for (size_t i = 0; i < n; i++)
-            d->fn(batch[i], d->opaque);
-        pthread_mutex_lock(&d->lock);
     }
-    pthread_mutex_unlock(&d->lock);
-    if (batch != &single)
-        free(batch);
     return NULL;
+}
+
+/* The calling thread's ring in d, made and published on its first push.
+ * NULL on OOM. */
+static ring_t *thread_ring(delayed_ack_t *d) {
+    if (cached.id == d->id)
+        return cached.ring;
+    pthread_t self = pthread_self();
+    pthread_mutex_lock(&d->reg_lock);
+    ring_t *r = atomic_load_explicit(&d->rings, memory_order_relaxed);
+    while (r && !pthread_equal(r->owner, self))
+        r = r->next;
+    if (!r && (r = calloc(1, sizeof *r)) != NULL) {
+        r->owner = self;
+        r->next = atomic_load_explicit(&d->rings, memory_order_relaxed);
+        atomic_store_explicit(&d->rings, r, memory_order_release);
+    }
+    pthread_mutex_unlock(&d->reg_lock);
+    if (r) {
+        cached.id = d->id;
+        cached.ring = r;
+    }
+    return r;
 }
 
 delayed_ack_t *delayed_ack_new(long min_us, long max_us, delayed_ack_fn fn, void *opaque) {
@@ -111,16 +179,14 @@ delayed_ack_t *delayed_ack_new(long min_us, long max_us, delayed_ack_fn fn, void
     delayed_ack_t *d = calloc(1, sizeof *d);
     if (!d)
         return NULL;
+    d->id = atomic_fetch_add(&next_id, 1);
     d->min_us = min_us;
     d->max_us = max_us;
     d->fn = fn;
     d->opaque = opaque;
-    d->rng = prng_seeded(clock_now_ns());
-    clock_cond_init(&d->wake);
-    pthread_mutex_init(&d->lock, NULL);
+    pthread_mutex_init(&d->reg_lock, NULL);
     if (pthread_create(&d->thread, NULL, serve, d) != 0) {
-        pthread_cond_destroy(&d->wake);
-        pthread_mutex_destroy(&d->lock);
+        pthread_mutex_destroy(&d->reg_lock);
         free(d);
         return NULL;
     }
@@ -128,50 +194,44 @@ delayed_ack_t *delayed_ack_new(long min_us, long max_us, delayed_ack_fn fn, void
 }
 
 void delayed_ack_push(delayed_ack_t *d, void *item) {
-    pthread_mutex_lock(&d->lock);
-    if (d->count == d->capacity) {
-        size_t cap = d->capacity ? d->capacity * 2 : 1024;
-        entry_t *h = realloc(d->heap, cap * sizeof *h);
-        if (!h) { /* no memory: ack now rather than lose the ack */
-            pthread_mutex_unlock(&d->lock);
-            d->fn(item, d->opaque);
-            return;
-        }
-        d->heap = h;
-        d->capacity = cap;
+    /* Counted before it can be called back, so pending never dips below. */
+    atomic_fetch_add_explicit(&d->pending, 1, memory_order_relaxed);
+    ring_t *r = thread_ring(d);
+    if (!r) { /* no memory: ack now rather than lose the ack */
+        call_back(d, item);
+        return;
     }
-    long span = d->max_us - d->min_us;
-    long delay_us = d->min_us + (span > 0 ? (long)prng_below(&d->rng, (uint64_t)span + 1) : 0);
-    d->heap[d->count] =
-        (entry_t){.due_ns = clock_now_ns() + (uint64_t)delay_us * 1000u, .item = item};
-    sift_up(d->heap, d->count++);
-    bool earliest = d->heap[0].item == item;
-    pthread_mutex_unlock(&d->lock);
-    if (earliest)
-        pthread_cond_signal(&d->wake);
+    uint64_t span = (uint64_t)(d->max_us - d->min_us);
+    uint64_t delay_us = (uint64_t)d->min_us + (span ? prng_thread_u32() % (span + 1) : 0);
+    size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    while (head - atomic_load_explicit(&r->tail, memory_order_acquire) == RING_SLOTS)
+        sched_yield(); /* full: the server takes a ring's slots within a tick */
+    r->slots[head % RING_SLOTS] =
+        (entry_t){.due_ns = clock_now_ns() + delay_us * 1000u, .item = item};
+    atomic_store_explicit(&r->head, head + 1, memory_order_release);
 }
 
 size_t delayed_ack_pending(delayed_ack_t *d) {
-    pthread_mutex_lock(&d->lock);
-    size_t n = d->count;
-    pthread_mutex_unlock(&d->lock);
-    return n;
+    return atomic_load_explicit(&d->pending, memory_order_acquire);
 }
 
 void delayed_ack_destroy(delayed_ack_t *d) {
     if (!d)
         return;
-    pthread_mutex_lock(&d->lock);
-    d->stopping = true;
-    pthread_mutex_unlock(&d->lock);
-    pthread_cond_signal(&d->wake);
+    atomic_store_explicit(&d->stopping, true, memory_order_release);
     pthread_join(d->thread, NULL);
+    drain_rings(d); /* every push has returned (the contract) */
     while (d->count > 0) {
-        entry_t e = pop(d);
-        d->fn(e.item, d->opaque);
+        void *item = d->heap[0].item;
+        d->heap[0] = d->heap[--d->count];
+        sift_down(d->heap, d->count, 0);
+        call_back(d, item);
+    }
+    for (ring_t *r = atomic_load_explicit(&d->rings, memory_order_acquire), *next; r; r = next) {
+        next = r->next;
+        free(r);
     }
     free(d->heap);
-    pthread_cond_destroy(&d->wake);
-    pthread_mutex_destroy(&d->lock);
+    pthread_mutex_destroy(&d->reg_lock);
     free(d);
 }

@@ -16,10 +16,15 @@ typedef struct delayed_ack delayed_ack_t;
 typedef void (*delayed_ack_fn)(void *item, void *opaque);
 
 /* A delayed-ack thread that calls fn(item, opaque) min_us..max_us
- * microseconds (uniformly random) after each push. NULL on failure. */
+ * microseconds (uniformly random) after each push, or up to 0.5 ms later
+ * (the thread checks for due items at least that often; a push does not
+ * wake it). NULL on failure. */
 delayed_ack_t *delayed_ack_new(long min_us, long max_us, delayed_ack_fn fn, void *opaque);
 
-/* Schedules item. Thread-safe; never blocks for long (a mutex). */
+/* Schedules item. Thread-safe and lock-free: each pushing thread hands its
+ * items over through a ring of its own (made on its first push; 4096 items),
+ * and waits (yielding) only while that ring is full. Every push must have
+ * returned before delayed_ack_destroy. */
 void delayed_ack_push(delayed_ack_t *d, void *item);
 
 /* Items pushed and not yet called back. Thread-safe. */
