@@ -403,7 +403,7 @@ int cli_bench(int argc, char **argv) {
 
     printf("kaffe bench on %s, %ld online CPUs, librdkafka %s, %.0f s, %d round%s\n",
            mock ? "the embedded cluster" : brokers, sysconf(_SC_NPROCESSORS_ONLN),
-           rd_kafka_version_str(), elapsed, rounds, rounds > 1 ? " (best of each)" : "");
+           rd_kafka_version_str(), elapsed, rounds, rounds > 1 ? "s (best of each)" : "");
     printf("msgs/s, MB/s, CPU, RSS: draining a pre-produced backlog; latencies: messages "
            "produced live at half that rate (max 20000/s)\n\n");
     bench_report_table(results, n, stdout);

@@ -21,16 +21,15 @@ typedef struct run {
     char rounds_arg[8];
 } run_t;
 
-static void run_start_rounds(run_t *r, int id, const char *const *scenarios, size_t n,
-                             int rounds) {
+static void run_start_rounds(run_t *r, int id, const char *const *scenarios, size_t n, int rounds) {
     r->scenarios = scenarios;
     r->n = n;
     r->rounds = rounds;
     snprintf(r->json, sizeof r->json, "/tmp/kaffe-test-bench-%d-%d.json", (int)getpid(), id);
     snprintf(r->rounds_arg, sizeof r->rounds_arg, "%d", rounds);
     unlink(r->json);
-    char *argv[64] = {KAFFE_CLI_PATH, "bench", "--quick", "--json", r->json,
-                      "--rounds", r->rounds_arg};
+    char *argv[64] = {KAFFE_CLI_PATH, "bench",    "--quick",    "--json",
+                      r->json,        "--rounds", r->rounds_arg};
     size_t argc = 7;
     for (size_t i = 0; i < n && argc + 3 < 64; i++) {
         argv[argc++] = "--scenario";
