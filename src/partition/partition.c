@@ -631,7 +631,12 @@ pool_lane_t *partition_lane(partition_t *p, const void *key, size_t key_len) {
         p->key_used++;
         slot->hash = hash;
         slot->lane = (uint32_t)free_lane(p, hash, NULL);
-    } else if (lane_ran_up_to(p, slot->lane, slot->last_seq)) {
+    } else if (slot->last_seq != p->lane_pushed[slot->lane] &&
+               lane_ran_up_to(p, slot->lane, slot->last_seq)) {
+        /* Only a key whose lane took other keys' messages after its last one
+         * can gain by moving; when its message is still the lane's last, the
+         * lane is either busy with it (stay) or idle (free_lane would give
+         * it back): no need to read the workers' pending count. */
         slot->lane = (uint32_t)free_lane(p, hash, slot);
     }
     slot->last_seq = ++p->lane_pushed[slot->lane];
